@@ -1,0 +1,897 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=True, embedsignature=True
+"""Private binding of the vendored xdelta3 3.1.1 library; ``deltaglider.codec`` is the public API.
+
+What lives here is only what has to be native: driving xdelta3's encode and decode state machines
+without the GIL, holding the caller's buffers for the whole C call, and parsing VCDIFF framing
+(file header, window boundaries) so windows can be decoded independently. Policy (defaults,
+threading, streaming, limits) is in ``codec.py``.
+
+Two xdelta3 internals are used on purpose, both fields of the public ``xd3_stream`` struct:
+
+* The source index (``large_table``) is built once per reference by an "owner" stream and lent
+  to every stream that encodes against that reference (``srcwin_cksum_pos`` set to the end of
+  the source tells xdelta3 the index is complete). Windows are then encoded by independent
+  streams in parallel without rebuilding a 32 MiB table for each.
+* The decoder writes a window straight into the caller's output (``next_out``/``space_out`` set
+  when xdelta3 reports the window header), which saves a copy of every reconstructed byte.
+"""
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memset, memcpy, memcmp
+from libc.stdlib cimport malloc, realloc, free
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+from deltaglider.errors import DecodeError, EncodeError
+
+
+cdef extern from "dg_xd3.h" nogil:
+    # The real typedefs (64-bit on every supported platform) come from the header; Cython only
+    # needs to know these are unsigned integers.
+    ctypedef unsigned long long usize_t
+    ctypedef unsigned long long xoff_t
+
+    ctypedef enum xd3_rvalues:
+        XD3_INPUT
+        XD3_OUTPUT
+        XD3_GETSRCBLK
+        XD3_GOTHEADER
+        XD3_WINSTART
+        XD3_WINFINISH
+        XD3_TOOFARBACK
+        XD3_INTERNAL
+        XD3_INVALID
+        XD3_INVALID_INPUT
+        XD3_NOSECOND
+        XD3_UNIMPLEMENTED
+
+    ctypedef enum xd3_flags:
+        XD3_FLUSH
+        XD3_SEC_DJW
+        XD3_SEC_FGK
+        XD3_SEC_LZMA
+        XD3_ADLER32
+        XD3_NOCOMPRESS
+        XD3_BEGREEDY
+        XD3_COMPLEVEL_SHIFT
+
+    ctypedef enum xd3_smatch_cfg:
+        XD3_SMATCH_DEFAULT
+        XD3_SMATCH_SLOW
+        XD3_SMATCH_FAST
+        XD3_SMATCH_FASTER
+        XD3_SMATCH_FASTEST
+        XD3_SMATCH_SOFT
+
+    ctypedef enum xd3_match_state:
+        MATCH_TARGET
+        MATCH_SEARCHING
+
+    ctypedef struct xd3_smatcher:
+        usize_t large_look
+        usize_t large_step
+        usize_t small_look
+        usize_t small_chain
+        usize_t small_lchain
+        usize_t max_lazy
+        usize_t long_enough
+
+    ctypedef struct xd3_config:
+        usize_t winsize
+        usize_t sprevsz
+        usize_t iopt_size
+        uint32_t flags
+        xd3_smatch_cfg smatch_cfg
+        xd3_smatcher smatcher_soft
+
+    ctypedef struct xd3_source:
+        usize_t blksize
+        const char *name
+        xoff_t max_winsize
+        xoff_t curblkno
+        usize_t onblk
+        const uint8_t *curblk
+
+    ctypedef struct xd3_hash_cfg:
+        usize_t size
+
+    ctypedef struct xd3_stream:
+        const uint8_t *next_in
+        usize_t avail_in
+        uint8_t *next_out
+        usize_t avail_out
+        usize_t space_out
+        const char *msg
+        usize_t *large_table
+        xd3_hash_cfg large_hash
+        xoff_t srcwin_cksum_pos
+        xd3_match_state match_state
+        xoff_t match_srcpos
+        xoff_t match_last_srcpos
+        xoff_t current_window
+        usize_t dec_tgtlen
+
+    int xd3_config_stream(xd3_stream *stream, xd3_config *config)
+    int xd3_set_source_and_size(xd3_stream *stream, xd3_source *source, xoff_t source_size)
+    int xd3_encode_input(xd3_stream *stream)
+    int xd3_decode_input(xd3_stream *stream)
+    void xd3_free_stream(xd3_stream *stream)
+    void xd3_avail_input(xd3_stream *stream, const uint8_t *idata, usize_t isize)
+    void xd3_consume_output(xd3_stream *stream)
+    const char *xd3_strerror(int ret)
+
+
+# --- VCDIFF framing (RFC 3284 section 4, with xdelta3's secondary-compression extension) --------
+
+cdef enum:
+    VCD_SECONDARY = 0x01  # header indicator bits
+    VCD_CODETABLE = 0x02
+    VCD_APPHEADER = 0x04
+    VCD_SOURCE = 0x01  # window indicator bits
+    VCD_TARGET = 0x02
+    VCD_ADLER32 = 0x04
+    C_HARD_MAX_WINDOW = 1 << 26
+    C_MAX_APPHEADER = 1 << 20
+    NEED_MORE = 0  # parser outcomes other than a length
+    BAD = -1
+
+#: xdelta3 refuses target windows above this (XD3_HARDMAXWINSIZE): the per-window memory bound.
+HARD_MAX_WINDOW = C_HARD_MAX_WINDOW
+#: Application headers above this are refused before anything is allocated for them.
+MAX_APPHEADER = C_MAX_APPHEADER
+
+SECONDARY_NONE = 0
+SECONDARY_DJW = 1
+SECONDARY_LZMA = 2
+SECONDARY_FGK = 16
+
+
+cdef struct WindowInfo:
+    Py_ssize_t length      # bytes of the whole window, from the window indicator on
+    Py_ssize_t need        # when NEED_MORE: total bytes needed, or 0 if not known yet
+    usize_t target_length  # bytes this window reconstructs
+    int indicator
+    const char *error
+
+
+cdef inline Py_ssize_t read_varint(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
+                                   uint64_t *value) noexcept nogil:
+    """Reads a VCDIFF integer at p[pos]; returns the position after it, NEED_MORE or BAD."""
+    cdef uint64_t v = 0
+    cdef int i
+    cdef uint8_t b
+    for i in range(10):
+        if pos >= n:
+            return NEED_MORE
+        b = p[pos]
+        pos += 1
+        if v > 0x01FFFFFFFFFFFFFFULL:  # another 7 bits would overflow 64
+            return BAD
+        v = (v << 7) | (b & 0x7F)
+        if not (b & 0x80):
+            value[0] = v
+            return pos
+    return BAD
+
+
+cdef Py_ssize_t parse_file_header(const uint8_t *p, Py_ssize_t n, int *secondary,
+                                  const char **error) noexcept nogil:
+    """Length of the VCDIFF file header at p, NEED_MORE, or BAD with *error set."""
+    cdef Py_ssize_t pos
+    cdef uint64_t applen = 0
+    cdef int ind, sec
+    cdef bint bad_magic
+    if n < 5:
+        bad_magic = (n > 0 and p[0] != 0xD6) or (n > 1 and p[1] != 0xC3) or \
+            (n > 2 and p[2] != 0xC4)
+        if bad_magic:
+            error[0] = "not a VCDIFF delta (bad magic)"
+            return BAD
+        return NEED_MORE
+    if p[0] != 0xD6 or p[1] != 0xC3 or p[2] != 0xC4:
+        error[0] = "not a VCDIFF delta (bad magic)"
+        return BAD
+    if p[3] != 0:
+        error[0] = "unsupported VCDIFF version"
+        return BAD
+    ind = p[4]
+    pos = 5
+    if ind & ~0x07:
+        error[0] = "unrecognized VCDIFF header indicator bits"
+        return BAD
+    if ind & VCD_CODETABLE:
+        error[0] = "VCDIFF application-defined code tables are not supported"
+        return BAD
+    secondary[0] = 0
+    if ind & VCD_SECONDARY:
+        if pos >= n:
+            return NEED_MORE
+        sec = p[pos]
+        pos += 1
+        if sec != 1 and sec != 2 and sec != 16:
+            error[0] = "unknown secondary compressor ID"
+            return BAD
+        secondary[0] = sec
+    if ind & VCD_APPHEADER:
+        pos = read_varint(p, n, pos, &applen)
+        if pos == BAD:
+            error[0] = "invalid application header length"
+            return BAD
+        if pos == NEED_MORE:
+            return NEED_MORE
+        if applen > C_MAX_APPHEADER:
+            error[0] = "application header too large"
+            return BAD
+        if <uint64_t>(n - pos) < applen:
+            return NEED_MORE
+        pos += <Py_ssize_t>applen
+    return pos
+
+
+cdef Py_ssize_t scan_window(const uint8_t *p, Py_ssize_t n, bint has_secondary,
+                            WindowInfo *info) noexcept nogil:
+    """Validates the framing of the window at p (the whole of it once it is available).
+
+    Everything xdelta3 would allocate from is bounded here first: the target length by
+    xdelta3's hard window limit, and each secondary-compressed section's decoded size by what a
+    window of that length can legitimately need, so a hostile delta cannot make the decoder
+    allocate memory out of proportion to the output it is allowed to produce.
+    """
+    cdef Py_ssize_t pos = 0, start, body, end, sect
+    cdef uint64_t cpylen = 0, cpyoff = 0, enclen = 0, tgtlen = 0
+    cdef uint64_t lens[3]
+    cdef uint64_t declen = 0, limit
+    cdef int ind, delind, k
+    info.need = 0
+    info.error = NULL
+    if n < 1:
+        return NEED_MORE
+    ind = p[0]
+    pos = 1
+    if ind & ~0x07:
+        info.error = "unrecognized window indicator bits"
+        return BAD
+    if (ind & VCD_SOURCE) and (ind & VCD_TARGET):
+        info.error = "window copies from both source and target"
+        return BAD
+    if ind & VCD_TARGET:
+        info.error = "VCD_TARGET windows are not supported"
+        return BAD
+    if ind & VCD_SOURCE:
+        pos = read_varint(p, n, pos, &cpylen)
+        if pos <= 0:
+            return _varint_outcome(pos, info, "invalid source segment length")
+        pos = read_varint(p, n, pos, &cpyoff)
+        if pos <= 0:
+            return _varint_outcome(pos, info, "invalid source segment offset")
+        if cpyoff + cpylen < cpyoff:
+            info.error = "source segment overflows"
+            return BAD
+    pos = read_varint(p, n, pos, &enclen)
+    if pos <= 0:
+        return _varint_outcome(pos, info, "invalid delta encoding length")
+    start = pos
+    # A window encodes at most C_HARD_MAX_WINDOW bytes; its instructions and addresses can take a
+    # few times that at most. Anything larger is garbage, not a large window.
+    if enclen > <uint64_t>C_HARD_MAX_WINDOW * 8:
+        info.error = "delta window encoding length too large"
+        return BAD
+    end = start + <Py_ssize_t>enclen
+    if n < end:
+        info.need = end
+        return NEED_MORE
+    pos = read_varint(p, end, pos, &tgtlen)
+    if pos <= 0:
+        info.error = "invalid target window length"
+        return BAD
+    if tgtlen > C_HARD_MAX_WINDOW:
+        info.error = "target window larger than xdelta3's hard limit (64 MiB)"
+        return BAD
+    if pos >= end:
+        info.error = "truncated window header"
+        return BAD
+    delind = p[pos]
+    pos += 1
+    if delind & ~0x07:
+        info.error = "unrecognized delta indicator bits"
+        return BAD
+    if delind and not has_secondary:
+        info.error = "compressed sections without a secondary compressor"
+        return BAD
+    for k in range(3):
+        pos = read_varint(p, end, pos, &lens[k])
+        if pos <= 0:
+            info.error = "invalid section length"
+            return BAD
+    if ind & VCD_ADLER32:
+        pos += 4
+    body = pos
+    if body > end or <uint64_t>(end - body) != lens[0] + lens[1] + lens[2] or \
+            lens[0] > enclen or lens[1] > enclen or lens[2] > enclen:
+        info.error = "window section lengths do not match its encoding length"
+        return BAD
+    # Sections are data, instructions, addresses, in that order; a compressed one starts with
+    # its decoded size. Data never exceeds the target; an instruction produces at least one
+    # byte and takes a code byte plus at most two sizes; an address takes at most ten bytes
+    # per copy.
+    sect = body
+    for k in range(3):
+        if delind & (1 << k):
+            if read_varint(p, sect + <Py_ssize_t>lens[k], sect, &declen) <= 0:
+                info.error = "invalid compressed section size"
+                return BAD
+            if k == 0:
+                limit = tgtlen
+            elif k == 1:
+                limit = 21 * tgtlen + 64
+            else:
+                limit = 10 * tgtlen + 64
+            if declen > limit:
+                info.error = "compressed section claims more data than the window can hold"
+                return BAD
+        sect += <Py_ssize_t>lens[k]
+    info.length = end
+    info.target_length = <usize_t>tgtlen
+    info.indicator = ind
+    return end
+
+
+cdef inline Py_ssize_t _varint_outcome(Py_ssize_t pos, WindowInfo *info,
+                                       const char *msg) noexcept nogil:
+    if pos == NEED_MORE:
+        return NEED_MORE
+    info.error = msg
+    return BAD
+
+
+def file_header_length(data):
+    """``(length, secondary_id)`` of the VCDIFF file header at the start of ``data``.
+
+    ``length`` is 0 when ``data`` is a valid but incomplete prefix of a header.
+    Raises DecodeError when ``data`` cannot start a VCDIFF delta.
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t r
+    cdef int sec = 0
+    cdef const char *error = NULL
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        r = parse_file_header(<const uint8_t *>view.buf, view.len, &sec, &error)
+    finally:
+        PyBuffer_Release(&view)
+    if r == BAD:
+        raise DecodeError(error.decode())
+    return (r if r > 0 else 0), sec
+
+
+def scan_window_header(data, Py_ssize_t offset, bint has_secondary):
+    """Frames the window starting at ``data[offset:]``.
+
+    Returns ``(length, target_length, need)``: when the whole window is present, its length in
+    bytes and the number of bytes it reconstructs; otherwise ``(0, 0, need)`` where ``need`` is
+    how many bytes from ``offset`` are needed (0 if not known yet: read more and ask again).
+    Raises DecodeError for malformed framing.
+    """
+    cdef Py_buffer view
+    cdef WindowInfo info
+    cdef Py_ssize_t r
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        if offset < 0 or offset > view.len:
+            raise ValueError("offset out of range")
+        r = scan_window(<const uint8_t *>view.buf + offset, view.len - offset, has_secondary,
+                        &info)
+    finally:
+        PyBuffer_Release(&view)
+    if r == BAD:
+        raise DecodeError(info.error.decode())
+    if r == NEED_MORE:
+        return 0, 0, info.need
+    return r, info.target_length, 0
+
+
+def scan_windows(data, Py_ssize_t offset, bint has_secondary):
+    """Frames every window of a complete delta from ``offset`` on.
+
+    Returns a list of ``(start, end, target_length)`` and raises DecodeError if the data ends
+    inside a window or a window is malformed.
+    """
+    cdef Py_buffer view
+    cdef WindowInfo info
+    cdef Py_ssize_t r, pos = offset
+    cdef const uint8_t *p
+    out = []
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t *>view.buf
+        while pos < view.len:
+            r = scan_window(p + pos, view.len - pos, has_secondary, &info)
+            if r == BAD:
+                raise DecodeError(f"window {len(out)}: {info.error.decode()}")
+            if r == NEED_MORE:
+                raise DecodeError(f"truncated delta: window {len(out)} is incomplete")
+            out.append((pos, pos + r, info.target_length))
+            pos += r
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+cdef struct OutBuf:
+    uint8_t *data
+    size_t length
+    size_t capacity
+
+
+cdef int outbuf_append(OutBuf *b, const uint8_t *p, size_t n) noexcept nogil:
+    cdef size_t cap
+    cdef uint8_t *grown
+    if b.length + n > b.capacity:
+        cap = b.capacity * 2 if b.capacity else 65536
+        while cap < b.length + n:
+            cap *= 2
+        grown = <uint8_t *>realloc(b.data, cap)
+        if grown == NULL:
+            return -1
+        b.data = grown
+        b.capacity = cap
+    memcpy(b.data + b.length, p, n)
+    b.length += n
+    return 0
+
+
+cdef str _message(int ret, const char *msg):
+    """xdelta3's explanation of a failure: its stream message, else its name for the code."""
+    cdef const char *name
+    if msg != NULL and msg[0] != 0:
+        return msg.decode("ascii", "replace")
+    name = xd3_strerror(ret)
+    if name != NULL:
+        return name.decode("ascii", "replace")
+    if ret == 12:  # ENOMEM
+        return "out of memory"
+    return f"xdelta3 error {ret}"
+
+
+cdef usize_t _block_size_for(size_t n) noexcept nogil:
+    """A power of two strictly above n: the whole source is one xdelta3 block, and its last
+    block is never exactly full (xdelta3 would then ask for a following, empty block)."""
+    cdef usize_t b = 1 << 14
+    while b <= n:
+        b <<= 1
+    return b
+
+
+cdef struct Stream:
+    xd3_stream stream
+    xd3_source source
+    bint borrowed_table
+
+
+cdef int stream_open(Stream *s, xd3_config *config, const uint8_t *src, size_t srclen,
+                     usize_t blksize, usize_t *table) noexcept nogil:
+    cdef int ret
+    memset(s, 0, sizeof(Stream))
+    ret = xd3_config_stream(&s.stream, config)
+    if ret != 0:
+        return ret
+    if srclen > 0:
+        s.source.blksize = blksize
+        s.source.max_winsize = blksize
+        s.source.curblkno = 0
+        s.source.onblk = srclen
+        s.source.curblk = src
+        ret = xd3_set_source_and_size(&s.stream, &s.source, srclen)
+        if ret != 0:
+            return ret
+        if table != NULL:
+            s.stream.large_table = table
+            s.stream.srcwin_cksum_pos = srclen
+            s.borrowed_table = True
+    return 0
+
+
+cdef void stream_close(Stream *s) noexcept nogil:
+    if s == NULL:
+        return
+    if s.borrowed_table:
+        s.stream.large_table = NULL
+    xd3_free_stream(&s.stream)
+    free(s)
+
+
+cdef int encode_one(Stream *s, const uint8_t *data, size_t n, bint has_source, xoff_t hint,
+                    OutBuf *out) noexcept nogil:
+    """Encodes data as exactly one window of stream s and appends the output to out."""
+    cdef int ret
+    if has_source:
+        # Every window is encoded on its own, so start by trying the source where this
+        # window's bytes sat in the source: for unchanged regions the match is found without
+        # any hashing.
+        s.stream.match_state = MATCH_TARGET
+        s.stream.match_srcpos = hint
+        s.stream.match_last_srcpos = 0
+    xd3_avail_input(&s.stream, data, n)
+    while True:
+        ret = xd3_encode_input(&s.stream)
+        if ret == XD3_OUTPUT:
+            if outbuf_append(out, s.stream.next_out, s.stream.avail_out) != 0:
+                s.stream.msg = "out of memory"
+                return XD3_INTERNAL
+            xd3_consume_output(&s.stream)
+        elif ret == XD3_INPUT:
+            return 0
+        elif ret == XD3_WINSTART or ret == XD3_WINFINISH:
+            continue
+        elif ret == XD3_GETSRCBLK:
+            s.stream.msg = "xdelta3 asked for a source block beyond the reference"
+            return XD3_INTERNAL
+        else:
+            return ret
+
+
+# --- encoder ---------------------------------------------------------------------------------
+
+cdef class EncoderCore:
+    """A reference, its xdelta3 source index and one encoder configuration.
+
+    ``matcher`` is xdelta3's string-matcher tuple ``(large_look, large_step, small_look,
+    small_chain, small_lchain, max_lazy, long_enough)`` or an int naming a compiled preset
+    (``XD3_SMATCH_*``). Windows are encoded by :class:`EncodeSession` objects.
+    """
+
+    cdef Py_buffer _view
+    cdef bint _have_view
+    cdef const uint8_t *_src
+    cdef size_t _srclen
+    cdef usize_t _blksize
+    cdef xd3_config _config
+    cdef Stream *_owner
+    cdef usize_t *_table
+    cdef readonly bytes header
+    cdef readonly size_t window_size
+    cdef readonly int secondary
+    cdef readonly size_t index_bytes
+
+    def __cinit__(self):
+        self._have_view = False
+        self._owner = NULL
+        self._table = NULL
+
+    def __init__(self, source, *, object matcher, size_t window_size, int secondary=0,
+                 int level=9, size_t sprevsz=1 << 18, size_t iopt_size=1 << 15,
+                 bint target_matching=True, bint greedy=False):
+        cdef uint32_t flags
+        cdef int ret = 0
+        cdef xd3_config owner_config
+        cdef Stream *owner
+        cdef const char *msg = NULL
+        cdef uint8_t dummy[64]
+        cdef OutBuf scratch
+
+        if self._have_view:
+            raise RuntimeError("EncoderCore is already initialized")
+        if window_size < 64 or window_size > C_HARD_MAX_WINDOW:
+            raise ValueError("window_size must be between 64 bytes and 64 MiB")
+        if sprevsz & (sprevsz - 1) or sprevsz == 0:
+            raise ValueError("sprevsz must be a power of two")
+        if not 0 <= level <= 9:
+            raise ValueError("level must be between 0 and 9")
+        PyObject_GetBuffer(source, &self._view, PyBUF_SIMPLE)
+        self._have_view = True
+        self._src = <const uint8_t *>self._view.buf
+        self._srclen = <size_t>self._view.len
+        self._blksize = _block_size_for(self._srclen)
+        self.window_size = window_size
+        self.secondary = secondary
+
+        # XD3_FLUSH: every input we hand xdelta3 is a whole window, never to be buffered.
+        flags = XD3_FLUSH | XD3_ADLER32 | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
+        if secondary == 1:
+            flags |= XD3_SEC_DJW
+        elif secondary == 2:
+            flags |= XD3_SEC_LZMA
+        elif secondary != 0:
+            raise ValueError("secondary must be 0 (none), 1 (DJW) or 2 (LZMA)")
+        if not target_matching:
+            flags |= XD3_NOCOMPRESS
+        if greedy:
+            flags |= XD3_BEGREEDY
+        memset(&self._config, 0, sizeof(xd3_config))
+        self._config.winsize = window_size
+        self._config.sprevsz = sprevsz
+        self._config.iopt_size = iopt_size
+        self._config.flags = flags
+        if isinstance(matcher, int):
+            if matcher not in (XD3_SMATCH_DEFAULT, XD3_SMATCH_SLOW, XD3_SMATCH_FAST,
+                               XD3_SMATCH_FASTER, XD3_SMATCH_FASTEST):
+                raise ValueError("unknown string-matcher preset")
+            self._config.smatch_cfg = <xd3_smatch_cfg>matcher
+        else:
+            ll, ls, sl, sc, slc, ml, le = matcher
+            if ll < 4 or ls < 1 or sl < 4 or sc < 1 or slc < 1:
+                raise ValueError("invalid string-matcher parameters")
+            self._config.smatch_cfg = XD3_SMATCH_SOFT
+            self._config.smatcher_soft.large_look = ll
+            self._config.smatcher_soft.large_step = ls
+            self._config.smatcher_soft.small_look = sl
+            self._config.smatcher_soft.small_chain = sc
+            self._config.smatcher_soft.small_lchain = slc
+            self._config.smatcher_soft.max_lazy = ml
+            self._config.smatcher_soft.long_enough = le
+
+        hdr = bytearray(b"\xd6\xc3\xc4\x00")
+        if secondary:
+            hdr += bytes((VCD_SECONDARY, secondary))
+        else:
+            hdr.append(0)
+        self.header = bytes(hdr)
+
+        if self._srclen == 0:
+            return
+        # Build the source index once with an owner stream that exists only to hold it: a
+        # small dummy window makes xdelta3 index the whole source (its window is the whole
+        # source), without target matching or secondary compression.
+        owner_config = self._config
+        owner_config.winsize = 1 << 16
+        owner_config.flags = XD3_FLUSH | XD3_NOCOMPRESS
+        memset(dummy, 0x5A, sizeof(dummy))
+        memset(&scratch, 0, sizeof(OutBuf))
+        owner = <Stream *>malloc(sizeof(Stream))
+        if owner == NULL:
+            raise MemoryError()
+        with nogil:
+            ret = stream_open(owner, &owner_config, self._src, self._srclen, self._blksize, NULL)
+            if ret == 0:
+                owner.stream.match_state = MATCH_SEARCHING
+                ret = encode_one(owner, dummy, sizeof(dummy), False, 0, &scratch)
+            if ret != 0:
+                msg = owner.stream.msg
+        free(scratch.data)
+        if ret != 0:
+            text = _message(ret, msg)
+            stream_close(owner)
+            raise EncodeError(f"cannot index the source: {text}")
+        if owner.stream.srcwin_cksum_pos != self._srclen or owner.stream.large_table == NULL:
+            stream_close(owner)
+            raise EncodeError("internal error: xdelta3 did not index the whole source")
+        self._owner = owner
+        self._table = owner.stream.large_table
+        self.index_bytes = owner.stream.large_hash.size * sizeof(usize_t)
+
+    def __dealloc__(self):
+        stream_close(self._owner)
+        self._owner = NULL
+        if self._have_view:
+            PyBuffer_Release(&self._view)
+            self._have_view = False
+
+    @property
+    def source_size(self):
+        return self._srclen
+
+    def session(self):
+        """A new encoding stream against this reference (see :class:`EncodeSession`)."""
+        return EncodeSession(self)
+
+
+cdef class EncodeSession:
+    """One xdelta3 encoding stream. Not thread-safe: use one session per thread.
+
+    Each call to :meth:`encode_window` produces one VCDIFF window, without the file header
+    (:attr:`EncoderCore.header`). Without secondary compression or with DJW, windows are
+    self-contained, so windows of one target may come from different sessions. With LZMA the
+    compressor's state carries from window to window: one session must encode all windows of a
+    delta, in order, and must not be used for another delta.
+    """
+
+    cdef EncoderCore _core
+    cdef Stream *_s
+    cdef OutBuf _out
+
+    def __cinit__(self, EncoderCore core not None):
+        cdef int ret
+        cdef const char *msg = NULL
+        self._core = core
+        self._s = <Stream *>malloc(sizeof(Stream))
+        memset(&self._out, 0, sizeof(OutBuf))
+        if self._s == NULL:
+            raise MemoryError()
+        with nogil:
+            ret = stream_open(self._s, &core._config, core._src, core._srclen, core._blksize,
+                              core._table)
+            if ret != 0:
+                msg = self._s.stream.msg
+        if ret != 0:
+            raise EncodeError(_message(ret, msg))
+
+    def __dealloc__(self):
+        stream_close(self._s)
+        self._s = NULL
+        free(self._out.data)
+        self._out.data = NULL
+
+    def encode_window(self, target, unsigned long long hint=0):
+        """Encodes ``target`` (at most ``window_size`` bytes) as one window; returns its bytes.
+
+        ``hint`` is where in the reference the target's bytes are expected; it only speeds up
+        unchanged regions. The GIL is released for the whole encode.
+        """
+        cdef Py_buffer view
+        cdef int ret
+        cdef const char *msg = NULL
+        cdef Py_ssize_t skip = 0
+        cdef EncoderCore core = self._core
+        cdef bint has_source = core._srclen > 0
+        cdef bint first
+        PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+        try:
+            if <size_t>view.len > core.window_size:
+                raise ValueError("target is larger than the window size")
+            if view.len == 0:
+                return b""
+            if hint >= core._srclen:
+                hint = 0
+            first = self._s.stream.current_window == 0
+            self._out.length = 0
+            with nogil:
+                ret = encode_one(self._s, <const uint8_t *>view.buf, <size_t>view.len,
+                                 has_source, hint, &self._out)
+                if ret != 0:
+                    msg = self._s.stream.msg
+        finally:
+            PyBuffer_Release(&view)
+        if ret != 0:
+            raise EncodeError(_message(ret, msg))
+        if first:
+            # xdelta3 writes the file header before a stream's first window; the caller writes
+            # the header once per delta, so strip it here (and check it is the one we expect).
+            skip = len(core.header)
+            if self._out.length < <size_t>skip or \
+                    memcmp(self._out.data, <const char *>core.header, skip) != 0:
+                raise EncodeError("internal error: unexpected VCDIFF header from xdelta3")
+        return PyBytes_FromStringAndSize(<const char *>self._out.data + skip,
+                                         <Py_ssize_t>self._out.length - skip)
+
+
+# --- decoder ---------------------------------------------------------------------------------
+
+cdef class DecodeSession:
+    """One xdelta3 decoding stream for deltas with a given file header.
+
+    Windows are fed whole (framed by :func:`scan_windows`). With no or DJW secondary
+    compression any window may be decoded by any session; with LZMA or FGK one session must
+    decode all windows of a delta in order. Not thread-safe: one session per thread.
+    """
+
+    cdef Py_buffer _view
+    cdef bint _have_view
+    cdef Stream *_s
+
+    def __cinit__(self):
+        self._have_view = False
+        self._s = NULL
+
+    def __init__(self, source, header):
+        cdef xd3_config config
+        cdef Py_buffer hview
+        cdef int ret
+        cdef const char *msg = NULL
+        cdef size_t srclen
+        if self._have_view:
+            raise RuntimeError("DecodeSession is already initialized")
+        PyObject_GetBuffer(source, &self._view, PyBUF_SIMPLE)
+        self._have_view = True
+        srclen = <size_t>self._view.len
+        self._s = <Stream *>malloc(sizeof(Stream))
+        if self._s == NULL:
+            raise MemoryError()
+        memset(&config, 0, sizeof(xd3_config))
+        PyObject_GetBuffer(header, &hview, PyBUF_SIMPLE)
+        try:
+            with nogil:
+                ret = stream_open(self._s, &config, <const uint8_t *>self._view.buf, srclen,
+                                  _block_size_for(srclen), NULL)
+                if ret == 0:
+                    xd3_avail_input(&self._s.stream, <const uint8_t *>hview.buf,
+                                    <usize_t>hview.len)
+                    ret = xd3_decode_input(&self._s.stream)
+                    if ret == XD3_INPUT:
+                        ret = 0
+                    elif ret == 0:
+                        ret = XD3_INTERNAL
+                if ret != 0:
+                    msg = self._s.stream.msg
+        finally:
+            PyBuffer_Release(&hview)
+        if ret != 0:
+            raise DecodeError(f"invalid VCDIFF header: {_message(ret, msg)}")
+
+    def __dealloc__(self):
+        stream_close(self._s)
+        self._s = NULL
+        if self._have_view:
+            PyBuffer_Release(&self._view)
+            self._have_view = False
+
+    def decode_windows(self, delta, Py_ssize_t start, Py_ssize_t end, out,
+                       Py_ssize_t out_offset, Py_ssize_t out_length):
+        """Decodes the whole windows in ``delta[start:end]`` into ``out[out_offset:]``.
+
+        ``out_length`` is the number of bytes those windows reconstruct (from the framing);
+        every byte of it is written or DecodeError is raised. The GIL is released throughout.
+        """
+        cdef Py_buffer dview, oview
+        cdef int ret = 0
+        cdef const char *msg = NULL
+        cdef const char *problem = NULL
+        PyObject_GetBuffer(delta, &dview, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(out, &oview, PyBUF_SIMPLE | PyBUF_WRITABLE)
+        except BaseException:
+            PyBuffer_Release(&dview)
+            raise
+        try:
+            if start < 0 or end < start or end > dview.len:
+                raise ValueError("window span out of range")
+            if out_offset < 0 or out_length < 0 or out_offset + out_length > oview.len:
+                raise ValueError("output span out of range")
+            with nogil:
+                ret = decode_span(self._s, <const uint8_t *>dview.buf + start, end - start,
+                                  <uint8_t *>oview.buf + out_offset, <size_t>out_length,
+                                  &problem)
+                if ret != 0 and problem == NULL:
+                    msg = self._s.stream.msg
+        finally:
+            PyBuffer_Release(&oview)
+            PyBuffer_Release(&dview)
+        if ret != 0:
+            if problem != NULL:
+                raise DecodeError(problem.decode())
+            raise DecodeError(_message(ret, msg))
+
+
+cdef int decode_span(Stream *s, const uint8_t *data, Py_ssize_t n, uint8_t *out,
+                     size_t out_length, const char **problem) noexcept nogil:
+    cdef int ret
+    cdef size_t produced = 0
+    cdef usize_t tgtlen
+    cdef bint in_window = False
+    xd3_avail_input(&s.stream, data, <usize_t>n)
+    while True:
+        ret = xd3_decode_input(&s.stream)
+        if ret == XD3_GOTHEADER or ret == XD3_WINSTART:
+            # The window header is parsed: point xdelta3's output at the caller's buffer.
+            tgtlen = s.stream.dec_tgtlen
+            if tgtlen > out_length - produced:
+                problem[0] = "delta reconstructs more bytes than its framing says"
+                return XD3_INVALID_INPUT
+            s.stream.next_out = out + produced
+            s.stream.space_out = tgtlen
+            s.stream.avail_out = 0
+            in_window = True
+        elif ret == XD3_OUTPUT:
+            if not in_window or s.stream.avail_out > out_length - produced:
+                problem[0] = "delta reconstructs more bytes than its framing says"
+                return XD3_INVALID_INPUT
+            if s.stream.next_out != out + produced:
+                memcpy(out + produced, s.stream.next_out, s.stream.avail_out)
+            produced += s.stream.avail_out
+            xd3_consume_output(&s.stream)
+            in_window = False
+        elif ret == XD3_WINFINISH:
+            continue
+        elif ret == XD3_INPUT:
+            if produced != out_length:
+                problem[0] = "delta ended before reconstructing all windows"
+                return XD3_INVALID_INPUT
+            return 0
+        elif ret == XD3_GETSRCBLK:
+            problem[0] = ("delta copies from beyond the end of the source "
+                          "(it was made against another reference)")
+            return XD3_INVALID_INPUT
+        else:
+            return ret
