@@ -19,8 +19,10 @@ Two xdelta3 internals are used on purpose, both fields of the public ``xd3_strea
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy, memcmp
-from libc.stdlib cimport malloc, realloc, free
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.math cimport log2
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo,
+                             PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from deltaglider.errors import DecodeError, EncodeError
@@ -51,6 +53,9 @@ cdef extern from "dg_xd3.h" nogil:
         XD3_SEC_DJW
         XD3_SEC_FGK
         XD3_SEC_LZMA
+        XD3_SEC_NODATA
+        XD3_SEC_NOINST
+        XD3_SEC_NOADDR
         XD3_ADLER32
         XD3_NOCOMPRESS
         XD3_BEGREEDY
@@ -97,6 +102,7 @@ cdef extern from "dg_xd3.h" nogil:
         usize_t size
 
     ctypedef struct xd3_stream:
+        xd3_smatcher smatcher
         const uint8_t *next_in
         usize_t avail_in
         uint8_t *next_out
@@ -472,12 +478,19 @@ cdef struct Stream:
 
 
 cdef int stream_open(Stream *s, xd3_config *config, const uint8_t *src, size_t srclen,
-                     usize_t blksize, usize_t *table) noexcept nogil:
+                     usize_t blksize, Stream *owner) noexcept nogil:
+    """Configures s against src; with an owner, s uses the owner's source index."""
     cdef int ret
     memset(s, 0, sizeof(Stream))
     ret = xd3_config_stream(&s.stream, config)
     if ret != 0:
         return ret
+    if owner != NULL and (s.stream.smatcher.large_look != owner.stream.smatcher.large_look or
+                          s.stream.smatcher.large_step != owner.stream.smatcher.large_step):
+        # xdelta3 sizes and hashes the index from these two and the source window: a stream
+        # that disagreed with the owner would index out of its table.
+        s.stream.msg = "internal error: index configuration mismatch"
+        return XD3_INTERNAL
     if srclen > 0:
         s.source.blksize = blksize
         s.source.max_winsize = blksize
@@ -487,8 +500,8 @@ cdef int stream_open(Stream *s, xd3_config *config, const uint8_t *src, size_t s
         ret = xd3_set_source_and_size(&s.stream, &s.source, srclen)
         if ret != 0:
             return ret
-        if table != NULL:
-            s.stream.large_table = table
+        if owner != NULL:
+            s.stream.large_table = owner.stream.large_table
             s.stream.srcwin_cksum_pos = srclen
             s.borrowed_table = True
     return 0
@@ -550,7 +563,6 @@ cdef class EncoderCore:
     cdef usize_t _blksize
     cdef xd3_config _config
     cdef Stream *_owner
-    cdef usize_t *_table
     cdef readonly bytes header
     cdef readonly size_t window_size
     cdef readonly int secondary
@@ -559,11 +571,10 @@ cdef class EncoderCore:
     def __cinit__(self):
         self._have_view = False
         self._owner = NULL
-        self._table = NULL
 
     def __init__(self, source, *, object matcher, size_t window_size, int secondary=0,
                  int level=9, size_t sprevsz=1 << 18, size_t iopt_size=1 << 15,
-                 bint target_matching=True, bint greedy=False):
+                 bint target_matching=True, bint greedy=False, bint compress_data=True):
         cdef uint32_t flags
         cdef int ret = 0
         cdef xd3_config owner_config
@@ -596,6 +607,10 @@ cdef class EncoderCore:
             flags |= XD3_SEC_LZMA
         elif secondary != 0:
             raise ValueError("secondary must be 0 (none), 1 (DJW) or 2 (LZMA)")
+        if secondary and not compress_data:
+            # Secondary compression of the data section (the ADDed bytes) is where it costs
+            # most and, for archives, gains least: those bytes are mostly compressed already.
+            flags |= XD3_SEC_NODATA
         if not target_matching:
             flags |= XD3_NOCOMPRESS
         if greedy:
@@ -606,8 +621,10 @@ cdef class EncoderCore:
         self._config.iopt_size = iopt_size
         self._config.flags = flags
         if isinstance(matcher, int):
-            if matcher not in (XD3_SMATCH_DEFAULT, XD3_SMATCH_SLOW, XD3_SMATCH_FAST,
-                               XD3_SMATCH_FASTER, XD3_SMATCH_FASTEST):
+            # XD3_SMATCH_DEFAULT is not accepted: with it xdelta3 picks the matcher from the
+            # level bits in the flags, which here only choose the LZMA preset.
+            if matcher not in (XD3_SMATCH_SLOW, XD3_SMATCH_FAST, XD3_SMATCH_FASTER,
+                               XD3_SMATCH_FASTEST):
                 raise ValueError("unknown string-matcher preset")
             self._config.smatch_cfg = <xd3_smatch_cfg>matcher
         else:
@@ -637,7 +654,7 @@ cdef class EncoderCore:
         # source), without target matching or secondary compression.
         owner_config = self._config
         owner_config.winsize = 1 << 16
-        owner_config.flags = XD3_FLUSH | XD3_NOCOMPRESS
+        owner_config.flags = XD3_FLUSH | XD3_NOCOMPRESS | (flags & 0xF00000)  # level bits
         memset(dummy, 0x5A, sizeof(dummy))
         memset(&scratch, 0, sizeof(OutBuf))
         owner = <Stream *>malloc(sizeof(Stream))
@@ -659,7 +676,6 @@ cdef class EncoderCore:
             stream_close(owner)
             raise EncodeError("internal error: xdelta3 did not index the whole source")
         self._owner = owner
-        self._table = owner.stream.large_table
         self.index_bytes = owner.stream.large_hash.size * sizeof(usize_t)
 
     def __dealloc__(self):
@@ -702,7 +718,7 @@ cdef class EncodeSession:
             raise MemoryError()
         with nogil:
             ret = stream_open(self._s, &core._config, core._src, core._srclen, core._blksize,
-                              core._table)
+                              core._owner)
             if ret != 0:
                 msg = self._s.stream.msg
         if ret != 0:
@@ -895,3 +911,366 @@ cdef int decode_span(Stream *s, const uint8_t *data, Py_ssize_t n, uint8_t *out,
             return XD3_INVALID_INPUT
         else:
             return ret
+
+
+# --- literal windows -------------------------------------------------------------------------
+
+cdef uint32_t adler32(const uint8_t *p, size_t n) noexcept nogil:
+    """Adler-32 as VCDIFF windows carry it (zlib's, starting at 1)."""
+    cdef uint32_t a = 1, b = 0
+    cdef size_t k, i
+    while n > 0:
+        # 5552 is the largest block for which b cannot overflow 32 bits before the modulo.
+        k = n if n < 5552 else 5552
+        n -= k
+        for i in range(k):
+            a += p[i]
+            b += a
+        p += k
+        a %= 65521
+        b %= 65521
+    return (b << 16) | a
+
+
+cdef inline size_t varint_size(uint64_t v) noexcept nogil:
+    cdef size_t n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+cdef inline uint8_t *put_varint(uint8_t *p, uint64_t v) noexcept nogil:
+    cdef size_t n = varint_size(v)
+    cdef size_t i
+    for i in range(n):
+        p[n - 1 - i] = <uint8_t>((v & 0x7F) | (0x80 if i else 0))
+        v >>= 7
+    return p + n
+
+
+def literal_window(target):
+    """One VCDIFF window that carries ``target`` verbatim (one ADD, Adler-32 checksummed).
+
+    Used for stretches of a target that share nothing with the reference and look random:
+    running xdelta3's matcher over them costs far more than it can save. An empty target gives
+    the empty window xdelta3 itself writes for an empty file.
+    """
+    cdef Py_buffer view
+    cdef size_t n, inst_len, enclen, total
+    cdef uint8_t *q
+    cdef uint32_t a32
+    PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+    try:
+        n = <size_t>view.len
+        if n > C_HARD_MAX_WINDOW:
+            raise ValueError("literal window larger than 64 MiB")
+        # Code 1 of the RFC 3284 instruction table is ADD with the size following.
+        inst_len = 1 + varint_size(n) if n else 0
+        enclen = varint_size(n) + 1 + varint_size(n) + varint_size(inst_len) + 1 + 4 + n + inst_len
+        total = 1 + varint_size(enclen) + enclen
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        q = <uint8_t *><char *>out
+        with nogil:
+            a32 = adler32(<const uint8_t *>view.buf, n)
+            q[0] = VCD_ADLER32
+            q = put_varint(q + 1, enclen)
+            q = put_varint(q, n)           # target window length
+            q[0] = 0                       # delta indicator: no section is compressed
+            q = put_varint(q + 1, n)       # data section length
+            q = put_varint(q, inst_len)    # instruction section length
+            q = put_varint(q, 0)           # address section length
+            q[0] = <uint8_t>(a32 >> 24)
+            q[1] = <uint8_t>(a32 >> 16)
+            q[2] = <uint8_t>(a32 >> 8)
+            q[3] = <uint8_t>a32
+            if n:
+                memcpy(q + 4, view.buf, n)
+                q += 4 + n
+                q[0] = 1
+                put_varint(q + 1, n)
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef class OutputBuffer:
+    """A bytes object of a known size, writable through the buffer protocol until taken.
+
+    Decoding writes the reconstructed bytes straight into the object it then returns, instead
+    of into a bytearray that would have to be copied into bytes at the end.
+    """
+
+    cdef object _data
+    cdef Py_ssize_t _exports
+
+    def __cinit__(self, Py_ssize_t size):
+        if size < 0:
+            raise ValueError("size must not be negative")
+        self._data = PyBytes_FromStringAndSize(NULL, size)
+        self._exports = 0
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        if self._data is None:
+            raise BufferError("the buffer was already taken")
+        PyBuffer_FillInfo(view, self, <void *><char *>self._data, len(self._data), 0, flags)
+        self._exports += 1
+
+    def __releasebuffer__(self, Py_buffer *view):
+        self._exports -= 1
+
+    def take(self):
+        """The finished bytes; the buffer cannot be written any more."""
+        if self._exports:
+            raise BufferError("the buffer is still in use")
+        data = self._data
+        self._data = None
+        return data
+
+
+def entropy_bits(data):
+    """Order-0 entropy of ``data`` in bits per byte (8.0 for random or compressed bytes)."""
+    cdef Py_buffer view
+    cdef size_t counts[256]
+    cdef size_t i, n
+    cdef const uint8_t *p
+    cdef double h = 0.0, f
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        n = <size_t>view.len
+        p = <const uint8_t *>view.buf
+        memset(counts, 0, sizeof(counts))
+        with nogil:
+            for i in range(n):
+                counts[p[i]] += 1
+            for i in range(256):
+                if counts[i]:
+                    f = <double>counts[i] / <double>n
+                    h -= f * log2(f)
+    finally:
+        PyBuffer_Release(&view)
+    return h
+
+
+# --- anchor probe ----------------------------------------------------------------------------
+#
+# Content-defined anchors find what a target shares with the reference at a fraction of the
+# cost of xdelta3's matcher: a gear hash rolls over both (one shift and add per byte, no random
+# memory access), positions where its top bits are zero are anchors, and the reference's anchors
+# go into a small table keyed by the hash (which covers the 64 bytes before the anchor). A
+# target anchor found in the table marks bytes shared with the reference. Stretches of the
+# target with no hit over a long distance share nothing worth a COPY, so xdelta3 never has to
+# look at them: on a rebuilt native wheel that is most of the file, and where xdelta3 crawls.
+
+cdef uint64_t GEAR[256]
+
+
+cdef void _init_gear() noexcept:
+    cdef uint64_t x = 0x9E3779B97F4A7C15ULL
+    cdef uint64_t z
+    cdef int i
+    for i in range(256):  # splitmix64: fixed, well-mixed constants
+        x += 0x9E3779B97F4A7C15ULL
+        z = x
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+        GEAR[i] = z ^ (z >> 31)
+
+
+_init_gear()
+
+
+cdef struct AnchorSlot:
+    uint32_t tag       # 0: empty
+    uint32_t position  # reference offset of the anchor (low 32 bits; only a hint)
+
+
+cdef inline uint32_t _tag(uint64_t h) noexcept nogil:
+    cdef uint32_t t = <uint32_t>((h * 0xD6E8FEB86659FD93ULL) >> 32)
+    return t | 1
+
+
+cdef inline size_t _slot(uint64_t h, int bits) noexcept nogil:
+    return <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
+
+
+cdef class AnchorIndex:
+    """The reference's content-defined anchors, for :meth:`segment`."""
+
+    cdef AnchorSlot *_slots
+    cdef int _bits
+    cdef readonly int anchor_bits
+    cdef readonly size_t anchors
+    cdef readonly size_t table_bytes
+
+    def __cinit__(self):
+        self._slots = NULL
+
+    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=8 << 20):
+        cdef Py_buffer view
+        cdef size_t n, want, slots
+        if self._slots != NULL:
+            raise RuntimeError("AnchorIndex is already initialized")
+        PyObject_GetBuffer(source, &view, PyBUF_SIMPLE)
+        try:
+            n = <size_t>view.len
+            # Half-full table at most; for huge references, sparser anchors instead of a
+            # bigger table (they then only find longer shared stretches, which is all that
+            # matters at that scale).
+            while anchor_bits < 20 and (n >> anchor_bits) * 2 * sizeof(AnchorSlot) > max_table_bytes:
+                anchor_bits += 1
+            self.anchor_bits = anchor_bits
+            want = (n >> anchor_bits) * 2 + 16
+            slots = 16
+            self._bits = 4
+            while slots < want:
+                slots <<= 1
+                self._bits += 1
+            self._slots = <AnchorSlot *>calloc(slots, sizeof(AnchorSlot))
+            if self._slots == NULL:
+                raise MemoryError()
+            self.table_bytes = slots * sizeof(AnchorSlot)
+            with nogil:
+                self.anchors = _index_anchors(self._slots, self._bits, slots - 1,
+                                              <const uint8_t *>view.buf, n,
+                                              64 - anchor_bits)
+        finally:
+            PyBuffer_Release(&view)
+
+    def __dealloc__(self):
+        free(self._slots)
+        self._slots = NULL
+
+    def segment(self, target, size_t margin, size_t min_gap):
+        """Splits ``target`` into shared and unshared stretches.
+
+        Returns ``[(start, end, shared, hint), ...]`` covering the whole target in order.
+        Shared stretches surround anchors found in the reference, widened by ``margin`` on
+        both sides and merged when closer than ``min_gap``; ``hint`` is where the stretch is
+        expected to start in the reference. Unshared stretches are at least ``min_gap`` long.
+        """
+        cdef Py_buffer view
+        cdef const uint8_t *p
+        cdef size_t n, i, slot, mask
+        cdef uint64_t h = 0
+        cdef int shift = 64 - self.anchor_bits
+        cdef uint32_t tag
+        cdef AnchorSlot *slots = self._slots
+        cdef int bits = self._bits
+        cdef size_t lo, hi, cur_lo = 0, cur_hi = 0, cur_hint = 0, hint
+        cdef bint have = False
+        cdef size_t *spans = NULL
+        cdef size_t nspans = 0, cap = 0
+        cdef size_t *grown
+        cdef bint oom = False
+        mask = (<size_t>1 << bits) - 1
+        PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+        try:
+            p = <const uint8_t *>view.buf
+            n = <size_t>view.len
+            with nogil:
+                for i in range(n):
+                    h = (h << 1) + GEAR[p[i]]
+                    if (h >> shift) != 0 or i < 63:
+                        continue
+                    tag = _tag(h)
+                    slot = _slot(h, bits)
+                    while slots[slot].tag != 0 and slots[slot].tag != tag:
+                        slot = (slot + 1) & mask
+                    if slots[slot].tag == 0:
+                        continue
+                    lo = i - 63
+                    lo = lo - margin if lo > margin else 0
+                    hi = i + 1 + margin
+                    if hi > n:
+                        hi = n
+                    # Where the hashed 64 bytes sit in the reference, carried back to lo.
+                    hint = slots[slot].position
+                    hint = hint - (i - 63 - lo) if hint >= (i - 63 - lo) else 0
+                    if have and lo <= cur_hi + min_gap:
+                        if hi > cur_hi:
+                            cur_hi = hi
+                        continue
+                    if have:
+                        if nspans + 3 > cap:
+                            cap = cap * 2 if cap else 96
+                            grown = <size_t *>realloc(spans, cap * sizeof(size_t))
+                            if grown == NULL:
+                                oom = True
+                                break
+                            spans = grown
+                        spans[nspans] = cur_lo
+                        spans[nspans + 1] = cur_hi
+                        spans[nspans + 2] = cur_hint
+                        nspans += 3
+                    have = True
+                    cur_lo = lo
+                    cur_hi = hi
+                    cur_hint = hint
+                if have and not oom:
+                    if nspans + 3 > cap:
+                        cap = cap + 3
+                        grown = <size_t *>realloc(spans, cap * sizeof(size_t))
+                        if grown == NULL:
+                            oom = True
+                        else:
+                            spans = grown
+                    if not oom:
+                        spans[nspans] = cur_lo
+                        spans[nspans + 1] = cur_hi
+                        spans[nspans + 2] = cur_hint
+                        nspans += 3
+        finally:
+            PyBuffer_Release(&view)
+        if oom:
+            free(spans)
+            raise MemoryError()
+        try:
+            return _spans_to_segments(spans, nspans, n, min_gap)
+        finally:
+            free(spans)
+
+
+cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8_t *p, size_t n,
+                           int shift) noexcept nogil:
+    cdef uint64_t h = 0
+    cdef size_t i, slot, count = 0
+    cdef uint32_t tag
+    for i in range(n):
+        h = (h << 1) + GEAR[p[i]]
+        if (h >> shift) != 0 or i < 63:
+            continue
+        tag = _tag(h)
+        slot = _slot(h, bits)
+        while slots[slot].tag != 0 and slots[slot].tag != tag:
+            slot = (slot + 1) & mask
+        if slots[slot].tag == 0:
+            slots[slot].tag = tag
+            slots[slot].position = <uint32_t>(i - 63)
+            count += 1
+            # The table was sized for the expected anchor count; degenerate input (long
+            # periodic runs) could exceed it, so stop before it gets full.
+            if count * 4 > mask * 3:
+                break
+    return count
+
+
+cdef list _spans_to_segments(size_t *spans, size_t nspans, size_t n, size_t min_gap):
+    cdef list out = []
+    cdef size_t k, pos = 0, lo, hi
+    for k in range(0, nspans, 3):
+        lo = spans[k]
+        hi = spans[k + 1]
+        if lo < min_gap:  # a short unshared head is not worth its own window
+            lo = 0
+        if lo > pos:
+            out.append((pos, lo, False, 0))
+        out.append((lo, hi, True, spans[k + 2]))
+        pos = hi
+    if pos < n:
+        if out and n - pos < min_gap:
+            lo, hi, shared, hint = out[len(out) - 1]
+            out[len(out) - 1] = (lo, n, shared, hint)
+        else:
+            out.append((pos, n, False, 0))
+    return out
