@@ -30,11 +30,13 @@ header) decode here. How the encoder is fast:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final, Literal, Protocol
 
@@ -45,10 +47,10 @@ __all__ = [
     "DEFAULT_LEVEL",
     "DEFAULT_SECONDARY",
     "DEFAULT_WINDOW_SIZE",
-    "Decoder",
-    "StreamReader",
-    "Encoder",
     "XDELTA3_VERSION",
+    "Decoder",
+    "Encoder",
+    "StreamReader",
     "decode",
     "encode",
 ]
@@ -79,8 +81,17 @@ _PRESETS: Final = {
     0: (9, 3, 4, 8, 2, 36, 70),
     _SMATCH_SLOW: (9, 2, 4, 44, 13, 90, 70),
 }
-_LEVEL_PRESET: Final = {1: _SMATCH_FASTEST, 2: _SMATCH_FASTER, 3: _SMATCH_FAST, 4: _SMATCH_FAST,
-                        5: _SMATCH_FAST, 6: 0, 7: _SMATCH_SLOW, 8: _SMATCH_SLOW, 9: _SMATCH_SLOW}
+_LEVEL_PRESET: Final = {
+    1: _SMATCH_FASTEST,
+    2: _SMATCH_FASTER,
+    3: _SMATCH_FAST,
+    4: _SMATCH_FAST,
+    5: _SMATCH_FAST,
+    6: 0,
+    7: _SMATCH_SLOW,
+    8: _SMATCH_SLOW,
+    9: _SMATCH_SLOW,
+}
 
 #: Memory for xdelta3's index of the reference (8 bytes a slot). Beyond it, the index samples
 #: the reference more sparsely instead of growing: peak memory stays the reference plus a bound.
@@ -116,8 +127,9 @@ def _shared_pool() -> ThreadPoolExecutor:
     global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1),
-                                       thread_name_prefix="deltaglider-codec")
+            _pool = ThreadPoolExecutor(
+                max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="deltaglider-codec"
+            )
             _pool_pid = os.getpid()
         return _pool
 
@@ -126,7 +138,7 @@ def _default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _ordered(tasks: Iterator[Callable[[], Any]], depth: int) -> Iterator[Any]:
+def _ordered(tasks: Iterator[Callable[[], Any]], depth: int) -> Generator[Any, None, None]:
     """Runs tasks on the shared pool, at most ``depth`` at once, yielding results in order.
 
     With ``depth`` 1 the tasks run in the calling thread. Closing the iterator early cancels
@@ -150,10 +162,9 @@ def _ordered(tasks: Iterator[Callable[[], Any]], depth: int) -> Iterator[Any]:
             fut.cancel()
         for fut in pending:
             if not fut.cancelled():
-                try:
+                # Already failing or closed: wait for the task, keep the first error.
+                with contextlib.suppress(BaseException):
                     fut.result()
-                except BaseException:  # noqa: BLE001 - already failing or closed; keep the first
-                    pass
 
 
 def _buffer(obj: Any, what: str) -> memoryview:
@@ -204,8 +215,10 @@ class Encoder:
         if not isinstance(level, int) or not 1 <= level <= 9:
             raise ValueError("level must be an integer from 1 to 9")
         if secondary not in _SECONDARY_IDS:
-            raise ValueError("secondary must be 'none', 'djw' or 'lzma' "
-                             "(FGK is only decoded: its encoder is known to be broken)")
+            raise ValueError(
+                "secondary must be 'none', 'djw' or 'lzma' "
+                "(FGK is only decoded: its encoder is known to be broken)"
+            )
         if not isinstance(window_size, int) or not 4096 <= window_size <= _xdelta3.HARD_MAX_WINDOW:
             raise ValueError("window_size must be between 4 KiB and 64 MiB")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -230,18 +243,24 @@ class Encoder:
                     probe = Future()
                     probe.set_result(_xdelta3.AnchorIndex(self._source))
             self._core = _xdelta3.EncoderCore(
-                self._source, matcher=matcher, window_size=window_size, secondary=sec_id,
-                level=level, compress_data=secondary_data)
+                self._source,
+                matcher=matcher,
+                window_size=window_size,
+                secondary=sec_id,
+                level=level,
+                compress_data=secondary_data,
+            )
             self._probe = probe.result() if probe is not None else None
             # Windows that share nothing with the reference are compressed without it (no
             # secondary compression: such windows can join a delta of any header).
             self._plain = _xdelta3.EncoderCore(
-                b"", matcher=_SMATCH_FASTEST, window_size=window_size, secondary=0)
+                b"", matcher=_SMATCH_FASTEST, window_size=window_size, secondary=0
+            )
         except MemoryError:
             raise EncodeError("not enough memory to index the reference") from None
         self._lock = threading.Lock()
-        self._idle: list[Any] = []
-        self._idle_plain: list[Any] = []
+        self._idle: list[_xdelta3.EncodeSession] = []
+        self._idle_plain: list[_xdelta3.EncodeSession] = []
 
     @property
     def source_size(self) -> int:
@@ -250,18 +269,20 @@ class Encoder:
 
     # Sessions are xdelta3 streams; they are expensive enough to keep (each has its own window
     # hash tables) and not thread-safe, so each task borrows one.
-    def _borrow(self, plain: bool) -> Any:
+    def _borrow(self, plain: bool) -> _xdelta3.EncodeSession:
         with self._lock:
             idle = self._idle_plain if plain else self._idle
             if idle:
                 return idle.pop()
         return (self._plain if plain else self._core).session()
 
-    def _give_back(self, session: Any, plain: bool) -> None:
+    def _give_back(self, session: _xdelta3.EncodeSession, plain: bool) -> None:
         with self._lock:
             (self._idle_plain if plain else self._idle).append(session)
 
-    def _encode_shared(self, data: memoryview, hint: int, session: Any = None) -> bytes:
+    def _encode_shared(
+        self, data: memoryview, hint: int, session: _xdelta3.EncodeSession | None = None
+    ) -> bytes:
         if session is not None:
             return session.encode_window(data, hint)
         s = self._borrow(False)
@@ -279,7 +300,9 @@ class Encoder:
         finally:
             self._give_back(s, True)
 
-    def _tasks(self, block: memoryview, offset: int, lzma: Any) -> Iterator[Callable[[], bytes]]:
+    def _tasks(
+        self, block: memoryview, offset: int, lzma: _xdelta3.EncodeSession | None
+    ) -> Iterator[Callable[[], bytes]]:
         """Window tasks for one block of the target starting at ``offset``."""
         win = self.window_size
         if self._probe is None:
@@ -288,16 +311,19 @@ class Encoder:
             segments = self._probe.segment(block, _PROBE_MARGIN, _PROBE_MIN_GAP)
         for lo, hi, shared, hint in segments:
             for start in range(lo, hi, win):
-                piece = block[start:min(start + win, hi)]
+                piece = block[start : min(start + win, hi)]
                 if shared:
                     where = hint + (start - lo) if hint else offset + start
-                    yield lambda p=piece, h=where: self._encode_shared(p, h, lzma)
+                    yield functools.partial(self._encode_shared, piece, where, lzma)
                 else:
-                    yield lambda p=piece: self._encode_unshared(p)
+                    yield functools.partial(self._encode_unshared, piece)
 
-    def _encoded(self, blocks: Iterator[tuple[memoryview, int]],
-                 max_delta_size: int | None, progress: Callable[[int], None] | None = None
-                 ) -> Iterator[bytes]:
+    def _encoded(
+        self,
+        blocks: Iterator[tuple[memoryview, int]],
+        max_delta_size: int | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[bytes]:
         """The delta as a sequence of pieces (header first) for a sequence of target blocks."""
         header = self._core.header
         produced = len(header)
@@ -349,12 +375,18 @@ class Encoder:
         # Probing block by block lets the first windows start encoding while later blocks are
         # still being probed.
         size = self.window_size * _BLOCK_WINDOWS
-        blocks = ((view[i:i + size], i) for i in range(0, len(view), size))
+        blocks = ((view[i : i + size], i) for i in range(0, len(view), size))
         return b"".join(self._encoded(blocks, max_delta_size))
 
-    def copy_stream(self, reader: _Readable, writer: _Writable, *,
-                    max_delta_size: int | None = None, read_size: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    def copy_stream(
+        self,
+        reader: _Readable,
+        writer: _Writable,
+        *,
+        max_delta_size: int | None = None,
+        read_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, int]:
         """Reads the target from ``reader`` and writes its delta to ``writer``.
 
         Neither the whole target nor the whole delta is held in memory: the target is read in
@@ -385,8 +417,9 @@ class Encoder:
             written += len(piece)
         return total_read, written
 
-    def stream_reader(self, reader: _Readable, *, max_delta_size: int | None = None,
-                      read_size: int | None = None) -> StreamReader:
+    def stream_reader(
+        self, reader: _Readable, *, max_delta_size: int | None = None, read_size: int | None = None
+    ) -> StreamReader:
         """A readable binary file of the delta of the target read from ``reader``.
 
         The counterpart of :meth:`copy_stream` for consumers that pull (an S3 upload).
@@ -483,26 +516,31 @@ class Decoder:
         total = sum(w[2] for w in windows)
         if total > max_output_size:
             raise DecodeError(
-                f"delta reconstructs {total} bytes, more than max_output_size={max_output_size}")
+                f"delta reconstructs {total} bytes, more than max_output_size={max_output_size}"
+            )
         header = bytes(view[:header_len])
         out = _xdelta3.OutputBuffer(total)
         groups = _groups(windows, self.threads if _independent(secondary) else 1)
         tasks = (self._decode_group_task(view, header, group, out) for group in groups)
         for _ in _ordered(tasks, len(groups)):
             pass
-        return out.take()  # type: ignore[no-any-return]
+        return out.take()
 
-    def _decode_group_task(self, view: memoryview, header: bytes,
-                           group: tuple[int, int, int, int], out: Any) -> Callable[[], None]:
+    def _decode_group_task(
+        self, view: memoryview, header: bytes, group: tuple[int, int, int, int], out: Any
+    ) -> Callable[[], None]:
         start, end, offset, length = group
 
         def run() -> None:
             _xdelta3.DecodeSession(self._source, header).decode_windows(
-                view, start, end, out, offset, length)
+                view, start, end, out, offset, length
+            )
+
         return run
 
-    def _decoded(self, reader: _Readable, max_output_size: int | None,
-                 counters: list[int]) -> Iterator[memoryview]:
+    def _decoded(
+        self, reader: _Readable, max_output_size: int | None, counters: list[int]
+    ) -> Iterator[memoryview]:
         """Decoded pieces of the delta read from ``reader``, in order."""
         buf = bytearray()
         header_len = 0
@@ -510,8 +548,9 @@ class Decoder:
         while not header_len:
             chunk = reader.read(64)
             if not chunk:
-                raise DecodeError("empty delta" if not buf else
-                                  "truncated delta: incomplete VCDIFF header")
+                raise DecodeError(
+                    "empty delta" if not buf else "truncated delta: incomplete VCDIFF header"
+                )
             buf += chunk
             counters[0] += len(chunk)
             header_len, secondary = _xdelta3.file_header_length(buf)
@@ -535,15 +574,17 @@ class Decoder:
                     length, target, need = _xdelta3.scan_window_header(buf, pos, secondary != 0)
                 if length:
                     if max_output_size is not None and produced + target > max_output_size:
-                        raise DecodeError(f"delta reconstructs more than max_output_size="
-                                          f"{max_output_size} bytes")
+                        raise DecodeError(
+                            f"delta reconstructs more than max_output_size={max_output_size} bytes"
+                        )
                     produced += target
                     batch_len += target
                     pos += length
                     windows += 1
                     if batch_len >= batch_target:
-                        yield self._stream_task(bytes(buf[batch_start:pos]), header, batch_len,
-                                                sequential)
+                        yield self._stream_task(
+                            bytes(buf[batch_start:pos]), header, batch_len, sequential
+                        )
                         del buf[:pos]
                         pos = batch_start = batch_len = 0
                     continue
@@ -551,8 +592,9 @@ class Decoder:
                     if pos < len(buf):
                         raise DecodeError(f"truncated delta: window {windows} is incomplete")
                     if batch_len or pos > batch_start:
-                        yield self._stream_task(bytes(buf[batch_start:pos]), header, batch_len,
-                                                sequential)
+                        yield self._stream_task(
+                            bytes(buf[batch_start:pos]), header, batch_len, sequential
+                        )
                     if not windows:
                         raise DecodeError("truncated delta: no windows after the header")
                     return
@@ -573,17 +615,20 @@ class Decoder:
         finally:
             results.close()
 
-    def _stream_task(self, data: bytes, header: bytes, length: int,
-                     sequential: Any) -> Callable[[], memoryview]:
+    def _stream_task(
+        self, data: bytes, header: bytes, length: int, sequential: Any
+    ) -> Callable[[], memoryview]:
         def run() -> memoryview:
             out = bytearray(length)
             session = sequential or _xdelta3.DecodeSession(self._source, header)
             session.decode_windows(data, 0, len(data), out, 0, length)
             return memoryview(out)
+
         return run
 
-    def copy_stream(self, reader: _Readable, writer: _Writable, *,
-                    max_output_size: int | None = None) -> tuple[int, int]:
+    def copy_stream(
+        self, reader: _Readable, writer: _Writable, *, max_output_size: int | None = None
+    ) -> tuple[int, int]:
         """Reads a delta from ``reader`` and writes the reconstructed target to ``writer``.
 
         Memory is bounded by a few windows whatever the size of the delta or the target; each
@@ -595,8 +640,9 @@ class Decoder:
             writer.write(piece)
         return counters[0], counters[1]
 
-    def stream_reader(self, reader: _Readable, *,
-                      max_output_size: int | None = None) -> StreamReader:
+    def stream_reader(
+        self, reader: _Readable, *, max_output_size: int | None = None
+    ) -> StreamReader:
         """A readable binary file of the target reconstructed from the delta in ``reader``."""
         return StreamReader(self._decoded(reader, max_output_size, [0, 0]))
 
@@ -610,7 +656,7 @@ def _groups(windows: list[tuple[int, int, int]], parts: int) -> list[tuple[int, 
     """Contiguous runs of windows of about equal output: ``(start, end, offset, length)``."""
     total = sum(w[2] for w in windows)
     parts = max(1, min(parts, len(windows), total // (1 << 20) or 1))
-    groups = []
+    groups: list[tuple[int, int, int, int]] = []
     goal = total / parts
     first = 0
     offset = 0
@@ -618,7 +664,7 @@ def _groups(windows: list[tuple[int, int, int]], parts: int) -> list[tuple[int, 
     for i, (_, _, length) in enumerate(windows):
         acc += length
         if acc >= goal * (len(groups) + 1) and len(groups) < parts - 1:
-            size = sum(w[2] for w in windows[first:i + 1])
+            size = sum(w[2] for w in windows[first : i + 1])
             groups.append((windows[first][0], windows[i][1], offset, size))
             offset += size
             first = i + 1

@@ -1,0 +1,67 @@
+"""Type stub of the private native binding (see _xdelta3.pyx); use deltaglider.codec."""
+
+from typing import Final
+
+from typing_extensions import Buffer
+
+HARD_MAX_WINDOW: Final[int]
+MAX_APPHEADER: Final[int]
+SECONDARY_NONE: Final[int]
+SECONDARY_DJW: Final[int]
+SECONDARY_LZMA: Final[int]
+SECONDARY_FGK: Final[int]
+
+def file_header_length(data: Buffer) -> tuple[int, int]: ...
+def scan_window_header(data: Buffer, offset: int, has_secondary: bool) -> tuple[int, int, int]: ...
+def scan_windows(data: Buffer, offset: int, has_secondary: bool) -> list[tuple[int, int, int]]: ...
+def literal_window(target: Buffer) -> bytes: ...
+def entropy_bits(data: Buffer) -> float: ...
+
+class EncoderCore:
+    header: Final[bytes]
+    window_size: Final[int]
+    secondary: Final[int]
+    index_bytes: Final[int]
+    def __init__(
+        self,
+        source: Buffer,
+        *,
+        matcher: int | tuple[int, int, int, int, int, int, int],
+        window_size: int,
+        secondary: int = 0,
+        level: int = 9,
+        sprevsz: int = ...,
+        iopt_size: int = ...,
+        target_matching: bool = True,
+        greedy: bool = False,
+        compress_data: bool = True,
+    ) -> None: ...
+    @property
+    def source_size(self) -> int: ...
+    def session(self) -> EncodeSession: ...
+
+class EncodeSession:
+    def __init__(self, core: EncoderCore) -> None: ...
+    def encode_window(self, target: Buffer, hint: int = 0) -> bytes: ...
+
+class DecodeSession:
+    def __init__(self, source: Buffer, header: Buffer) -> None: ...
+    def decode_windows(
+        self, delta: Buffer, start: int, end: int, out: Buffer, out_offset: int, out_length: int
+    ) -> None: ...
+
+class OutputBuffer:
+    def __init__(self, size: int) -> None: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def take(self) -> bytes: ...
+
+class AnchorIndex:
+    anchor_bits: Final[int]
+    anchors: Final[int]
+    table_bytes: Final[int]
+    def __init__(
+        self, source: Buffer, anchor_bits: int = 6, max_table_bytes: int = ...
+    ) -> None: ...
+    def segment(
+        self, target: Buffer, margin: int, min_gap: int
+    ) -> list[tuple[int, int, bool, int]]: ...

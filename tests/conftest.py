@@ -1,0 +1,30 @@
+"""Shared test configuration.
+
+Profiles for hypothesis are chosen with HYPOTHESIS_PROFILE: ``default`` (quick, for a developer
+loop) and ``ci`` (more examples, no deadline: CI machines are slow and shared).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Tests talk to 127.0.0.1 only; never let boto3 or the original DeltaGlider probe EC2 metadata.
+os.environ["DG_DISABLE_EC2_DETECTION"] = "1"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+settings.register_profile(
+    "default",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
