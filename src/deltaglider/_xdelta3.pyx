@@ -1106,7 +1106,7 @@ cdef class AnchorIndex:
     def __cinit__(self):
         self._slots = NULL
 
-    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=8 << 20):
+    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=4 << 20):
         cdef Py_buffer view
         cdef size_t n, want, slots
         if self._slots != NULL:

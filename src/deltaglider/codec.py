@@ -101,10 +101,12 @@ _INDEX_BUDGET: Final = 16 << 20
 #: gap are not worth splitting off.
 _PROBE_MARGIN: Final = 4096
 _PROBE_MIN_GAP: Final = 16384
+#: Window size for stretches that share nothing with the reference.
+_PLAIN_WINDOW: Final = 1 << 17
 #: Unshared windows whose bytes look random (order-0 entropy) are stored verbatim.
 _RANDOM_ENTROPY: Final = 7.999
 #: Streaming reads the target in blocks of this many windows.
-_BLOCK_WINDOWS: Final = 8
+_BLOCK_WINDOWS: Final = 4
 
 
 class _Readable(Protocol):
@@ -251,10 +253,13 @@ class Encoder:
                 compress_data=secondary_data,
             )
             self._probe = probe.result() if probe is not None else None
-            # Windows that share nothing with the reference are compressed without it (no
-            # secondary compression: such windows can join a delta of any header).
+            # Windows that share nothing with the reference are compressed without it, in
+            # smaller windows (xdelta3's tables are sized by the window; such data gains
+            # little from a long reach), without secondary compression so that they can join
+            # a delta of any header.
+            self._plain_window = min(window_size, _PLAIN_WINDOW)
             self._plain = _xdelta3.EncoderCore(
-                b"", matcher=_SMATCH_FASTEST, window_size=window_size, secondary=0
+                b"", matcher=_SMATCH_FASTEST, window_size=self._plain_window, secondary=0
             )
         except MemoryError:
             raise EncodeError("not enough memory to index the reference") from None
@@ -292,13 +297,21 @@ class Encoder:
             self._give_back(s, False)
 
     def _encode_unshared(self, data: memoryview) -> bytes:
-        if _xdelta3.entropy_bits(data) >= _RANDOM_ENTROPY:
-            return _xdelta3.literal_window(data)
-        s = self._borrow(True)
+        out = []
+        session = None
         try:
-            return s.encode_window(data, 0)
+            for start in range(0, len(data), self._plain_window):
+                piece = data[start : start + self._plain_window]
+                if _xdelta3.entropy_bits(piece) >= _RANDOM_ENTROPY:
+                    out.append(_xdelta3.literal_window(piece))
+                    continue
+                if session is None:
+                    session = self._borrow(True)
+                out.append(session.encode_window(piece, 0))
         finally:
-            self._give_back(s, True)
+            if session is not None:
+                self._give_back(session, True)
+        return b"".join(out)
 
     def _tasks(
         self, block: memoryview, offset: int, lzma: _xdelta3.EncodeSession | None
@@ -619,10 +632,10 @@ class Decoder:
         self, data: bytes, header: bytes, length: int, sequential: Any
     ) -> Callable[[], memoryview]:
         def run() -> memoryview:
-            out = bytearray(length)
+            out = _xdelta3.OutputBuffer(length)  # not zero-filled: every byte is written
             session = sequential or _xdelta3.DecodeSession(self._source, header)
             session.decode_windows(data, 0, len(data), out, 0, length)
-            return memoryview(out)
+            return memoryview(out.take())
 
         return run
 

@@ -1,0 +1,375 @@
+"""Benchmark: deltaglider's in-process codec against the xdelta3 command-line tool.
+
+    python bench/corpus.py      # once: fetch the corpus from PyPI (bench/.corpus)
+    python bench/codec.py       # the comparison; --help for options
+
+The competitor is the ``xdelta3`` tool exactly as the original DeltaGlider runs it, one process
+per file: ``xdelta3 -e -9 -s ref new out`` and ``xdelta3 -d -s ref delta out``. Both sides work
+file to file (read the inputs, write the output), each timing the median of ``--repeat`` runs.
+
+Sections: every consecutive-release pair of the corpus and the totals (delta bytes, encode and
+decode MB/s of target, ratios ours/tool); thread scaling; the early abort on two unrelated
+100 MB files; peak memory of streaming encode and decode; with ``--sweep``, the level and
+secondary-compression table the defaults were chosen from. Ends with the bars of issue 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus  # noqa: E402
+
+from deltaglider.codec import Decoder, Encoder  # noqa: E402
+from deltaglider.errors import DeltaTooLargeError  # noqa: E402
+
+MB = 1e6
+XDELTA3 = shutil.which("xdelta3")
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def run(*args: str | Path) -> None:
+    subprocess.run([str(a) for a in args], check=True, stdout=subprocess.DEVNULL)
+
+
+# --- tool and ours, file to file -------------------------------------------------------------
+
+
+def tool_encode(ref: Path, new: Path, out: Path) -> None:
+    out.unlink(missing_ok=True)  # the original does not pass -f
+    run(XDELTA3 or "xdelta3", "-e", "-9", "-s", ref, new, out)
+
+
+def tool_decode(ref: Path, delta: Path, out: Path) -> None:
+    out.unlink(missing_ok=True)
+    run(XDELTA3 or "xdelta3", "-d", "-s", ref, delta, out)
+
+
+def ours_encode(ref: Path, new: Path, out: Path, **options: object) -> None:
+    delta = Encoder(ref.read_bytes(), **options).encode(new.read_bytes())  # type: ignore[arg-type]
+    out.write_bytes(delta)
+
+
+def ours_decode(ref: Path, delta: Path, out: Path, size: int) -> None:
+    out.write_bytes(Decoder(ref.read_bytes()).decode(delta.read_bytes(), max_output_size=size))
+
+
+def corpus_comparison(pairs: list[tuple[Path, Path]], tmp: Path, repeat: int) -> dict:
+    print("\n== Corpus: consecutive releases (median of %d runs, file to file)" % repeat)
+    head = (f"{'target':44s} {'MB':>6s} | {'delta tool':>10s} {'ours':>10s} {'ratio':>6s} | "
+            f"{'enc tool':>8s} {'ours':>7s} {'x':>6s} | {'dec tool':>8s} {'ours':>7s} {'x':>6s}")
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for ref, new in pairs:
+        size = new.stat().st_size
+        t_enc = median_time(lambda: tool_encode(ref, new, tmp / "t.delta"), repeat)
+        t_dec = median_time(lambda: tool_decode(ref, tmp / "t.delta", tmp / "t.out"), repeat)
+        o_enc = median_time(lambda: ours_encode(ref, new, tmp / "o.delta"), repeat)
+        o_dec = median_time(lambda: ours_decode(ref, tmp / "o.delta", tmp / "o.out", size), repeat)
+        assert (tmp / "t.out").read_bytes() == (tmp / "o.out").read_bytes() == new.read_bytes()
+        row = {"target": new.name, "size": size, "tool_delta": (tmp / "t.delta").stat().st_size,
+               "ours_delta": (tmp / "o.delta").stat().st_size, "tool_encode_s": t_enc,
+               "ours_encode_s": o_enc, "tool_decode_s": t_dec, "ours_decode_s": o_dec}
+        rows.append(row)
+        print(f"{new.name[:44]:44s} {size / MB:6.1f} | {row['tool_delta']:10d} "
+              f"{row['ours_delta']:10d} {row['ours_delta'] / row['tool_delta']:6.3f} | "
+              f"{t_enc * 1e3:6.0f}ms {o_enc * 1e3:5.0f}ms {t_enc / o_enc:5.2f}x | "
+              f"{t_dec * 1e3:6.0f}ms {o_dec * 1e3:5.0f}ms {t_dec / o_dec:5.2f}x")
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "target"}
+    size = total["size"]
+    summary = {
+        "pairs": len(rows),
+        "target_bytes": size,
+        "tool_delta_bytes": total["tool_delta"],
+        "ours_delta_bytes": total["ours_delta"],
+        "delta_ratio": total["ours_delta"] / total["tool_delta"],
+        "tool_encode_MBps": size / total["tool_encode_s"] / MB,
+        "ours_encode_MBps": size / total["ours_encode_s"] / MB,
+        "encode_speedup": total["tool_encode_s"] / total["ours_encode_s"],
+        "tool_decode_MBps": size / total["tool_decode_s"] / MB,
+        "ours_decode_MBps": size / total["ours_decode_s"] / MB,
+        "decode_speedup": total["tool_decode_s"] / total["ours_decode_s"],
+    }
+    print("-" * len(head))
+    print(f"{'TOTAL':44s} {size / MB:6.1f} | {total['tool_delta']:10d} {total['ours_delta']:10d} "
+          f"{summary['delta_ratio']:6.3f} | {summary['tool_encode_MBps']:5.1f}MB/s "
+          f"{summary['ours_encode_MBps']:5.0f}MB/s {summary['encode_speedup']:5.2f}x | "
+          f"{summary['tool_decode_MBps']:5.0f}MB/s {summary['ours_decode_MBps']:5.0f}MB/s "
+          f"{summary['decode_speedup']:5.2f}x")
+    return {"rows": rows, "summary": summary}
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+def thread_scaling(pairs: list[tuple[Path, Path]], repeat: int) -> dict:
+    print(f"\n== Thread scaling (in memory, corpus totals, median of {repeat}; "
+          f"{os.cpu_count()} CPUs)")
+    data = [(r.read_bytes(), n.read_bytes()) for r, n in pairs]
+    deltas = [Encoder(r).encode(n) for r, n in data]
+    size = sum(len(n) for _, n in data)
+    out: dict[str, dict[str, float]] = {}
+    counts = sorted({1, 2, os.cpu_count() or 1, 4})
+    base_enc = base_dec = 0.0
+    for threads in counts:
+        te = median_time(lambda: [Encoder(r, threads=threads).encode(n) for r, n in data], repeat)
+        td = median_time(lambda: [Decoder(r, threads=threads).decode(d, max_output_size=len(n))
+                                  for (r, n), d in zip(data, deltas)], repeat)
+        if threads == 1:
+            base_enc, base_dec = te, td
+        out[f"threads={threads}"] = {"encode_MBps": size / te / MB, "decode_MBps": size / td / MB}
+        print(f"  one call, threads={threads}: encode {size / te / MB:6.1f} MB/s "
+              f"({base_enc / te:4.2f}x)   decode {size / td / MB:7.1f} MB/s ({base_dec / td:4.2f}x)")
+    for workers in (1, 2):
+        def many(w: int = workers) -> None:
+            with ThreadPoolExecutor(w) as pool:
+                list(pool.map(lambda p: Encoder(p[0], threads=1).encode(p[1]), data))
+        t = median_time(many, repeat)
+        out[f"independent_encoders={workers}"] = {"encode_MBps": size / t / MB}
+        print(f"  {workers} independent encoder(s) (threads=1 each) in {workers} thread(s): "
+              f"encode {size / t / MB:6.1f} MB/s")
+    return out
+
+
+# --- early abort -----------------------------------------------------------------------------
+
+
+def _compressed_noise(path: Path, size: int, seed: int) -> None:
+    """``size`` bytes of deflate output of pseudo-text: high entropy, like a rebuilt archive."""
+    rng = random.Random(seed)
+    words = [rng.randbytes(rng.randint(2, 9)).hex().encode() for _ in range(5000)]
+    comp = zlib.compressobj(6)
+    with open(path, "wb") as fh:
+        written = 0
+        while written < size:
+            text = b" ".join(rng.choices(words, k=20000))
+            chunk = comp.compress(text)
+            fh.write(chunk[: size - written])
+            written += min(len(chunk), size - written)
+
+
+def early_abort(tmp: Path) -> dict:
+    print("\n== Early abort: two unrelated 100 MB files, max_delta_size = 50% of the target")
+    out = {}
+    for kind in ("random", "compressed"):
+        a, b = tmp / f"{kind}-a", tmp / f"{kind}-b"
+        if kind == "random":
+            rng = random.Random(1)
+            a.write_bytes(rng.randbytes(100_000_000))
+            b.write_bytes(rng.randbytes(100_000_000))
+        else:
+            _compressed_noise(a, 100_000_000, 2)
+            _compressed_noise(b, 100_000_000, 3)
+        t_tool = median_time(lambda: tool_encode(a, b, tmp / "u.delta"), 1)
+
+        limit = {"max_delta_size": 50_000_000}
+        t_abort = median_time(
+            lambda: _expect_abort(lambda: Encoder(a.read_bytes()).encode(
+                b.read_bytes(), **limit)), 3)  # type: ignore[arg-type]
+        t_full = median_time(lambda: ours_encode(a, b, tmp / "o.delta"), 1)
+        out[kind] = {"tool_full_s": t_tool, "ours_abort_s": t_abort, "ours_full_s": t_full,
+                     "abort_vs_tool": t_abort / t_tool}
+        print(f"  {kind:10s}: tool full encode {t_tool:6.2f}s | ours: gives up in {t_abort:5.2f}s "
+              f"= {100 * t_abort / t_tool:4.1f}% of the tool's time (full encode {t_full:5.2f}s)")
+        a.unlink()
+        b.unlink()
+    return out
+
+
+def _expect_abort(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except DeltaTooLargeError:
+        return
+    raise AssertionError("expected DeltaTooLargeError")
+
+
+# --- peak memory -----------------------------------------------------------------------------
+
+_MEMORY_CHILD = textwrap.dedent("""
+    import io, random, sys
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    from deltaglider.codec import Encoder, Decoder
+    baseline = status("VmRSS:")
+    source = open(sys.argv[1], "rb").read()
+    mode, total, mixed = sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+
+    class Target(io.RawIOBase):
+        # The reference over and over, mutated; with mixed, every third MiB is new data.
+        def __init__(self):
+            self.left, self.pos, self.rng = total, 0, random.Random(5)
+        def readable(self):
+            return True
+        def readinto(self, b):
+            n = min(len(b), self.left, 1 << 20)
+            if n <= 0:
+                return 0
+            if mixed and (self.pos >> 20) % 3 == 2:
+                chunk = self.rng.randbytes(n // 2).hex().encode()[:n]
+            else:
+                off = self.pos % max(1, len(source) - n)
+                chunk = bytearray(source[off:off + n])
+                chunk[self.rng.randrange(n)] ^= 1
+            b[:n] = chunk
+            self.left -= n
+            self.pos += n
+            return n
+
+    class Sink:
+        n = 0
+        def write(self, b):
+            self.n += len(b)
+
+    if mode == "encode":
+        # Peak over the interpreter's own footprint: the reference plus the encoder.
+        sink = Sink()
+        Encoder(source).copy_stream(Target(), sink)
+        print(status("VmHWM:") - baseline, sink.n)
+    else:
+        # The delta is made first (it is the decoder's input, not its memory); then the peak
+        # is reset and only the streaming decode is measured, counted with the reference.
+        buf = io.BytesIO()
+        Encoder(source).copy_stream(Target(), buf)
+        delta = buf.getvalue()
+        del buf
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # resets VmHWM to the current RSS
+        before = status("VmRSS:")
+        sink = Sink()
+        Decoder(source).copy_stream(io.BytesIO(delta), sink)
+        assert sink.n == total
+        print(len(source) + status("VmHWM:") - before, len(delta))
+""")
+
+
+def peak_memory(pairs: list[tuple[Path, Path]], tmp: Path, target_mb: int) -> dict:
+    print(f"\n== Peak memory of streaming encode and decode ({target_mb} MiB targets; "
+          "bar: reference size + 64 MiB)")
+    big = tmp / "big-ref"
+    rng = random.Random(7)
+    big.write_bytes(rng.randbytes(100 << 20))
+    sources = [pairs[-1][0], big]
+    out = {}
+    for src in sources:
+        for mixed in (False, True):
+            for mode in ("encode", "decode"):
+                res = subprocess.run(
+                    [sys.executable, "-c", _MEMORY_CHILD, str(src), mode, str(target_mb << 20),
+                     "1" if mixed else "0"], capture_output=True, text=True, check=True)
+                used, delta_len = map(int, res.stdout.split())
+                size = src.stat().st_size
+                over = used - size
+                label = f"{src.name[:30]} {'mixed' if mixed else 'similar'} {mode}"
+                out[label] = {"source": size, "used": used, "over_source": over}
+                print(f"  {label:50s} reference {size / 2**20:6.1f} MiB, peak use "
+                      f"{used / 2**20:6.1f} MiB = reference + {over / 2**20:5.1f} MiB")
+    big.unlink()
+    return out
+
+
+# --- defaults sweep --------------------------------------------------------------------------
+
+
+def sweep(pairs: list[tuple[Path, Path]], tool_bytes: int, tool_seconds: float) -> dict:
+    print("\n== Levels and secondary compression (in memory, corpus totals): "
+          "the table the defaults come from")
+    data = [(r.read_bytes(), n.read_bytes()) for r, n in pairs]
+    size = sum(len(n) for _, n in data)
+    out = {}
+    print(f"  {'level':>5s} {'secondary':>10s} {'delta bytes':>12s} {'vs tool':>8s} "
+          f"{'encode MB/s':>12s} {'vs tool':>8s} {'decode MB/s':>12s}")
+    for level in (1, 2, 3, 6, 9):
+        for secondary in ("none", "djw", "lzma"):
+            deltas: list[bytes] = []
+            te = median_time(lambda: deltas.extend(
+                Encoder(r, level=level, secondary=secondary).encode(n) for r, n in data), 1)
+            td = median_time(lambda: [Decoder(r).decode(d, max_output_size=len(n))
+                                      for (r, n), d in zip(data, deltas)], 1)
+            total = sum(map(len, deltas))
+            key = f"level={level} secondary={secondary}"
+            out[key] = {"delta_ratio": total / tool_bytes, "encode_MBps": size / te / MB,
+                        "decode_MBps": size / td / MB}
+            print(f"  {level:5d} {secondary:>10s} {total:12d} {total / tool_bytes:8.4f} "
+                  f"{size / te / MB:12.1f} {tool_seconds / te:7.2f}x {size / td / MB:12.1f}")
+    return out
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--corpus", type=Path, default=corpus.DEFAULT_DIR)
+    parser.add_argument("--sweep", action="store_true", help="also print the level table")
+    parser.add_argument("--skip-abort", action="store_true", help="skip the 100 MB early abort")
+    parser.add_argument("--memory-target-mb", type=int, default=1024)
+    parser.add_argument("--json", type=Path, help="write all results to this file")
+    args = parser.parse_args()
+    if not XDELTA3:
+        raise SystemExit("the xdelta3 tool is required (apt-get install xdelta3)")
+    tool_version = subprocess.run([XDELTA3, "-V"], capture_output=True, text=True)
+    print(f"tool: {(tool_version.stdout or tool_version.stderr).splitlines()[0]}")
+    pairs = corpus.pairs(args.corpus)
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        results["corpus"] = corpus_comparison(pairs, tmp, args.repeat)
+        results["threads"] = thread_scaling(pairs, args.repeat)
+        if not args.skip_abort:
+            results["early_abort"] = early_abort(tmp)
+        results["memory"] = peak_memory(pairs, tmp, args.memory_target_mb)
+        if args.sweep:
+            s = results["corpus"]["summary"]
+            results["sweep"] = sweep(pairs, s["tool_delta_bytes"],
+                                     s["target_bytes"] / s["tool_encode_MBps"] / MB)
+    s = results["corpus"]["summary"]
+    bars = [
+        ("encode >= 3x the tool's -e -9", s["encode_speedup"] >= 3, f"{s['encode_speedup']:.2f}x"),
+        ("delta bytes <= 1.03x the tool's", s["delta_ratio"] <= 1.03, f"{s['delta_ratio']:.4f}x"),
+        ("decode >= 5x the tool's -d", s["decode_speedup"] >= 5, f"{s['decode_speedup']:.2f}x"),
+    ]
+    if "early_abort" in results:
+        worst = max(v["abort_vs_tool"] for v in results["early_abort"].values())
+        bars.append(("early abort < 20% of the tool's full encode", worst < 0.2,
+                     f"{100 * worst:.1f}%"))
+    worst_mem = max(v["over_source"] for v in results["memory"].values())
+    bars.append(("streaming peak memory <= reference + 64 MiB", worst_mem <= 64 << 20,
+                 f"reference + {worst_mem / 2**20:.1f} MiB"))
+    print("\n== Bars")
+    for name, ok, value in bars:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {value}")
+    results["bars"] = {name: {"pass": ok, "value": value} for name, ok, value in bars}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    sys.exit(0 if all(ok for _, ok, _ in bars) else 1)
+
+
+if __name__ == "__main__":
+    main()
