@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import subprocess
 import sys
@@ -180,7 +181,7 @@ def pairs(directory: Path = DEFAULT_DIR) -> list[tuple[Path, Path]]:
     """Consecutive (reference, target) pairs of every series."""
     out = []
     for files in build(directory, quiet=True).values():
-        out.extend(zip(files, files[1:]))
+        out.extend(itertools.pairwise(files))
     return out
 
 
