@@ -1090,8 +1090,14 @@ cdef inline uint32_t _tag(uint64_t h) noexcept nogil:
     return t | 1
 
 
-cdef inline size_t _slot(uint64_t h, int bits) noexcept nogil:
-    return <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
+cdef inline size_t _find(const AnchorSlot *slots, int bits, size_t mask,
+                         uint64_t h) noexcept nogil:
+    """The slot holding anchor hash h, or the empty slot where it would go (linear probing)."""
+    cdef uint32_t tag = _tag(h)
+    cdef size_t slot = <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
+    while slots[slot].tag != 0 and slots[slot].tag != tag:
+        slot = (slot + 1) & mask
+    return slot
 
 
 cdef class AnchorIndex:
@@ -1154,7 +1160,6 @@ cdef class AnchorIndex:
         cdef size_t n, i, slot, mask
         cdef uint64_t h = 0
         cdef int shift = 64 - self.anchor_bits
-        cdef uint32_t tag
         cdef AnchorSlot *slots = self._slots
         cdef int bits = self._bits
         cdef size_t lo, hi, cur_lo = 0, cur_hi = 0, cur_hint = 0, hint
@@ -1173,10 +1178,7 @@ cdef class AnchorIndex:
                     h = (h << 1) + GEAR[p[i]]
                     if (h >> shift) != 0 or i < 63:
                         continue
-                    tag = _tag(h)
-                    slot = _slot(h, bits)
-                    while slots[slot].tag != 0 and slots[slot].tag != tag:
-                        slot = (slot + 1) & mask
+                    slot = _find(slots, bits, mask, h)
                     if slots[slot].tag == 0:
                         continue
                     lo = i - 63
@@ -1235,17 +1237,13 @@ cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8
                            int shift) noexcept nogil:
     cdef uint64_t h = 0
     cdef size_t i, slot, count = 0
-    cdef uint32_t tag
     for i in range(n):
         h = (h << 1) + GEAR[p[i]]
         if (h >> shift) != 0 or i < 63:
             continue
-        tag = _tag(h)
-        slot = _slot(h, bits)
-        while slots[slot].tag != 0 and slots[slot].tag != tag:
-            slot = (slot + 1) & mask
+        slot = _find(slots, bits, mask, h)
         if slots[slot].tag == 0:
-            slots[slot].tag = tag
+            slots[slot].tag = _tag(h)
             slots[slot].position = <uint32_t>(i - 63)
             count += 1
             # The table was sized for the expected anchor count; degenerate input (long

@@ -195,7 +195,7 @@ class Encoder:
         smaller, much slower, and its windows must be encoded one after another) or ``"none"``.
     :param secondary_data: also secondary-compress the data section (the bytes added
         verbatim). Off by default for DJW: for archives those bytes are compressed already and
-        it costs more than it saves. Always on for LZMA, as the ``xdelta3`` tool does.
+        it costs more than it saves. On by default for LZMA, as the ``xdelta3`` tool does.
     :param window_size: target bytes per VCDIFF window, the unit of parallel work.
     :param threads: windows encoded at once by one call (default: the CPU count, at most 8);
         1 encodes in the calling thread.
@@ -410,25 +410,13 @@ class Encoder:
         If :class:`~deltaglider.errors.DeltaTooLargeError` is raised, ``writer`` has received
         an incomplete delta that must be discarded.
         """
-        size = read_size or self.window_size * _BLOCK_WINDOWS
-        if size < 1:
-            raise ValueError("read_size must be positive")
-        total_read = 0
-
-        def blocks() -> Iterator[tuple[memoryview, int]]:
-            nonlocal total_read
-            while True:
-                data = _read_full(reader, size)
-                if not data:
-                    return
-                yield memoryview(data), total_read
-                total_read += len(data)
-
+        counted = [0]
         written = 0
-        for piece in self._encoded(blocks(), max_delta_size, progress):
+        blocks = _blocks(reader, self._read_size(read_size), counted)
+        for piece in self._encoded(blocks, max_delta_size, progress):
             writer.write(piece)
             written += len(piece)
-        return total_read, written
+        return counted[0], written
 
     def stream_reader(
         self, reader: _Readable, *, max_delta_size: int | None = None, read_size: int | None = None
@@ -437,18 +425,15 @@ class Encoder:
 
         The counterpart of :meth:`copy_stream` for consumers that pull (an S3 upload).
         """
-        size = read_size or self.window_size * _BLOCK_WINDOWS
+        blocks = _blocks(reader, self._read_size(read_size), [0])
+        return StreamReader(self._encoded(blocks, max_delta_size))
 
-        def blocks() -> Iterator[tuple[memoryview, int]]:
-            offset = 0
-            while True:
-                data = _read_full(reader, size)
-                if not data:
-                    return
-                yield memoryview(data), offset
-                offset += len(data)
-
-        return StreamReader(self._encoded(blocks(), max_delta_size))
+    def _read_size(self, read_size: int | None) -> int:
+        if read_size is None:
+            return self.window_size * _BLOCK_WINDOWS
+        if read_size < 1:
+            raise ValueError("read_size must be positive")
+        return read_size
 
 
 def _matcher(level: int, source_size: int) -> Any:
@@ -468,6 +453,16 @@ def _matcher(level: int, source_size: int) -> Any:
     while (1 << max(0, (window // step).bit_length() - 1)) > budget_slots:
         step += 1
     return (params[0], step, *params[2:])
+
+
+def _blocks(reader: _Readable, size: int, counted: list[int]) -> Iterator[tuple[memoryview, int]]:
+    """The target read in blocks of ``size`` bytes, with their offsets; counts what it read."""
+    while True:
+        data = _read_full(reader, size)
+        if not data:
+            return
+        yield memoryview(data), counted[0]
+        counted[0] += len(data)
 
 
 def _read_full(reader: _Readable, size: int) -> bytes:

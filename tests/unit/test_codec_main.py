@@ -34,8 +34,9 @@ def test_encode_then_decode(files: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert out.read_bytes() == new.read_bytes()
 
 
-def test_failed_decode_leaves_nothing(files: tuple[Path, Path],
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_decode_leaves_nothing(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     ref, new = files
     delta, out = ref.parent / "d", ref.parent / "out"
     assert _main(["encode", str(ref), str(new), str(delta)]) == 0
@@ -48,22 +49,36 @@ def test_failed_decode_leaves_nothing(files: tuple[Path, Path],
     assert not out.exists()
 
 
-def test_missing_files_are_one_line_errors(files: tuple[Path, Path], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_files_are_one_line_errors(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ref, new = files
     assert _main(["encode", str(ref), str(tmp_path / "nope"), str(tmp_path / "d")]) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: No such file or directory\n"
     assert _main(["encode", str(ref), str(new), str(tmp_path / "no" / "d")]) == 1
     assert capsys.readouterr().err == (
-        f"error: {tmp_path / 'no' / 'd'}: No such file or directory\n")
+        f"error: {tmp_path / 'no' / 'd'}: No such file or directory\n"
+    )
 
 
 def test_runs_as_a_module(files: tuple[Path, Path]) -> None:
     ref, new = files
-    proc = subprocess.run([sys.executable, "-m", "deltaglider.codec", "encode", str(ref),
-                           str(new), str(ref.parent / "d")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deltaglider.codec",
+            "encode",
+            str(ref),
+            str(new),
+            str(ref.parent / "d"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "-> delta" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "deltaglider.codec", "frobnicate"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deltaglider.codec", "frobnicate"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
