@@ -32,8 +32,6 @@ class EncoderCore:
         level: int = 9,
         sprevsz: int = ...,
         iopt_size: int = ...,
-        target_matching: bool = True,
-        greedy: bool = False,
         compress_data: bool = True,
     ) -> None: ...
     @property

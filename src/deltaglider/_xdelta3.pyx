@@ -58,7 +58,6 @@ cdef extern from "dg_xd3.h" nogil:
         XD3_SEC_NOADDR
         XD3_ADLER32
         XD3_NOCOMPRESS
-        XD3_BEGREEDY
         XD3_COMPLEVEL_SHIFT
 
     ctypedef enum xd3_smatch_cfg:
@@ -574,7 +573,7 @@ cdef class EncoderCore:
 
     def __init__(self, source, *, object matcher, size_t window_size, int secondary=0,
                  int level=9, size_t sprevsz=1 << 18, size_t iopt_size=1 << 15,
-                 bint target_matching=True, bint greedy=False, bint compress_data=True):
+                 bint compress_data=True):
         cdef uint32_t flags
         cdef int ret = 0
         cdef xd3_config owner_config
@@ -611,10 +610,6 @@ cdef class EncoderCore:
             # Secondary compression of the data section (the ADDed bytes) is where it costs
             # most and, for archives, gains least: those bytes are mostly compressed already.
             flags |= XD3_SEC_NODATA
-        if not target_matching:
-            flags |= XD3_NOCOMPRESS
-        if greedy:
-            flags |= XD3_BEGREEDY
         memset(&self._config, 0, sizeof(xd3_config))
         self._config.winsize = window_size
         self._config.sprevsz = sprevsz
