@@ -8,11 +8,22 @@ second base class, so existing ``except`` clauses keep working.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
+    "BucketNotEmpty",
+    "BucketNotFound",
     "CodecError",
+    "ConfigError",
     "DecodeError",
     "DeltaGliderError",
     "DeltaTooLargeError",
     "EncodeError",
+    "IntegrityError",
+    "InvalidKey",
+    "InvalidRange",
+    "NotFound",
+    "ObjectNotFound",
+    "PreconditionFailed",
+    "StorageError",
 ]
 
 
@@ -53,3 +64,77 @@ class DeltaTooLargeError(EncodeError):
 class DecodeError(CodecError, ValueError):
     """A delta could not be applied: it is malformed, truncated, made against another source,
     or would exceed the allowed output size."""
+
+
+class IntegrityError(DeltaGliderError):
+    """Bytes did not match the sha256 (or size) recorded for them: nothing was delivered as good.
+
+    ``key`` names the object, ``expected`` and ``actual`` are the digests (or sizes) compared.
+    """
+
+    def __init__(
+        self, message: str, *, key: str = "", expected: str = "", actual: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class ConfigError(DeltaGliderError, ValueError):
+    """A setting (environment variable, option, URL) is invalid."""
+
+
+class StorageError(DeltaGliderError):
+    """The store refused or failed a request.
+
+    ``code`` is the store's error code where there is one (S3's ``NoSuchKey``, ``SlowDown``...),
+    ``status`` the HTTP status, ``bucket`` and ``key`` what the request was about.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        status: int = 0,
+        bucket: str = "",
+        key: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.bucket = bucket
+        self.key = key
+
+
+class NotFound(StorageError, FileNotFoundError):
+    """The bucket or object does not exist."""
+
+
+class BucketNotFound(NotFound):
+    """The bucket does not exist."""
+
+
+class ObjectNotFound(NotFound):
+    """The object does not exist."""
+
+
+class AccessDenied(StorageError, PermissionError):
+    """The credentials are wrong or not allowed to do this."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional request's condition did not hold (the object exists, or changed)."""
+
+
+class InvalidRange(StorageError):
+    """The requested byte range is outside the object."""
+
+
+class BucketNotEmpty(StorageError):
+    """The bucket still holds objects."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """The key cannot be stored (empty, too long, or reserved)."""

@@ -1,0 +1,720 @@
+"""S3 and S3-compatible stores through boto3.
+
+- Credentials and region come from one boto3 Session: of ``profile`` when given (never mixed
+  with keys from elsewhere), else of explicit keys, else boto3's usual chain.
+- Retries with exponential backoff on throttling (SlowDown, 503), 5xx and connection errors
+  (botocore's adaptive mode); a body that breaks off mid-stream is resumed from where it
+  stopped, pinned to the same object by its ETag.
+- Objects from ``multipart_threshold`` on are uploaded (and copied) in parts, in parallel, so
+  objects over 5 GiB work; create-only and if-match conditions apply to the completion.
+- Checksums only where S3 requires them, so S3-compatible stores that do not implement the newer
+  checksum headers work.
+- One place (:func:`translate`) turns botocore errors into deltaglider's storage exceptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, BinaryIO
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config as BotoConfig
+
+from ..errors import (
+    AccessDenied,
+    BucketNotEmpty,
+    BucketNotFound,
+    ConfigError,
+    InvalidRange,
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
+)
+from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
+
+__all__ = ["S3Storage", "translate"]
+
+MAX_PARTS = 10_000
+MAX_PART = 5 << 30
+_READ_RETRIES = 5
+
+_ACCESS = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "403",
+    "Forbidden",
+}
+
+
+def translate(exc: Exception, *, bucket: str = "", key: str = "", action: str = "") -> Exception:
+    """The deltaglider exception for a boto3/botocore error (other exceptions unchanged)."""
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}" if bucket else "the store"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = err.get("Message") or code or f"HTTP {status}"
+        kw: dict[str, Any] = {"code": code, "status": status, "bucket": bucket, "key": key}
+        if code == "NoSuchBucket":
+            return BucketNotFound(f"bucket {bucket} does not exist", **kw)
+        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            return ObjectNotFound(f"{where} does not exist", **kw)
+        if code in _ACCESS or status == 403:
+            detail = {
+                "InvalidAccessKeyId": "the access key is not known to the store",
+                "SignatureDoesNotMatch": "the secret key is wrong",
+            }.get(code, text)
+            return AccessDenied(f"access denied to {where}: {detail}", **kw)
+        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict") or status == 412:
+            return PreconditionFailed(f"{where}: condition not met ({action or 'write'})", **kw)
+        if code in ("InvalidRange", "416") or status == 416:
+            return InvalidRange(f"{where}: requested range not satisfiable", **kw)
+        if code == "BucketNotEmpty":
+            return BucketNotEmpty(f"bucket {bucket} is not empty", **kw)
+        return StorageError(f"{action or 'request'} on {where} failed: {code}: {text}", **kw)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AccessDenied(
+            "no AWS credentials found (set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or use a profile)",
+            bucket=bucket,
+            key=key,
+        )
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return ConfigError(str(exc))
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return StorageError(
+            f"cannot connect to {exc.kwargs.get('endpoint_url', 'the store')}",
+            code="EndpointConnectionError",
+            bucket=bucket,
+            key=key,
+        )
+    if isinstance(exc, (botocore.exceptions.BotoCoreError, OSError)):
+        return StorageError(
+            f"{action or 'request'} on {where} failed: {exc}", bucket=bucket, key=key
+        )
+    return exc
+
+
+def _date(response: Mapping[str, Any]) -> datetime | None:
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    raw = headers.get("last-modified") or headers.get("date")
+    if not raw:
+        return None
+    try:
+        return parsedate_to_datetime(raw).astimezone(timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+class _ResumingBody:
+    """An object's bytes that survive a connection breaking off mid-body.
+
+    A failed read re-requests the rest (``Range`` from the current offset, ``If-Match`` the
+    ETag, so a replaced object fails instead of mixing). The end of the stream is checked
+    against the length the response announced: a short body is an error, never a quiet EOF.
+    """
+
+    def __init__(
+        self, storage: S3Storage, bucket: str, key: str, etag: str, start: int, end: int, body: Any
+    ) -> None:
+        self._storage = storage
+        self._bucket = bucket
+        self._key = key
+        self._etag = etag
+        self._pos = start
+        self._end = end
+        self._body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        want = (
+            self._end - self._pos if size is None or size < 0 else min(size, self._end - self._pos)
+        )
+        if want <= 0:
+            return b""
+        for attempt in range(_READ_RETRIES + 1):
+            try:
+                if self._body is None:
+                    self._body = self._storage._get_raw(
+                        self._bucket, self._key, self._pos, self._end, self._etag
+                    )
+                data: bytes = self._body.read(want)
+                if not data:
+                    raise StorageError(
+                        f"s3://{self._bucket}/{self._key}: body ended {self._end - self._pos} "
+                        "bytes early",
+                        code="IncompleteBody",
+                        bucket=self._bucket,
+                        key=self._key,
+                    )
+                self._pos += len(data)
+                return data
+            except (botocore.exceptions.BotoCoreError, OSError, StorageError) as exc:
+                if (
+                    isinstance(exc, (PreconditionFailed, ObjectNotFound))
+                    or attempt == _READ_RETRIES
+                ):
+                    raise translate(exc, bucket=self._bucket, key=self._key, action="read") from exc
+                self._drop()
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        if self._body is not None:
+            with contextlib.suppress(Exception):
+                self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        self._drop()
+        self._pos = self._end
+
+    def __enter__(self) -> _ResumingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class S3Storage(Storage):
+    """An S3-compatible store.
+
+    :param endpoint_url: the service (None: AWS S3).
+    :param profile: a boto3 profile; its credentials *and* region are used.
+    :param region: overrides the session's region (default us-east-1 when none is set).
+    :param addressing_style: ``path`` (default with an endpoint URL: what S3-compatible stores
+        expect), ``virtual`` or ``auto``.
+    :param conditional_writes: whether the store enforces ``If-None-Match: *`` (set False for
+        stores that ignore it; the engine then uses its documented fallback).
+    :param client: an existing boto3 S3 client to use instead of building one.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        region: str | None = None,
+        addressing_style: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        verify: bool | str = True,
+        max_attempts: int = 8,
+        max_pool_connections: int = 32,
+        multipart_threshold: int = 64 << 20,
+        multipart_chunksize: int = 16 << 20,
+        conditional_writes: bool = True,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+        client: Any = None,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
+        self.conditional_writes = conditional_writes
+        self._workers = max(2, max_pool_connections // 2)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        if client is not None:
+            self.client = client
+            return
+        if profile and (aws_access_key_id or aws_secret_access_key):
+            raise ConfigError("give either a profile or access keys, not both")
+        try:
+            session = boto3.Session(
+                profile_name=profile or None,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+            )
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise ConfigError(str(exc)) from None
+        style = addressing_style or ("path" if endpoint_url else "auto")
+        if style not in ("path", "virtual", "auto"):
+            raise ConfigError(f"addressing style must be path, virtual or auto, not {style!r}")
+        config = BotoConfig(
+            region_name=region or session.region_name or "us-east-1",
+            retries={"max_attempts": max_attempts, "mode": "adaptive"},
+            max_pool_connections=max_pool_connections,
+            s3={"addressing_style": style},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            tcp_keepalive=True,
+        )
+        self.client = session.client("s3", endpoint_url=endpoint_url, config=config, verify=verify)
+
+    def describe(self) -> str:
+        return self.endpoint_url or "AWS S3"
+
+    def _call(self, action: str, bucket: str, key: str, fn: Any, /, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise translate(exc, bucket=bucket, key=key, action=action) from exc
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="deltaglider-s3")
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    # --- objects -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(key: str, r: Mapping[str, Any], size: int | None = None) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=int(r.get("ContentLength", 0)) if size is None else size,
+            etag=r.get("ETag", ""),
+            last_modified=r.get("LastModified") or _date(r),
+            metadata={k.lower(): v for k, v in (r.get("Metadata") or {}).items()},
+            content_type=r.get("ContentType"),
+        )
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            r = self._call("head", bucket, key, self.client.head_object, Bucket=bucket, Key=key)
+        except ObjectNotFound:
+            # A HEAD 404 has no body to say whether the key or the bucket is missing: ask.
+            self.head_bucket(bucket)
+            raise
+        return self._info(key, r)
+
+    def _get_object(
+        self, bucket: str, key: str, start: int, end: int | None, if_match: str | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if start or end is not None:
+            kwargs["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        result: dict[str, Any] = self._call("get", bucket, key, self.client.get_object, **kwargs)
+        return result
+
+    def _get_raw(self, bucket: str, key: str, start: int, end: int, if_match: str) -> Any:
+        return self._get_object(bucket, key, start, end, if_match)["Body"]
+
+    def get(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        start: int = 0,
+        end: int | None = None,
+        if_match: str | None = None,
+    ) -> tuple[ObjectInfo, Body]:
+        if end is not None and end <= start:
+            raise InvalidRange(
+                f"empty range {start}-{end}", code="InvalidRange", bucket=bucket, key=key
+            )
+        r = self._get_object(bucket, key, start, end, if_match)
+        length = int(r.get("ContentLength", 0))
+        total = length
+        content_range = r.get("ContentRange")
+        if content_range and "/" in content_range:
+            try:
+                total = int(content_range.rsplit("/", 1)[1])
+            except ValueError:
+                total = length
+        info = self._info(key, r, size=total)
+        body = _ResumingBody(self, bucket, key, info.etag, start, start + length, r["Body"])
+        return info, body
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes | BinaryIO,
+        *,
+        size: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
+        if content_type:
+            extra["ContentType"] = content_type
+        cond: dict[str, Any] = {}
+        if if_none_match and self.conditional_writes:
+            cond["IfNoneMatch"] = "*"
+        if if_match:
+            cond["IfMatch"] = if_match
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+        else:
+            first = _read_exactly(body, self.multipart_threshold)
+            if len(first) < self.multipart_threshold:
+                data = first
+            else:
+                return self._put_multipart(bucket, key, body, first, size, extra, cond)
+        r = self._call(
+            "put",
+            bucket,
+            key,
+            self.client.put_object,
+            Bucket=bucket,
+            Key=key,
+            Body=data,
+            **extra,
+            **cond,
+        )
+        return ObjectInfo(
+            key=key,
+            size=len(data),
+            etag=r.get("ETag", ""),
+            last_modified=_date(r),
+            metadata=dict(extra["Metadata"]),
+            content_type=content_type,
+        )
+
+    def _part_size(self, size: int | None) -> int:
+        part = self.multipart_chunksize
+        if size is not None:
+            while size > part * MAX_PARTS:
+                part *= 2
+        return min(part, MAX_PART)
+
+    def _put_multipart(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        first: bytes,
+        size: int | None,
+        extra: dict[str, Any],
+        cond: dict[str, Any],
+    ) -> ObjectInfo:
+        part_size = self._part_size(size)
+        r = self._call(
+            "multipart upload",
+            bucket,
+            key,
+            self.client.create_multipart_upload,
+            Bucket=bucket,
+            Key=key,
+            **extra,
+        )
+        upload_id = r["UploadId"]
+        pool = self._executor()
+        futures: list[Future[dict[str, Any]]] = []
+        total = 0
+        try:
+            buffer = first
+            number = 0
+            while True:
+                while len(buffer) < part_size:
+                    more = _read_exactly(stream, part_size - len(buffer))
+                    if not more:
+                        break
+                    buffer += more
+                if not buffer:
+                    break
+                chunk, buffer = buffer[:part_size], buffer[part_size:]
+                number += 1
+                if number > MAX_PARTS:
+                    raise StorageError(
+                        f"{key}: more than {MAX_PARTS} parts; raise the chunk size",
+                        bucket=bucket,
+                        key=key,
+                    )
+                if size is None and number % 1000 == 0:
+                    part_size = min(part_size * 2, MAX_PART)  # unknown size: grow the parts
+                total += len(chunk)
+                futures.append(
+                    pool.submit(self._upload_part, bucket, key, upload_id, number, chunk)
+                )
+                # Bound the memory held by parts in flight.
+                while sum(not f.done() for f in futures) >= self._workers:
+                    next(f for f in futures if not f.done()).result()
+            parts = [f.result() for f in futures]
+            if size is not None and total != size:
+                raise StorageError(
+                    f"expected {size} bytes for {key}, read {total}", bucket=bucket, key=key
+                )
+            r = self._call(
+                "complete multipart upload",
+                bucket,
+                key,
+                self.client.complete_multipart_upload,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                **cond,
+            )
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        return ObjectInfo(
+            key=key,
+            size=total,
+            etag=r.get("ETag", ""),
+            last_modified=_date(r),
+            metadata=dict(extra["Metadata"]),
+            content_type=extra.get("ContentType"),
+        )
+
+    def _upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, data: bytes
+    ) -> dict[str, Any]:
+        r = self._call(
+            "upload part",
+            bucket,
+            key,
+            self.client.upload_part,
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        return {"PartNumber": number, "ETag": r["ETag"]}
+
+    def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        self._call("delete", bucket, key, self.client.delete_object, **kwargs)
+
+    def delete_many(self, bucket: str, keys: Iterable[str]) -> dict[str, Exception]:
+        errors: dict[str, Exception] = {}
+        batch: list[str] = []
+
+        def flush() -> None:
+            r = self._call(
+                "delete",
+                bucket,
+                "",
+                self.client.delete_objects,
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+            for err in r.get("Errors", []):
+                fake = botocore.exceptions.ClientError(
+                    {"Error": {"Code": err.get("Code", ""), "Message": err.get("Message", "")}},
+                    "DeleteObjects",
+                )
+                errors[err.get("Key", "")] = translate(
+                    fake, bucket=bucket, key=err.get("Key", ""), action="delete"
+                )
+            batch.clear()
+
+        for key in keys:
+            batch.append(key)
+            if len(batch) == 1000:
+                flush()
+        if batch:
+            flush()
+        return errors
+
+    def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "MaxKeys": max_keys}
+        if prefix:
+            kwargs["Prefix"] = prefix
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        if token:
+            kwargs["ContinuationToken"] = token
+        elif start_after:
+            kwargs["StartAfter"] = start_after
+        r = self._call("list", bucket, prefix, self.client.list_objects_v2, **kwargs)
+        objects = [
+            ObjectInfo(
+                key=o["Key"],
+                size=int(o.get("Size", 0)),
+                etag=o.get("ETag", ""),
+                last_modified=o.get("LastModified"),
+            )
+            for o in r.get("Contents", [])
+        ]
+        prefixes = [p["Prefix"] for p in r.get("CommonPrefixes", []) if "Prefix" in p]
+        next_token = r.get("NextContinuationToken") if r.get("IsTruncated") else None
+        if r.get("IsTruncated") and not next_token:
+            raise StorageError(
+                f"s3://{bucket}: a truncated listing without a continuation token", bucket=bucket
+            )
+        return ListPage(objects=objects, prefixes=prefixes, next_token=next_token)
+
+    def copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        source = {"Bucket": src_bucket, "Key": src_key}
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "CopySource": source}
+        if metadata is not None:
+            kwargs["Metadata"] = dict(metadata)
+            kwargs["MetadataDirective"] = "REPLACE"
+            if content_type:
+                kwargs["ContentType"] = content_type
+        if if_none_match and self.conditional_writes:
+            kwargs["IfNoneMatch"] = "*"
+        info = self.head(src_bucket, src_key)
+        if info.size >= MAX_PART:
+            return self._copy_multipart(
+                info, src_bucket, src_key, bucket, key, metadata, content_type
+            )
+        r = self._call("copy", bucket, key, self.client.copy_object, **kwargs)
+        result = r.get("CopyObjectResult", {})
+        return ObjectInfo(
+            key=key,
+            size=info.size,
+            etag=result.get("ETag", ""),
+            last_modified=result.get("LastModified"),
+            metadata=dict(metadata) if metadata is not None else info.metadata,
+            content_type=content_type or info.content_type,
+        )
+
+    def _copy_multipart(
+        self,
+        info: ObjectInfo,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        metadata: Mapping[str, str] | None,
+        content_type: str | None,
+    ) -> ObjectInfo:
+        extra: dict[str, Any] = {
+            "Metadata": dict(metadata if metadata is not None else info.metadata or {})
+        }
+        if content_type or info.content_type:
+            extra["ContentType"] = content_type or info.content_type
+        r = self._call(
+            "multipart copy",
+            bucket,
+            key,
+            self.client.create_multipart_upload,
+            Bucket=bucket,
+            Key=key,
+            **extra,
+        )
+        upload_id = r["UploadId"]
+        part = self._part_size(info.size)
+        try:
+            futures = []
+            for number, start in enumerate(range(0, info.size, part), 1):
+                end = min(start + part, info.size) - 1
+                futures.append(
+                    self._executor().submit(
+                        self._call,
+                        "copy part",
+                        bucket,
+                        key,
+                        self.client.upload_part_copy,
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        CopySource={"Bucket": src_bucket, "Key": src_key},
+                        CopySourceRange=f"bytes={start}-{end}",
+                        CopySourceIfMatch=info.etag,
+                    )
+                )
+            parts = [
+                {"PartNumber": i, "ETag": f.result()["CopyPartResult"]["ETag"]}
+                for i, f in enumerate(futures, 1)
+            ]
+            r = self._call(
+                "complete multipart copy",
+                bucket,
+                key,
+                self.client.complete_multipart_upload,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        return ObjectInfo(
+            key=key,
+            size=info.size,
+            etag=r.get("ETag", ""),
+            metadata=extra["Metadata"],
+            content_type=extra.get("ContentType"),
+        )
+
+    # --- buckets -----------------------------------------------------------------------------
+
+    def create_bucket(self, bucket: str) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        self._call("create bucket", bucket, "", self.client.create_bucket, **kwargs)
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._call("delete bucket", bucket, "", self.client.delete_bucket, Bucket=bucket)
+
+    def head_bucket(self, bucket: str) -> None:
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            err = translate(exc, bucket=bucket, action="head bucket")
+            if isinstance(err, ObjectNotFound):  # HEAD has no body: a bare 404 is the bucket
+                raise BucketNotFound(
+                    f"bucket {bucket} does not exist",
+                    code="NoSuchBucket",
+                    status=404,
+                    bucket=bucket,
+                ) from exc
+            raise err from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise translate(exc, bucket=bucket, action="head bucket") from exc
+
+    def list_buckets(self) -> list[BucketInfo]:
+        r = self._call("list buckets", "", "", self.client.list_buckets)
+        return [BucketInfo(b["Name"], b.get("CreationDate")) for b in r.get("Buckets", [])]
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end of the stream."""
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
