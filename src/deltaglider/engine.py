@@ -426,11 +426,10 @@ class DeltaStore:
             if entry is not None and (entry[0] is not None or not encoder):
                 self._coders.move_to_end(sha256)
                 return entry
-        enc = (
-            Encoder(data, level=self.config.codec_level, secondary=self.config.codec_secondary)
-            if encoder
-            else None
-        )  # type: ignore[arg-type]
+        enc = None
+        if encoder:
+            secondary: Any = self.config.codec_secondary  # validated by Config
+            enc = Encoder(data, level=self.config.codec_level, secondary=secondary)
         dec = Decoder(data)
         with self._coders_lock:
             self._coders[sha256] = (enc, dec)
@@ -1139,8 +1138,18 @@ class DeltaStore:
             late = self._has_delta(bucket, prefix, ref.sha256)
             if not late:
                 return
+            # Put it back, create-only (a PUT: create-only copies are not enforced everywhere).
+            data = self._trash_bytes(bucket, trash, ref)
             try:
-                self.storage.copy(bucket, trash, bucket, ref_key, if_none_match=True)
+                self.storage.put(
+                    bucket,
+                    ref_key,
+                    data,
+                    size=len(data),
+                    metadata=info.metadata or {},
+                    content_type=info.content_type,
+                    if_none_match=True,
+                )
                 log.info(
                     "restored s3://%s/%s for %d delta(s) stored meanwhile",
                     bucket,
@@ -1148,15 +1157,14 @@ class DeltaStore:
                     len(late),
                 )
             except PreconditionFailed:
-                self._rescue(bucket, prefix, trash, ref, late)
+                self._rescue(bucket, data, ref, late)
         finally:
             try:
                 self.storage.delete(bucket, trash)
             except StorageError as exc:
                 log.warning("could not remove s3://%s/%s: %s", bucket, trash, exc)
 
-    def _rescue(self, bucket: str, prefix: str, trash: str, ref: _Ref, keys: list[str]) -> None:
-        """Re-stores deltas whose reference was replaced, from the old reference set aside."""
+    def _trash_bytes(self, bucket: str, trash: str, ref: _Ref) -> bytes:
         info, body = self.storage.get(bucket, trash)
         try:
             data = _read_all(body, info.size)
@@ -1165,6 +1173,10 @@ class DeltaStore:
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise IntegrityError(f"s3://{bucket}/{trash}: the set-aside reference is corrupt")
         self.cache.put(ref.sha256, data)
+        return data
+
+    def _rescue(self, bucket: str, data: bytes, ref: _Ref, keys: list[str]) -> None:
+        """Re-stores deltas whose reference was replaced, from the old reference's bytes."""
         decoder = Decoder(data)
         for physical_key in keys:
             try:

@@ -14,11 +14,12 @@ is ``reference.bin``, could not be told apart from the tool's own objects, so wh
 reading undo this, so the user always sees the name they used. Keys under ``.deltaglider/`` at the
 bucket root are refused.
 
-Names in metadata. S3 metadata values must be ASCII. ``dg-original-name`` and
-``dg-source-name`` hold the file name as is when it is printable ASCII; any other name is written
+Names in metadata. S3 metadata values must be ASCII. ``dg-original-name``, ``dg-source-name``
+and ``dg-ref-key`` hold the name as is when it is printable ASCII; any other name is written
 ``utf-8''`` followed by its percent-encoded UTF-8 bytes (RFC 8187's form), which
-:func:`decode_name` reverses. The key itself always carries the true name; these fields are
-informational and are cut at 512 characters.
+:func:`decode_name` reverses. The key itself always carries the true name; the file names are
+informational and cut at 512 characters (a reference key is never cut: keys are at most 1024
+bytes).
 """
 
 from __future__ import annotations
@@ -149,13 +150,13 @@ _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 _ENCODED = "utf-8''"
 
 
-def encode_name(name: str) -> str:
-    """An ASCII form of a file name for metadata (see the module docstring)."""
+def encode_name(name: str, limit: int | None = MAX_NAME_FIELD) -> str:
+    """An ASCII form of a name for metadata (see the module docstring)."""
     if _PRINTABLE.match(name) and not name.startswith(_ENCODED):
         out = name
     else:
         out = _ENCODED + quote(name.encode("utf-8", "surrogateescape"), safe="")
-    return out[:MAX_NAME_FIELD]
+    return out if limit is None else out[:limit]
 
 
 def decode_name(value: str) -> str:
@@ -190,9 +191,12 @@ def parse_time(value: str) -> datetime | None:
 # --- metadata --------------------------------------------------------------------------------
 
 
-def read_field(meta: Mapping[str, str], name: str) -> str | None:
-    """A field in any spelling: ``dg-f-g``, ``dg_f_g``, ``f_g``, ``f-g``; first non-empty wins."""
-    for alias in ALIASES[name]:
+def read_field(meta: Mapping[str, str], name: str, *, bare: bool = True) -> str | None:
+    """A field in any spelling: ``dg-f-g``, ``dg_f_g``, ``f_g``, ``f-g``; first non-empty wins.
+
+    ``bare=False`` skips the unprefixed spellings (see :func:`parse_metadata`).
+    """
+    for alias in ALIASES[name] if bare else ALIASES[name][:2]:
         value = meta.get(alias)
         if value:
             return value
@@ -247,11 +251,15 @@ def parse_metadata(meta: Mapping[str, str], key: str = "") -> ObjectMeta:
     Malformed values (a sha256 that is not 64 hex digits, a negative size) read as absent.
     """
     lowered = {k.lower(): v for k, v in meta.items()}
-    get = {f: read_field(lowered, f) for f in FIELDS}
+    # Unprefixed names (``file_sha256``) are fields only on objects from before the ``dg``
+    # prefix (5.x, and direct objects of 6.0-6.1); on any object with a prefixed field they
+    # are the caller's own metadata.
+    legacy = not any(k.startswith(("dg-", "dg_")) for k in lowered)
+    get = {f: read_field(lowered, f, bare=legacy) for f in FIELDS}
     user = {
         k: v
         for k, v in lowered.items()
-        if k not in _ALL_ALIASES and not k.startswith(("dg-", "dg_"))
+        if not k.startswith(("dg-", "dg_")) and not (legacy and k in _ALL_ALIASES)
     }
     file_sha = _sha(get["file_sha256"])
     ref_sha = _sha(get["ref_sha256"])
@@ -272,7 +280,7 @@ def parse_metadata(meta: Mapping[str, str], key: str = "") -> ObjectMeta:
         file_sha256=file_sha,
         file_size=_int(get["file_size"]),
         created_at=parse_time(get["created_at"]) if get["created_at"] else None,
-        ref_key=get["ref_key"],
+        ref_key=decode_name(get["ref_key"]) if get["ref_key"] else None,
         ref_sha256=ref_sha,
         delta_size=_int(get["delta_size"]),
         source_name=decode_name(source) if source else None,
@@ -287,8 +295,8 @@ def check_user_metadata(user: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in user.items():
         lk = str(k).lower()
-        if lk.startswith(("dg-", "dg_")) or lk in _ALL_ALIASES:
-            raise InvalidKey(f"metadata key {k!r} is reserved for deltaglider")
+        if lk.startswith(("dg-", "dg_")):
+            raise InvalidKey(f"metadata key {k!r} is reserved for deltaglider (dg- prefix)")
         value = str(v)
         if not _PRINTABLE.match(value):
             raise InvalidKey(f"metadata value of {k!r} must be printable ASCII (an S3 rule)")
@@ -326,7 +334,7 @@ def delta_metadata(
         "dg-file-sha256": file_sha256,
         "dg-file-size": str(file_size),
         "dg-created-at": format_time(created),
-        "dg-ref-key": ref_key,
+        "dg-ref-key": encode_name(ref_key, limit=None),
         "dg-ref-sha256": ref_sha256,
         "dg-delta-size": str(delta_size),
         "dg-delta-cmd": f"xdelta3 -e -9 -s {REFERENCE_NAME} {name} {name}{DELTA_SUFFIX}"[:1024],

@@ -1,0 +1,550 @@
+"""The delta engine against real stores: SeaweedFS, moto and the local backend."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+from conftest import make_config
+from data import noise, release
+
+from deltaglider import format as fmt
+from deltaglider.cache import FilesystemCache, MemoryCache
+from deltaglider.engine import DeltaStore
+from deltaglider.errors import IntegrityError, InvalidKey, InvalidRange, ObjectNotFound
+from deltaglider.storage.base import Body, ListPage, ObjectInfo, Storage
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def physical_keys(storage: Storage, bucket: str) -> list[str]:
+    return sorted(o.key for o in storage.iter_objects(bucket))
+
+
+# --- storing and reading ---------------------------------------------------------------------
+
+
+def test_first_upload_creates_reference_and_zero_diff_delta(store: DeltaStore, bucket: str) -> None:
+    v1 = release(1)
+    result = store.put(bucket, "releases/app-1.zip", v1)
+    assert result.is_delta and result.created_reference
+    assert result.ref_key == "releases/reference.bin"
+    assert physical_keys(store.storage, bucket) == [
+        "releases/app-1.zip.delta",
+        "releases/reference.bin",
+    ]
+    ref = store.storage.head(bucket, "releases/reference.bin")
+    assert ref.size == len(v1)
+    assert ref.metadata is not None
+    assert ref.metadata["dg-note"] == "reference"
+    assert ref.metadata["dg-source-name"] == "app-1.zip"
+    assert ref.metadata["dg-file-sha256"] == sha(v1)
+    assert ref.metadata["dg-tool"] == fmt.TOOL
+    delta = store.storage.head(bucket, "releases/app-1.zip.delta")
+    meta = delta.metadata or {}
+    # Everything the original DeltaGlider's reader requires on a delta.
+    for field in (
+        "dg-tool",
+        "dg-original-name",
+        "dg-file-sha256",
+        "dg-file-size",
+        "dg-created-at",
+        "dg-ref-key",
+        "dg-ref-sha256",
+        "dg-delta-size",
+    ):
+        assert meta.get(field), field
+    assert meta["dg-note"] == "zero-diff (reference identical)"
+    assert meta["dg-ref-key"] == "releases/reference.bin"
+    assert meta["dg-ref-sha256"] == sha(v1) == meta["dg-file-sha256"]
+    assert int(meta["dg-file-size"]) == len(v1)
+    assert int(meta["dg-delta-size"]) == delta.size
+    assert meta["dg-created-at"].endswith("Z")
+    assert store.get_bytes(bucket, "releases/app-1.zip") == v1
+
+
+def test_later_versions_are_small_deltas(store: DeltaStore, bucket: str) -> None:
+    versions = [release(v) for v in range(1, 6)]
+    for v, data in enumerate(versions, 1):
+        result = store.put(bucket, f"r/app-{v}.zip", data)
+        assert result.is_delta and result.created_reference == (v == 1)
+        if v > 1:
+            assert result.stored_size < len(data) // 10
+    for v, data in enumerate(versions, 1):
+        assert store.get_bytes(bucket, f"r/app-{v}.zip") == data
+        head = store.head(bucket, f"r/app-{v}.zip")
+        assert head.is_delta and head.size == len(data) and head.sha256 == sha(data)
+        assert head.stored_size < len(data)
+
+
+def test_put_from_path_stream_and_bytes(store: DeltaStore, bucket: str, tmp_path: Path) -> None:
+    data = release(2)
+    path = tmp_path / "app.zip"
+    path.write_bytes(data)
+    store.put(bucket, "a/from-path.zip", path)
+    store.put(bucket, "a/from-stream.zip", io.BytesIO(data))
+    store.put(bucket, "a/from-bytes.zip", bytearray(data))
+    for name in ("from-path", "from-stream", "from-bytes"):
+        assert store.get_bytes(bucket, f"a/{name}.zip") == data
+
+
+def test_direct_objects_keep_metadata_and_content_type(store: DeltaStore, bucket: str) -> None:
+    result = store.put(
+        bucket, "docs/readme.txt", b"hello", metadata={"Build": "42"}, content_type="text/plain"
+    )
+    assert not result.is_delta and result.physical_key == "docs/readme.txt"
+    head = store.head(bucket, "docs/readme.txt")
+    assert head.metadata == {"build": "42"}
+    assert head.content_type == "text/plain"
+    assert head.size == 5 and not head.is_delta
+    info = store.storage.head(bucket, "docs/readme.txt")
+    assert (info.metadata or {})["dg-compression"] == "none"
+    store.put(
+        bucket, "docs/app.zip", release(1), metadata={"team": "x"}, content_type="application/zip"
+    )
+    head = store.head(bucket, "docs/app.zip")
+    assert head.is_delta and head.metadata == {"team": "x"}
+    assert head.content_type == "application/zip"
+
+
+def test_reserved_metadata_keys_are_refused(store: DeltaStore, bucket: str) -> None:
+    with pytest.raises(InvalidKey, match="reserved"):
+        store.put(bucket, "x.txt", b"1", metadata={"dg-file-sha256": "0" * 64})
+    with pytest.raises(InvalidKey, match="ASCII"):
+        store.put(bucket, "x.txt", b"1", metadata={"note": "héllo"})
+    # Unprefixed names are the caller's own on our objects (legacy spellings are read only
+    # from objects without any dg- field).
+    store.put(bucket, "x.zip", release(1), metadata={"note": "mine", "file_size": "7"})
+    head = store.head(bucket, "x.zip")
+    assert head.metadata == {"note": "mine", "file_size": "7"}
+    assert head.size == len(release(1))
+
+
+def test_undeltable_file_is_stored_direct(store: DeltaStore, bucket: str) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    blob = noise(2 << 20, 1)
+    result = store.put(bucket, "r/other.zip", blob)
+    assert not result.is_delta and result.direct_reason == "ratio"
+    assert result.physical_key == "r/other.zip"
+    assert store.get_bytes(bucket, "r/other.zip") == blob
+    assert store.put(bucket, "r/app-2.zip", release(2), max_ratio=0.0001).direct_reason == "ratio"
+    assert store.put(bucket, "r/app-3.zip", release(3), delta=False).direct_reason == ""
+    assert not store.head(bucket, "r/app-3.zip").is_delta
+
+
+def test_empty_file(store: DeltaStore, bucket: str) -> None:
+    result = store.put(bucket, "r/empty.zip", b"")
+    assert not result.is_delta
+    assert store.get_bytes(bucket, "r/empty.zip") == b""
+    assert store.head(bucket, "r/empty.zip").size == 0
+
+
+def test_non_ascii_names(store: DeltaStore, bucket: str) -> None:
+    key = "releases/ünïcödé 版本/app-1.0 ✓.zip"
+    data = release(1)
+    store.put(bucket, key, data)
+    assert store.get_bytes(bucket, key) == data
+    assert [o.key for o in store.list_objects(bucket, prefix="releases/").objects] == [key]
+    meta = store.storage.head(bucket, fmt.delta_key(key)).metadata or {}
+    assert meta["dg-original-name"].isascii()
+    assert fmt.decode_name(meta["dg-original-name"]) == "app-1.0 ✓.zip"
+
+
+@pytest.mark.parametrize("name", ["reference.bin", "notes.delta", "weird.direct", "x.zip.delta"])
+def test_reserved_names_round_trip(store: DeltaStore, bucket: str, name: str) -> None:
+    store.put(bucket, "d/app-1.zip", release(1))
+    data = f"user file called {name}".encode()
+    result = store.put(bucket, f"d/{name}", data)
+    assert result.physical_key.endswith(".direct") or result.physical_key.endswith(".delta")
+    assert store.get_bytes(bucket, f"d/{name}") == data
+    assert store.get_bytes(bucket, "d/app-1.zip") == release(1)
+    keys = [o.key for o in store.list_objects(bucket, prefix="d/").objects]
+    assert keys == sorted(["d/app-1.zip", f"d/{name}"])
+    store.delete(bucket, f"d/{name}")
+    assert store.get_bytes(bucket, "d/app-1.zip") == release(1)
+
+
+def test_invalid_keys(store: DeltaStore, bucket: str) -> None:
+    for key in ("", ".deltaglider/x.zip", "dir/", "x" * 1100):
+        with pytest.raises(InvalidKey):
+            store.put(bucket, key, b"1")
+
+
+def test_missing_objects(store: DeltaStore, bucket: str, tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFound):
+        store.head(bucket, "nope.zip")
+    with pytest.raises(ObjectNotFound):
+        store.get(bucket, "nope.zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert store.delete(bucket, "nope.zip") is False
+
+
+# --- ranges and integrity --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["r/app-2.zip", "r/notes.txt"])
+def test_ranges(store: DeltaStore, bucket: str, key: str) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    data = release(2) if key.endswith(".zip") else noise(100_000, 3)
+    store.put(bucket, key, data)
+    for start, end in ((0, 10), (5, 5000), (len(data) - 7, None), (1000, len(data))):
+        assert store.get_bytes(bucket, key, start=start, end=end) == data[start:end]
+        _, reader = store.open(bucket, key, start=start, end=end)
+        with reader:
+            assert reader.read() == data[start:end]
+    with pytest.raises(InvalidRange):
+        store.get_bytes(bucket, key, start=len(data) + 5)
+
+
+def _tamper(storage: Storage, bucket: str, key: str, change: Any) -> None:
+    info, body = storage.get(bucket, key)
+    data = body.read()
+    body.close()
+    storage.put(bucket, key, change(data), metadata=info.metadata, content_type=info.content_type)
+
+
+def test_corrupt_delta_never_reaches_the_destination(
+    store: DeltaStore, bucket: str, tmp_path: Path
+) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    store.put(bucket, "r/app-2.zip", release(2))
+    _tamper(
+        store.storage,
+        bucket,
+        "r/app-2.zip.delta",
+        lambda d: d[:-40] + bytes(b ^ 0x5A for b in d[-40:]),
+    )
+    dest = tmp_path / "out" / "app-2.zip"
+    dest.parent.mkdir()
+    with pytest.raises(IntegrityError):
+        store.get(bucket, "r/app-2.zip", dest)
+    assert list(dest.parent.iterdir()) == []
+    _, reader = store.open(bucket, "r/app-2.zip")
+    with pytest.raises(IntegrityError), reader:
+        reader.read()
+
+
+def test_corrupt_direct_object_is_detected(store: DeltaStore, bucket: str, tmp_path: Path) -> None:
+    store.put(bucket, "d/notes.txt", b"the right bytes")
+    _tamper(store.storage, bucket, "d/notes.txt", lambda d: d.replace(b"right", b"wrong"))
+    with pytest.raises(IntegrityError, match="sha256"):
+        store.get(bucket, "d/notes.txt", tmp_path / "notes.txt")
+    assert not (tmp_path / "notes.txt").exists()
+
+
+def test_replaced_reference_is_detected(store: DeltaStore, bucket: str) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    store.put(bucket, "r/app-2.zip", release(2))
+    _tamper(
+        store.storage, bucket, "r/reference.bin", lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:]
+    )
+    fresh = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
+    with pytest.raises(IntegrityError, match="reference"):
+        fresh.get_bytes(bucket, "r/app-2.zip")
+
+
+def test_foreign_objects_are_served_as_they_are(store: DeltaStore, bucket: str) -> None:
+    store.storage.put(bucket, "f/plain.bin", b"written by another tool")
+    store.storage.put(bucket, "f/report.zip", b"not a delta, no metadata")
+    assert store.get_bytes(bucket, "f/plain.bin") == b"written by another tool"
+    assert store.get_bytes(bucket, "f/report.zip") == b"not a delta, no metadata"
+    head = store.head(bucket, "f/plain.bin")
+    assert head.kind == "foreign" and head.size == len(b"written by another tool")
+    assert {o.key for o in store.list_objects(bucket, prefix="f/").objects} == {
+        "f/plain.bin",
+        "f/report.zip",
+    }
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+def test_listing_is_the_logical_view(store: DeltaStore, bucket: str) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    store.put(bucket, "r/app-2.zip", release(2))
+    store.put(bucket, "r/notes.txt", b"notes")
+    store.put(bucket, "r/sub/app-1.zip", release(1))
+    store.storage.put(bucket, ".deltaglider/stats.json", b"{}")
+    page = store.list_objects(bucket, prefix="r/", delimiter="/")
+    assert [o.key for o in page.objects] == ["r/app-1.zip", "r/app-2.zip", "r/notes.txt"]
+    assert page.prefixes == ["r/sub/"]
+    assert [o.size for o in page.objects] == [None, None, 5]
+    sized = store.list_objects(bucket, prefix="r/", delimiter="/", logical_sizes=True)
+    assert [o.size for o in sized.objects] == [len(release(1)), len(release(2)), 5]
+    assert all(o.stored_size <= (o.size or 0) for o in sized.objects)
+    top = store.list_objects(bucket, delimiter="/")
+    assert top.prefixes == ["r/"] and top.objects == []
+    everything = [o.key for o in store.iter_objects(bucket)]
+    assert everything == ["r/app-1.zip", "r/app-2.zip", "r/notes.txt", "r/sub/app-1.zip"]
+
+
+def test_pagination_lists_every_key_once(store: DeltaStore, bucket: str) -> None:
+    keys = [f"p/file-{i:05d}.txt" for i in range(1150)]
+    for key, _, exc in store.map(lambda k: store.put(bucket, k, k.encode()), ((k,) for k in keys)):
+        assert exc is None, exc
+    store.put(bucket, "p/app-1.zip", release(1))
+    store.put(bucket, "p/app-2.zip", release(2))
+    expected = sorted(keys + ["p/app-1.zip", "p/app-2.zip"])
+    for max_keys in (1000, 333, 7):
+        seen: list[str] = []
+        token = None
+        while True:
+            page = store.list_objects(bucket, prefix="p/", max_keys=max_keys, token=token)
+            assert len(page.objects) + len(page.prefixes) <= max_keys
+            keys_in_page = [o.key for o in page.objects]
+            assert keys_in_page == sorted(keys_in_page)
+            seen += keys_in_page
+            if not page.next_token:
+                break
+            token = page.next_token
+        assert sorted(seen) == expected
+        assert len(seen) == len(set(seen))
+
+
+def test_both_representations_the_newer_wins(store: DeltaStore, bucket: str) -> None:
+    store.put(bucket, "t/app-1.zip", release(1))
+    store.put(bucket, "t/app-2.zip", release(2), delta=False)  # stored direct
+    store.put(bucket, "t/app-2.zip", release(3))  # now a delta: the direct one is older
+    assert sorted(physical_keys(store.storage, bucket)) == [
+        "t/app-1.zip.delta",
+        "t/app-2.zip",
+        "t/app-2.zip.delta",
+        "t/reference.bin",
+    ]
+    listed = [o.key for o in store.list_objects(bucket, prefix="t/").objects]
+    assert listed == ["t/app-1.zip", "t/app-2.zip"]
+    for max_keys in (1, 2):
+        seen, token = [], None
+        while True:
+            page = store.list_objects(bucket, prefix="t/", max_keys=max_keys, token=token)
+            seen += [o.key for o in page.objects]
+            if not page.next_token:
+                break
+            token = page.next_token
+        assert seen == ["t/app-1.zip", "t/app-2.zip"]
+    assert store.get_bytes(bucket, "t/app-2.zip") == release(3)
+    store._pool.submit(lambda: None).result()  # the stale copy is removed in the background
+    store.delete(bucket, "t/app-2.zip")
+    with pytest.raises(ObjectNotFound):
+        store.head(bucket, "t/app-2.zip")
+
+
+# --- delete and copy -------------------------------------------------------------------------
+
+
+def test_reference_goes_with_the_last_delta(store: DeltaStore, bucket: str) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    store.put(bucket, "r/app-2.zip", release(2))
+    store.put(bucket, "r/notes.txt", b"direct files do not keep a reference alive")
+    assert store.delete(bucket, "r/app-1.zip")
+    assert "r/reference.bin" in physical_keys(store.storage, bucket)
+    assert store.get_bytes(bucket, "r/app-2.zip") == release(2)
+    assert store.delete(bucket, "r/app-2.zip")
+    assert physical_keys(store.storage, bucket) == ["r/notes.txt"]
+    # The deltaspace starts afresh.
+    store.put(bucket, "r/app-3.zip", release(3))
+    assert store.get_bytes(bucket, "r/app-3.zip") == release(3)
+
+
+def test_delete_prefix_and_many(store: DeltaStore, bucket: str) -> None:
+    for v in range(1, 4):
+        store.put(bucket, f"a/app-{v}.zip", release(v))
+        store.put(bucket, f"b/app-{v}.zip", release(v))
+    store.put(bucket, "a/notes.txt", b"x")
+    assert store.delete_prefix(bucket, "a/") == 4
+    assert [o.key for o in store.iter_objects(bucket)] == [f"b/app-{v}.zip" for v in (1, 2, 3)]
+    assert not [k for k in physical_keys(store.storage, bucket) if k.startswith("a/")]
+    assert store.delete_many(bucket, [f"b/app-{v}.zip" for v in (1, 2, 3)]) == {}
+    assert physical_keys(store.storage, bucket) == []
+
+
+def test_copy(store: DeltaStore, bucket: str) -> None:
+    store.put(bucket, "r/app-1.zip", release(1))
+    store.put(bucket, "r/app-2.zip", release(2), metadata={"build": "7"})
+    store.put(bucket, "r/notes.txt", b"notes", content_type="text/plain")
+    # Same reference (the deltaspace itself): a server-side copy of the delta.
+    same = store.copy(bucket, "r/app-2.zip", bucket, "r/app-2-copy.zip")
+    assert same.is_delta
+    assert store.get_bytes(bucket, "r/app-2-copy.zip") == release(2)
+    assert store.head(bucket, "r/app-2-copy.zip").metadata == {"build": "7"}
+    # Another deltaspace: rebuilt and stored against (or as) its reference.
+    other = store.copy(bucket, "r/app-2.zip", bucket, "s/app-2.zip", metadata={"k": "v"})
+    assert other.is_delta
+    assert store.get_bytes(bucket, "s/app-2.zip") == release(2)
+    assert store.head(bucket, "s/app-2.zip").metadata == {"k": "v"}
+    direct = store.copy(bucket, "r/notes.txt", bucket, "s/notes.txt")
+    assert not direct.is_delta
+    assert store.get_bytes(bucket, "s/notes.txt") == b"notes"
+    assert store.head(bucket, "s/notes.txt").content_type == "text/plain"
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+class CountingStorage(Storage):
+    """A real store, with each request it receives counted."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.conditional_writes = inner.conditional_writes
+        self.calls: Counter[str] = Counter()
+
+    def _count(self, name: str) -> None:
+        self.calls[name] += 1
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        self._count("head")
+        return self.inner.head(bucket, key)
+
+    def get(self, bucket: str, key: str, **kw: Any) -> tuple[ObjectInfo, Body]:
+        self._count("get")
+        return self.inner.get(bucket, key, **kw)
+
+    def put(self, bucket: str, key: str, body: bytes | BinaryIO, **kw: Any) -> ObjectInfo:
+        self._count("put")
+        return self.inner.put(bucket, key, body, **kw)
+
+    def delete(self, bucket: str, key: str, **kw: Any) -> None:
+        self._count("delete")
+        self.inner.delete(bucket, key, **kw)
+
+    def list_objects(self, bucket: str, **kw: Any) -> ListPage:
+        self._count("list")
+        return self.inner.list_objects(bucket, **kw)
+
+    def copy(self, src_bucket: str, src_key: str, bucket: str, key: str, **kw: Any) -> ObjectInfo:
+        self._count("copy")
+        return self.inner.copy(src_bucket, src_key, bucket, key, **kw)
+
+    def create_bucket(self, bucket: str) -> None:
+        self.inner.create_bucket(bucket)
+
+    def delete_bucket(self, bucket: str) -> None:
+        self.inner.delete_bucket(bucket)
+
+    def head_bucket(self, bucket: str) -> None:
+        self._count("head_bucket")
+        self.inner.head_bucket(bucket)
+
+    def list_buckets(self) -> Any:
+        return self.inner.list_buckets()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def test_warm_cache_costs_two_requests(storage: Storage, bucket: str, tmp_path: Path) -> None:
+    counting = CountingStorage(storage)
+    key = os.urandom(32)
+    config = make_config(
+        cache_backend="filesystem", cache_dir=tmp_path / "cache", cache_encryption_key=key
+    )
+    store = DeltaStore(counting, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+    store.put(bucket, "w/app-1.zip", release(1))
+    store.put(bucket, "w/app-2.zip", release(2))
+    counting.calls.clear()
+    store.put(bucket, "w/app-3.zip", release(3))
+    assert counting.total <= 2, counting.calls
+    counting.calls.clear()
+    assert store.get_bytes(bucket, "w/app-2.zip") == release(2)
+    assert counting.total <= 2, counting.calls
+    # A new process (a new engine) sharing the cache key fetches no reference either.
+    fresh = DeltaStore(counting, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+    counting.calls.clear()
+    assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
+    assert counting.total <= 2, counting.calls
+
+
+# --- concurrency (threads; processes in test_races.py) ---------------------------------------
+
+
+def test_concurrent_writers_into_a_new_deltaspace(store: DeltaStore, bucket: str) -> None:
+    versions = {f"n/app-{v}.zip": release(v) for v in range(1, 9)}
+    barrier = threading.Barrier(len(versions))
+    errors: list[BaseException] = []
+
+    def upload(key: str, data: bytes) -> None:
+        # Each writer has its own engine: nothing shared but the store.
+        engine = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
+        try:
+            barrier.wait()
+            engine.put(bucket, key, data)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=kv) for kv in versions.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert physical_keys(store.storage, bucket).count("n/reference.bin") == 1
+    for key, data in versions.items():
+        assert store.get_bytes(bucket, key) == data
+
+
+def test_writer_recovers_when_the_reference_is_removed_meanwhile(
+    store: DeltaStore, bucket: str
+) -> None:
+    """A cleanup removes the reference between a writer's encode and its check: the writer
+    notices and stores again, so the acknowledged file stays readable."""
+    store.put(bucket, "c/app-1.zip", release(1))
+    writer = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
+    writer.put(bucket, "c/app-2.zip", release(2))  # warm: knows the reference
+    store.delete(bucket, "c/app-1.zip")
+    store.delete(bucket, "c/app-2.zip")  # last delta: the reference goes
+    assert physical_keys(store.storage, bucket) == []
+    result = writer.put(bucket, "c/app-3.zip", release(3))
+    assert result.is_delta
+    fresh = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
+    assert fresh.get_bytes(bucket, "c/app-3.zip") == release(3)
+
+
+def test_metadata_of_original_spellings(store: DeltaStore, bucket: str) -> None:
+    """Objects with legacy metadata names (5.x bare names, 6.0 underscores) read back."""
+    data = release(1)
+    s = sha(data)
+    store.storage.put(bucket, "l/reference.bin", data, metadata={"file_sha256": s})
+    delta = store.storage  # build a delta the way 5.x stored it: bare underscored names
+    from deltaglider.codec import encode
+
+    d = encode(data, release(2))
+    delta.put(
+        bucket,
+        "l/app-2.zip.delta",
+        d,
+        metadata={
+            "original_name": "app-2.zip",
+            "file_sha256": sha(release(2)),
+            "file_size": str(len(release(2))),
+            "created_at": "2024-01-01T00:00:00",
+            "ref_key": "l/reference.bin",
+            "ref_sha256": s,
+            "delta_size": str(len(d)),
+            "tool": "deltaglider/5.0.0",
+        },
+    )
+    delta.put(
+        bucket,
+        "l/notes.txt",
+        b"legacy direct",
+        metadata={
+            "dg_original_name": "notes.txt",
+            "dg_file_sha256": sha(b"legacy direct"),
+            "dg_file_size": "13",
+            "dg_compression": "none",
+        },
+    )
+    assert store.get_bytes(bucket, "l/app-2.zip") == release(2)
+    assert store.head(bucket, "l/app-2.zip").size == len(release(2))
+    assert store.get_bytes(bucket, "l/notes.txt") == b"legacy direct"
+    assert store.head(bucket, "l/notes.txt").metadata == {}
