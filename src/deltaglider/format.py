@@ -169,7 +169,8 @@ def decode_name(value: str) -> str:
 def format_time(when: datetime | None = None) -> str:
     """ISO 8601 UTC with microseconds and ``Z``, as the original writes on deltas."""
     when = when or datetime.now(timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: str) -> datetime | None:
