@@ -45,7 +45,7 @@ def test_buckets_are_folders_and_metadata_sits_beside(local: LocalStorage, tmp_p
 def test_awkward_keys_round_trip(local: LocalStorage, key: str, tmp_path: Path) -> None:
     local.put("bkt", key, key.encode())
     assert [o.key for o in local.iter_objects("bkt")] == [key]
-    info, body = local.get("bkt", key)
+    _, body = local.get("bkt", key)
     assert body.read() == key.encode()
     body.close()
     # Nothing escapes the bucket's folder.
