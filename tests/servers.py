@@ -80,10 +80,12 @@ def weed_binary() -> str:
 class SeaweedFS:
     """``weed mini`` in a temporary folder, every port explicit and on 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="dg-seaweedfs-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.server: Server | None = None
+        #: Prometheus metrics (request counts) at http://127.0.0.1:<port>/metrics, if asked.
+        self.metrics_port = free_ports(1)[0] if metrics else None
 
     def start(self) -> Server:
         identities = {
@@ -127,6 +129,8 @@ class SeaweedFS:
             f"-admin.port={admin}",
             f"-admin.port.grpc={adming}",
         ]
+        if self.metrics_port:
+            args.append(f"-metricsPort={self.metrics_port}")
         log = open(self.dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -152,6 +156,17 @@ class SeaweedFS:
             "seaweedfs", endpoint, reader_key=READER_KEY, reader_secret=READER_SECRET
         )
         return self.server
+
+    def requests(self, bucket: str) -> int:
+        """Requests the S3 gateway has answered for ``bucket`` so far (needs metrics=True)."""
+        assert self.metrics_port, "start SeaweedFS with metrics=True"
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        total = 0
+        for line in text.splitlines():
+            if line.startswith("SeaweedFS_s3_request_total{") and f'bucket="{bucket}"' in line:
+                total += int(float(line.rsplit(" ", 1)[1]))
+        return total
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

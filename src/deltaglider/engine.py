@@ -356,12 +356,20 @@ class DeltaStore:
         self._coders: OrderedDict[str, tuple[Encoder | None, Decoder]] = OrderedDict()
         self._coders_lock = threading.Lock()
         self._fetch_locks: dict[str, threading.Lock] = {}
+        # Two pools, so that no task ever waits on a task queued behind it: ``_pool`` runs
+        # whole operations (multi-file work); ``_io`` runs the single requests an operation fans
+        # out (the HEAD of a key's other representation, logical sizes), which never wait on
+        # anything themselves.
         self._pool = ThreadPoolExecutor(
             self.config.max_workers, thread_name_prefix="deltaglider-engine"
+        )
+        self._io = ThreadPoolExecutor(
+            self.config.max_workers * 2 + 2, thread_name_prefix="deltaglider-io"
         )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._io.shutdown(wait=True)
         self.cache.close()
         self.storage.close()
 
@@ -700,7 +708,7 @@ class DeltaStore:
         """The physical object that holds ``key`` now (HEADs both representations at once)."""
         fmt.check_key(key)
         first, second = self._candidates(key)
-        other = self._pool.submit(self._head_or_none, bucket, second)
+        other = self._io.submit(self._head_or_none, bucket, second)
         try:
             a = self._head_or_none(bucket, first)
         finally:
@@ -721,7 +729,7 @@ class DeltaStore:
         if a is None or b is None:
             return a or b  # type: ignore[return-value]
         newer, older = (a, b) if self._newer(a, b) else (b, a)
-        self._pool.submit(self._drop_stale, bucket, older)
+        self._io.submit(self._drop_stale, bucket, older)
         return newer
 
     def _drop_stale(self, bucket: str, older: ObjectInfo) -> None:
@@ -742,7 +750,7 @@ class DeltaStore:
         the common case."""
         fmt.check_key(key)
         first, second = self._candidates(key)
-        other = self._pool.submit(self._head_or_none, bucket, second)
+        other = self._io.submit(self._head_or_none, bucket, second)
         body = None
         try:
             try:
@@ -1005,7 +1013,7 @@ class DeltaStore:
                 metadata=meta.user,
             )
 
-        return list(self._pool.map(fill, objects))
+        return list(self._io.map(fill, objects))
 
     def iter_objects(
         self, bucket: str, *, prefix: str = "", logical_sizes: bool = False
@@ -1032,7 +1040,7 @@ class DeltaStore:
         first, second = self._candidates(key)
         found = [
             i
-            for i in self._pool.map(lambda k: self._head_or_none(bucket, k), (first, second))
+            for i in self._io.map(lambda k: self._head_or_none(bucket, k), (first, second))
             if i is not None
         ]
         for info in found:
@@ -1126,7 +1134,10 @@ class DeltaStore:
             f"{_TRASH}{hashlib.sha256(f'{prefix}'.encode()).hexdigest()[:16]}-"
             f"{os.urandom(6).hex()}.bin"
         )
-        self.storage.copy(bucket, ref_key, bucket, trash)
+        try:
+            self.storage.copy(bucket, ref_key, bucket, trash)
+        except ObjectNotFound:
+            return  # another cleanup got there first
         try:
             try:
                 self.storage.delete(bucket, ref_key, if_match=info.etag or None)

@@ -94,3 +94,4 @@ def store(storage: Storage) -> Iterator[DeltaStore]:
     engine = DeltaStore(storage, MemoryCache(256 << 20), make_config())
     yield engine
     engine._pool.shutdown(wait=True)
+    engine._io.shutdown(wait=True)

@@ -331,7 +331,7 @@ def test_both_representations_the_newer_wins(store: DeltaStore, bucket: str) -> 
             token = page.next_token
         assert seen == ["t/app-1.zip", "t/app-2.zip"]
     assert store.get_bytes(bucket, "t/app-2.zip") == release(3)
-    store._pool.submit(lambda: None).result()  # the stale copy is removed in the background
+    store._io.submit(lambda: None).result()  # the stale copy is removed in the background
     store.delete(bucket, "t/app-2.zip")
     with pytest.raises(ObjectNotFound):
         store.head(bucket, "t/app-2.zip")
@@ -548,3 +548,33 @@ def test_metadata_of_original_spellings(store: DeltaStore, bucket: str) -> None:
     assert store.head(bucket, "l/app-2.zip").size == len(release(2))
     assert store.get_bytes(bucket, "l/notes.txt") == b"legacy direct"
     assert store.head(bucket, "l/notes.txt").metadata == {}
+
+
+def test_many_operations_at_once_do_not_deadlock(storage: Storage, bucket: str) -> None:
+    """Operations run on the engine's pool fan out requests of their own: with fewer workers
+    than operations, that must still finish (a nested wait on the same pool would not)."""
+    store = DeltaStore(storage, MemoryCache(64 << 20), make_config(max_workers=2))
+    keys = [f"m/app-{v}.zip" for v in range(1, 9)]
+    for key, v in zip(keys, range(1, 9), strict=True):
+        store.put(bucket, key, release(v))
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        got = {
+            item[0]: result
+            for item, result, exc in store.map(
+                lambda k: store.get_bytes(bucket, k), ((k,) for k in keys)
+            )
+        }
+        outcome["got"] = got
+        outcome["deleted"] = store.delete_many(bucket, keys)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive(), "deadlock: multi-file operations never finished"
+    assert {k: sha(v) for k, v in outcome["got"].items()} == {
+        k: sha(release(v)) for k, v in zip(keys, range(1, 9), strict=True)
+    }
+    assert outcome["deleted"] == {}
+    store.close()

@@ -9,58 +9,46 @@ from __future__ import annotations
 
 import os
 import subprocess
-import venv
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
+from conftest import make_config, s3_storage
 from data import release
-from deltaglider.cache import MemoryCache
-from deltaglider.engine import DeltaStore
+from originals import build
 from servers import Server
 
-from conftest import make_config, s3_storage
+from deltaglider.cache import MemoryCache
+from deltaglider.engine import DeltaStore
 
 VERSIONS = ["6.2.0", "6.1.1", "5.2.0"]
-VENV_ROOT = Path(os.environ.get("DG_ORIGINAL_VENVS",
-                                Path.home() / ".cache" / "deltaglider-tests" / "originals"))
-
-
-def _build(version: str) -> Path:
-    """A virtual environment with ``deltaglider==version`` (kept between runs)."""
-    target = VENV_ROOT / f"deltaglider-{version}"
-    exe = target / "bin" / "deltaglider"
-    stamp = target / ".complete"
-    if stamp.exists() and exe.exists():
-        return exe
-    venv.EnvBuilder(with_pip=True, clear=True).create(target)
-    subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                    "--disable-pip-version-check", f"deltaglider=={version}"], check=True)
-    stamp.write_text(version)
-    return exe
 
 
 @pytest.fixture(scope="session")
 def originals() -> dict[str, Path]:
-    assert subprocess.run(["xdelta3", "-V"], capture_output=True).returncode == 0, \
+    assert subprocess.run(["xdelta3", "-V"], capture_output=True).returncode == 0, (
         "the original DeltaGlider needs the xdelta3 tool: apt-get install xdelta3"
-    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    )
     with ThreadPoolExecutor(len(VERSIONS)) as pool:
-        return dict(zip(VERSIONS, pool.map(_build, VERSIONS), strict=True))
+        return dict(zip(VERSIONS, pool.map(build, VERSIONS), strict=True))
 
 
 class Original:
     def __init__(self, exe: Path, server: Server, tmp: Path) -> None:
         self.exe = exe
-        self.env = server.env(DG_SUPPRESS_DEPRECATION="1", DG_LOG_LEVEL="WARNING",
-                              DG_CACHE_DIR=str(tmp / "orig-cache"), HOME=str(tmp))
+        self.env = server.env(
+            DG_SUPPRESS_DEPRECATION="1",
+            DG_LOG_LEVEL="WARNING",
+            DG_CACHE_DIR=str(tmp / "orig-cache"),
+            HOME=str(tmp),
+        )
         self.tmp = tmp
 
     def __call__(self, *args: str) -> str:
-        proc = subprocess.run([str(self.exe), *args], env=self.env, capture_output=True,
-                              text=True, cwd=self.tmp)
+        proc = subprocess.run(
+            [str(self.exe), *args], env=self.env, capture_output=True, text=True, cwd=self.tmp
+        )
         assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
         return proc.stdout
 
@@ -87,9 +75,13 @@ def files(tmp: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_we_read_what_the_original_wrote(version: str, originals: dict[str, Path],
-                                         seaweedfs: Server, seaweed_store: tuple[DeltaStore, str],
-                                         tmp_path: Path) -> None:
+def test_we_read_what_the_original_wrote(
+    version: str,
+    originals: dict[str, Path],
+    seaweedfs: Server,
+    seaweed_store: tuple[DeltaStore, str],
+    tmp_path: Path,
+) -> None:
     store, bucket = seaweed_store
     original = Original(originals[version], seaweedfs, tmp_path)
     written = files(tmp_path)
@@ -99,7 +91,8 @@ def test_we_read_what_the_original_wrote(version: str, originals: dict[str, Path
     assert "rel/reference.bin" in physical and "rel/app-2.zip.delta" in physical
     listing = store.list_objects(bucket, prefix="rel/", logical_sizes=True)
     assert {o.key: o.size for o in listing.objects} == {
-        f"rel/{n}": len(d) for n, d in written.items()}
+        f"rel/{n}": len(d) for n, d in written.items()
+    }
     for name, data in written.items():
         head = store.head(bucket, f"rel/{name}")
         assert head.size == len(data)
@@ -113,9 +106,12 @@ def test_we_read_what_the_original_wrote(version: str, originals: dict[str, Path
     assert store.get_bytes(bucket, "rel/app-4.zip") == v4
 
 
-def test_the_original_reads_what_we_wrote(originals: dict[str, Path], seaweedfs: Server,
-                                          seaweed_store: tuple[DeltaStore, str],
-                                          tmp_path: Path) -> None:
+def test_the_original_reads_what_we_wrote(
+    originals: dict[str, Path],
+    seaweedfs: Server,
+    seaweed_store: tuple[DeltaStore, str],
+    tmp_path: Path,
+) -> None:
     store, bucket = seaweed_store
     written = files(tmp_path)
     for name, data in written.items():

@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import race_worker
+from conftest import make_config, s3_storage
+
 from deltaglider.cache import MemoryCache
 from deltaglider.engine import DeltaStore
 from deltaglider.errors import ObjectNotFound
 from deltaglider.storage.base import Storage
 from deltaglider.storage.local import LocalStorage
-
-from conftest import make_config, s3_storage
 
 WORKERS = 6
 
@@ -42,8 +41,12 @@ def race_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[A
     else:
         server = request.getfixturevalue("seaweedfs")
         storage = s3_storage(server)
-        spec = {"kind": "s3", "endpoint": server.endpoint_url, "key": server.access_key,
-                "secret": server.secret_key}
+        spec = {
+            "kind": "s3",
+            "endpoint": server.endpoint_url,
+            "key": server.access_key,
+            "secret": server.secret_key,
+        }
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(WORKERS, initializer=race_worker.init, initargs=(spec,))
     try:
@@ -53,8 +56,9 @@ def race_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[A
         pool.join()
 
 
-def race(pool: Any, ops: list[tuple[str, str, str, int]], rng: random.Random
-         ) -> list[tuple[str, Any]]:
+def race(
+    pool: Any, ops: list[tuple[str, str, str, int]], rng: random.Random
+) -> list[tuple[str, Any]]:
     start = time.time() + 0.15
     timed = [(*op, start + rng.uniform(0, 0.03)) for op in ops]
     return pool.map(race_worker.run, timed, chunksize=1)
@@ -83,8 +87,10 @@ def test_randomized_races_lose_nothing(race_env: tuple[Any, Storage]) -> None:
         elif scenario == "delete-vs-upload":
             checker.put(bucket, f"{space}/app-old.zip", race_worker.data_for(r))
             ops = [("delete", bucket, f"{space}/app-old.zip", 0)]
-            ops += [("put", bucket, f"{space}/app-new{i}.zip", rng.randrange(10_000))
-                    for i in range(WORKERS - 1)]
+            ops += [
+                ("put", bucket, f"{space}/app-new{i}.zip", rng.randrange(10_000))
+                for i in range(WORKERS - 1)
+            ]
             results = race(pool, ops, rng)
             assert results[0][0] == "ok", results[0]
             expected[f"{space}/app-old.zip"] = None
@@ -103,21 +109,29 @@ def test_randomized_races_lose_nothing(race_env: tuple[Any, Storage]) -> None:
         else:
             checker.put(bucket, f"{space}/a.zip", race_worker.data_for(r + 2))
             checker.put(bucket, f"{space}/b.zip", race_worker.data_for(r + 3))
-            ops = [("delete", bucket, f"{space}/a.zip", 0),
-                   ("get", bucket, f"{space}/b.zip", 0),
-                   ("delete", bucket, f"{space}/b.zip", 0),
-                   ("put", bucket, f"{space}/c.zip", r + 4),
-                   ("get", bucket, f"{space}/a.zip", 0),
-                   ("put", bucket, f"{space}/d.zip", r + 5)]
+            ops = [
+                ("delete", bucket, f"{space}/a.zip", 0),
+                ("get", bucket, f"{space}/b.zip", 0),
+                ("delete", bucket, f"{space}/b.zip", 0),
+                ("put", bucket, f"{space}/c.zip", r + 4),
+                ("get", bucket, f"{space}/a.zip", 0),
+                ("put", bucket, f"{space}/d.zip", r + 5),
+            ]
             results = race(pool, ops, rng)
             for op, (status, value) in zip(ops, results, strict=True):
                 assert status in ("ok", "missing"), (op, value)
                 if op[0] == "get" and status == "ok":  # a read that succeeded read the truth
-                    assert value == sha(race_worker.data_for(r + 2 if op[2].endswith("a.zip")
-                                                            else r + 3))
-            expected.update({f"{space}/a.zip": None, f"{space}/b.zip": None,
-                             f"{space}/c.zip": sha(race_worker.data_for(r + 4)),
-                             f"{space}/d.zip": sha(race_worker.data_for(r + 5))})
+                    assert value == sha(
+                        race_worker.data_for(r + 2 if op[2].endswith("a.zip") else r + 3)
+                    )
+            expected.update(
+                {
+                    f"{space}/a.zip": None,
+                    f"{space}/b.zip": None,
+                    f"{space}/c.zip": sha(race_worker.data_for(r + 4)),
+                    f"{space}/d.zip": sha(race_worker.data_for(r + 5)),
+                }
+            )
         races += 1
     assert races >= (36 if isinstance(storage, LocalStorage) else 100)
 

@@ -591,7 +591,16 @@ class S3Storage(Storage):
             return self._copy_multipart(
                 info, src_bucket, src_key, bucket, key, metadata, content_type
             )
-        r = self._call("copy", bucket, key, self.client.copy_object, **kwargs)
+        try:
+            r = self._call("copy", bucket, key, self.client.copy_object, **kwargs)
+        except ObjectNotFound as exc:  # the source vanished after the HEAD above
+            raise ObjectNotFound(
+                f"s3://{src_bucket}/{src_key} does not exist",
+                code=exc.code,
+                status=exc.status,
+                bucket=src_bucket,
+                key=src_key,
+            ) from exc
         result = r.get("CopyObjectResult", {})
         return ObjectInfo(
             key=key,

@@ -1,0 +1,348 @@
+"""Benchmark: the engine end to end on a local SeaweedFS, original DeltaGlider 6.2.0 vs ours.
+
+    python bench/corpus.py      # once: the corpus
+    python bench/engine.py      # --help for options
+
+For each series of the corpus (consecutive releases, renamed ``.zip`` so that both tools store
+them as deltas: the original's list lacks ``.whl``), each tool, in a fresh process with a cold
+cache, uploads every release into one prefix and then downloads them all:
+
+- the original: ``deltaglider cp -r dir/ s3://bucket/prefix/`` and back (it runs ``xdelta3`` as a
+  subprocess per file), from its own virtual environment;
+- ours: the engine (``DeltaStore``) in one process, files in parallel.
+
+Reported: wall time, requests the S3 gateway answered (SeaweedFS's own counters), bytes stored,
+peak memory (the largest RSS of the process tree), with the ratios ours/original. Then: a 100 MB
+file that does not delta, uploaded by ours against a plain boto3 ``upload_file``. Ends with the
+bars of issue 3 (the request counts per operation with a warm cache are asserted by the test
+suite: tests/integration/test_engine.py::test_warm_cache_costs_two_requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+import corpus  # noqa: E402
+from originals import build  # noqa: E402
+from servers import SeaweedFS, Server  # noqa: E402
+
+MB = 1e6
+
+_RUN_TREE = textwrap.dedent("""
+    import resource, subprocess, sys, time
+    t = time.perf_counter()
+    proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if proc.returncode:
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
+        sys.exit(proc.returncode)
+    print(took, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+""")
+
+_OURS = textwrap.dedent("""
+    import json, os, sys, time
+    from pathlib import Path
+    from deltaglider.engine import DeltaStore
+    from deltaglider.storage.s3 import S3Storage
+    from deltaglider.config import Config
+    op, endpoint, bucket, prefix, folder = sys.argv[1:6]
+    storage = S3Storage(endpoint_url=endpoint, region="us-east-1")
+    config = Config.from_env()
+    t = time.perf_counter()
+    with DeltaStore(storage, config=config) as store:
+        if op == "put":
+            files = sorted(Path(folder).iterdir())
+            # The first upload of a series creates the reference; the rest go in parallel.
+            store.put(bucket, prefix + files[0].name, files[0])
+            results = list(store.map(lambda f: store.put(bucket, prefix + f.name, f),
+                                     ((f,) for f in files[1:])))
+            for item, _, exc in results:
+                if exc:
+                    raise exc
+        else:
+            keys = [o.key for o in store.iter_objects(bucket, prefix=prefix)]
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            for item, _, exc in store.map(
+                    lambda k: store.get(bucket, k, Path(folder) / k[len(prefix):]),
+                    ((k,) for k in keys)):
+                if exc:
+                    raise exc
+    took = time.perf_counter() - t
+    peak = 0
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
+    print(took, peak)
+""")
+
+
+def run_tree(args: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall time and the largest RSS in the process tree of a command."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN_TREE, *args], env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise SystemExit(f"{args[:3]} failed:\n{out.stderr}")
+    took, peak = out.stdout.split()
+    return float(took), int(peak)
+
+
+def run_ours(
+    op: str, server: Server, bucket: str, prefix: str, folder: Path, env: dict[str, str]
+) -> tuple[float, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", _OURS, op, server.endpoint_url, bucket, prefix, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise SystemExit(f"ours {op} failed:\n{out.stderr[-3000:]}")
+    took, peak = out.stdout.split()
+    return float(took), int(peak)
+
+
+def stored_bytes(client: object, bucket: str, prefix: str) -> int:
+    total = 0
+    for page in client.get_paginator("list_objects_v2").paginate(  # type: ignore[attr-defined]
+        Bucket=bucket, Prefix=prefix
+    ):
+        total += sum(o["Size"] for o in page.get("Contents", []))
+    return total
+
+
+def same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.iterdir())
+    return names == sorted(p.name for p in b.iterdir()) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=corpus.DEFAULT_DIR)
+    parser.add_argument("--original", default="6.2.0")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    series = corpus.build(args.corpus, quiet=True)
+    exe = build(args.original)
+    if not shutil.which("xdelta3"):
+        raise SystemExit("the original needs the xdelta3 tool (apt-get install xdelta3)")
+    import boto3
+
+    server_proc = SeaweedFS(metrics=True)
+    server = server_proc.start()
+    results: dict = {"series": {}}
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            aws_access_key_id=server.access_key,
+            aws_secret_access_key=server.secret_key,
+            region_name="us-east-1",
+        )
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            for name, files in series.items():
+                src = tmp / name
+                src.mkdir()
+                for f in files:
+                    shutil.copy(f, src / f.with_suffix(".zip").name)
+                results["series"][name] = compare(name, src, exe, server, server_proc, client, tmp)
+            results["undeltable"] = undeltable(server, client, tmp)
+    finally:
+        server_proc.stop()
+    ok = report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if ok else 1
+
+
+def compare(
+    name: str, src: Path, exe: Path, server: Server, sw: SeaweedFS, client: object, tmp: Path
+) -> dict:
+    size = sum(f.stat().st_size for f in src.iterdir())
+    count = len(list(src.iterdir()))
+    print(f"\n== {name}: {count} consecutive releases, {size / MB:.1f} MB")
+    out: dict = {"files": count, "bytes": size}
+    for tool in ("original", "ours"):
+        bucket = f"{tool}-{name}"
+        client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+        cache = tmp / f"cache-{tool}-{name}"
+        env = server.env(
+            DG_SUPPRESS_DEPRECATION="1",
+            DG_LOG_LEVEL="WARNING",
+            DG_CACHE_DIR=str(cache),
+            HOME=str(tmp),
+        )
+        env.pop("DG_CACHE_ENCRYPTION_KEY", None)
+        down = tmp / f"down-{tool}-{name}"
+        before = sw.requests(bucket)
+        if tool == "original":
+            up_s, up_rss = run_tree([str(exe), "cp", "-r", f"{src}/", f"s3://{bucket}/rel/"], env)
+        else:
+            up_s, up_rss = run_ours("put", server, bucket, "rel/", src, env)
+        time.sleep(0.3)
+        up_requests = sw.requests(bucket) - before
+        stored = stored_bytes(client, bucket, "rel/")
+        before = sw.requests(bucket)
+        if tool == "original":
+            down_s, down_rss = run_tree(
+                [str(exe), "cp", "-r", f"s3://{bucket}/rel/", f"{down}/"], env
+            )
+        else:
+            down_s, down_rss = run_ours("get", server, bucket, "rel/", down, env)
+        time.sleep(0.3)
+        down_requests = sw.requests(bucket) - before
+        if not same_files(src, down):
+            raise SystemExit(f"{tool} downloaded different bytes for {name}")
+        out[tool] = {
+            "upload_s": up_s,
+            "download_s": down_s,
+            "upload_requests": up_requests,
+            "download_requests": down_requests,
+            "stored_bytes": stored,
+            "upload_peak_rss": up_rss,
+            "download_peak_rss": down_rss,
+        }
+    o, d = out["original"], out["ours"]
+    rows = [
+        (
+            "upload, wall time",
+            f"{o['upload_s']:.2f} s",
+            f"{d['upload_s']:.2f} s",
+            f"{o['upload_s'] / d['upload_s']:.2f}x faster",
+        ),
+        (
+            "download, wall time",
+            f"{o['download_s']:.2f} s",
+            f"{d['download_s']:.2f} s",
+            f"{o['download_s'] / d['download_s']:.2f}x faster",
+        ),
+        (
+            "upload, requests",
+            o["upload_requests"],
+            d["upload_requests"],
+            f"{d['upload_requests'] / max(1, o['upload_requests']):.2f}x",
+        ),
+        (
+            "download, requests",
+            o["download_requests"],
+            d["download_requests"],
+            f"{d['download_requests'] / max(1, o['download_requests']):.2f}x",
+        ),
+        (
+            "stored bytes",
+            o["stored_bytes"],
+            d["stored_bytes"],
+            f"{d['stored_bytes'] / o['stored_bytes']:.3f}x",
+        ),
+        (
+            "upload, peak memory",
+            f"{o['upload_peak_rss'] / 2**20:.0f} MiB",
+            f"{d['upload_peak_rss'] / 2**20:.0f} MiB",
+            f"{d['upload_peak_rss'] / o['upload_peak_rss']:.2f}x",
+        ),
+        (
+            "download, peak memory",
+            f"{o['download_peak_rss'] / 2**20:.0f} MiB",
+            f"{d['download_peak_rss'] / 2**20:.0f} MiB",
+            f"{d['download_peak_rss'] / o['download_peak_rss']:.2f}x",
+        ),
+    ]
+    print(f"  {'':24s} {'original 6.2.0':>16s} {'ours':>16s}   ratio")
+    for label, a, b, r in rows:
+        print(f"  {label:24s} {a!s:>16s} {b!s:>16s}   {r}")
+    return out
+
+
+def undeltable(server: Server, client: object, tmp: Path) -> dict:
+    """A 100 MB file that shares nothing with the deltaspace's reference."""
+    from deltaglider.cache import MemoryCache
+    from deltaglider.config import Config
+    from deltaglider.engine import DeltaStore
+    from deltaglider.storage.s3 import S3Storage
+
+    print("\n== A 100 MB file that does not delta: ours vs plain boto3 upload_file")
+    bucket = "undeltable"
+    client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    big = tmp / "big.zip"
+    big.write_bytes(random.Random(1).randbytes(100_000_000))
+    storage = S3Storage(
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region="us-east-1",
+    )
+    store = DeltaStore(
+        storage, MemoryCache(512 << 20), Config.from_env(environ={}, cache_backend="memory")
+    )
+    store.put(bucket, "u/app-1.zip", random.Random(2).randbytes(5_000_000))  # the reference
+    plain, ours = [], []
+    for i in range(3):
+        t = time.perf_counter()
+        client.upload_file(str(big), bucket, f"plain/big-{i}.zip")  # type: ignore[attr-defined]
+        plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        result = store.put(bucket, f"u/big-{i}.zip", big)
+        ours.append(time.perf_counter() - t)
+        assert not result.is_delta and result.direct_reason == "ratio"
+    store.close()
+    p, o = statistics.median(plain), statistics.median(ours)
+    print(
+        f"  boto3 upload_file {p:.2f} s | ours {o:.2f} s (stored direct after the early "
+        f"abort) = {o / p:.2f}x"
+    )
+    return {"boto3_s": p, "ours_s": o, "ratio": o / p}
+
+
+def report(results: dict) -> bool:
+    print("\n== Bars")
+    ok_all = True
+    for name, r in results["series"].items():
+        o, d = r["original"], r["ours"]
+        for label, ok, value in (
+            (
+                f"{name}: upload >= 5x faster",
+                o["upload_s"] / d["upload_s"] >= 5,
+                f"{o['upload_s'] / d['upload_s']:.2f}x",
+            ),
+            (
+                f"{name}: stores no more bytes",
+                d["stored_bytes"] <= o["stored_bytes"],
+                f"{d['stored_bytes'] / o['stored_bytes']:.3f}x",
+            ),
+            (
+                f"{name}: download >= 3x faster",
+                o["download_s"] / d["download_s"] >= 3,
+                f"{o['download_s'] / d['download_s']:.2f}x",
+            ),
+        ):
+            ok_all &= ok
+            print(f"  {'PASS' if ok else 'FAIL'}  {label}: {value}")
+    u = results["undeltable"]
+    ok = u["ratio"] <= 1.3
+    ok_all &= ok
+    print(
+        f"  {'PASS' if ok else 'FAIL'}  100 MB undeltable upload <= 1.3x boto3 upload_file: "
+        f"{u['ratio']:.2f}x"
+    )
+    results["pass"] = ok_all
+    return ok_all
+
+
+if __name__ == "__main__":
+    sys.exit(main())
