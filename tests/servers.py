@@ -80,8 +80,11 @@ def weed_binary() -> str:
 class SeaweedFS:
     """``weed mini`` in a temporary folder, every port explicit and on 127.0.0.1."""
 
-    def __init__(self, metrics: bool = False) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="dg-seaweedfs-"))
+    def __init__(self, metrics: bool = False, memory: bool = False) -> None:
+        # memory: data on tmpfs (benchmarks: the client's cost, not the disk's, is measured).
+        shm = Path("/dev/shm")
+        base = str(shm) if memory and shm.is_dir() else None
+        self.dir = Path(tempfile.mkdtemp(prefix="dg-seaweedfs-", dir=base))
         self.proc: subprocess.Popen[bytes] | None = None
         self.server: Server | None = None
         #: Prometheus metrics (request counts) at http://127.0.0.1:<port>/metrics, if asked.

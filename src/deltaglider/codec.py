@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import os
 import threading
 from collections import deque
@@ -103,8 +104,9 @@ _PROBE_MARGIN: Final = 4096
 _PROBE_MIN_GAP: Final = 16384
 #: Window size for stretches that share nothing with the reference.
 _PLAIN_WINDOW: Final = 1 << 17
-#: Unshared windows whose bytes look random (order-0 entropy) are stored verbatim.
-_RANDOM_ENTROPY: Final = 7.999
+#: Unshared windows whose bytes look random are stored verbatim: order-0 entropy within three
+#: times what random bytes of that length fall short of 8 bits (255 / (2 n ln 2) bits).
+_RANDOM_MARGIN: Final = 3 * 255 / (2 * math.log(2))
 #: Streaming reads the target in blocks of this many windows.
 _BLOCK_WINDOWS: Final = 4
 
@@ -302,7 +304,7 @@ class Encoder:
         try:
             for start in range(0, len(data), self._plain_window):
                 piece = data[start : start + self._plain_window]
-                if _xdelta3.entropy_bits(piece) >= _RANDOM_ENTROPY:
+                if _xdelta3.entropy_bits(piece) >= 8 - _RANDOM_MARGIN / len(piece):
                     out.append(_xdelta3.literal_window(piece))
                     continue
                 if session is None:
@@ -347,7 +349,7 @@ class Encoder:
         # LZMA carries its state from window to window: one session, in order.
         lzma = self._core.session() if self._sequential else None
         # Twice the threads in flight: the caller probes the next block meanwhile.
-        depth = 1 if self._sequential else 2 * self.threads
+        depth = 1 if self._sequential or self.threads == 1 else 2 * self.threads
         any_window = False
 
         def tasks() -> Iterator[Callable[[], bytes]]:

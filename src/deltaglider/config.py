@@ -53,9 +53,9 @@ class Config:
     #: Parallel transfers for multi-file work (DG_MAX_WORKERS).
     max_workers: int = 8
     #: Objects at least this large go up in parts (DG_MULTIPART_THRESHOLD_MB).
-    multipart_threshold: int = 64 << 20
+    multipart_threshold: int = 16 << 20
     #: Part size of multipart uploads and ranged downloads (DG_MULTIPART_CHUNKSIZE_MB).
-    multipart_chunksize: int = 16 << 20
+    multipart_chunksize: int = 8 << 20
     #: Codec level and secondary compression (DG_CODEC_LEVEL, DG_CODEC_SECONDARY).
     codec_level: int = 3
     codec_secondary: str = "djw"

@@ -37,6 +37,7 @@ import logging
 import math
 import mmap
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -136,7 +137,7 @@ class _Source:
     into metadata, which is sent before the body). Paths are memory-mapped; a stream is read
     into memory, or into a private temporary file beyond 64 MiB."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, hasher: ThreadPoolExecutor) -> None:
         self._fh: IO[bytes] | None = None
         self._map: mmap.mmap | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -156,7 +157,12 @@ class _Source:
                 self._fh.flush()
                 self._view = self._mapped(self._fh)
         self.size = len(self._view)
-        self.sha256 = hashlib.sha256(self._view).hexdigest()
+        # Hashed on the side (hashlib releases the GIL): encoding does not wait for it.
+        self._sha = hasher.submit(lambda: hashlib.sha256(self._view).hexdigest())
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.result()
 
     def _mapped(self, fh: IO[bytes]) -> memoryview:
         if os.fstat(fh.fileno()).st_size == 0:
@@ -168,32 +174,17 @@ class _Source:
     def data(self) -> memoryview:
         return self._view
 
-    def body(self) -> Any:
-        """The bytes as a store's put wants them: bytes when small, else a reader (no copy)."""
-        if self.size < _SPOOL:
-            return bytes(self._view)
-        return _ViewReader(self._view)
+    def body(self) -> memoryview:
+        """The bytes as a store's put takes them (a view: no copy)."""
+        return self._view
 
     def close(self) -> None:
+        self._sha.exception()  # the hash must be done with the buffer before it goes
         self._view.release()
         if self._map is not None:
             self._map.close()
         if self._fh is not None:
             self._fh.close()
-
-
-class _ViewReader:
-    def __init__(self, view: memoryview) -> None:
-        self._view = view
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = (
-            len(self._view) if size is None or size < 0 else min(self._pos + size, len(self._view))
-        )
-        data = bytes(self._view[self._pos : end])
-        self._pos = end
-        return data
 
 
 def _read_up_to(stream: Any, size: int) -> bytes:
@@ -529,7 +520,7 @@ class DeltaStore:
         if not 0 < ratio <= 1:
             raise ValueError("max_ratio must be in (0, 1]")
         content_type = content_type or "application/octet-stream"
-        src = _Source(source)
+        src = _Source(source, self._io)
         try:
             candidate = delta if delta is not None else self.config.is_delta_candidate(key)
             if not candidate or src.size == 0:
@@ -1294,6 +1285,38 @@ class DeltaStore:
 
     # --- many files --------------------------------------------------------------------------
 
+    def put_many(
+        self, bucket: str, items: Iterable[tuple[str, Source]], **options: Any
+    ) -> Iterator[tuple[str, PutResult | None, BaseException | None]]:
+        """Stores several files in parallel; yields ``(key, result, error)`` as each finishes.
+
+        Choosing the reference: in a deltaspace that has no reference yet, the first file stored
+        becomes it, and every later file is a delta against it. Given a batch, this stores first
+        the delta candidate in the middle of the batch's natural (version-aware) order: for a
+        series of releases, that halves the distance from the reference to the farthest one,
+        and so the size of the largest deltas. The rest follow in parallel.
+        """
+        items = list(items)
+        by_space: dict[str, list[tuple[str, Source]]] = {}
+        for key, source in items:
+            delta = options.get("delta")
+            if delta is not False and (delta or self.config.is_delta_candidate(key)):
+                by_space.setdefault(fmt.deltaspace(key), []).append((key, source))
+        leaders = []
+        for prefix, members in by_space.items():
+            if len(members) < 2 or self._known_ref(bucket, prefix) is not None:
+                continue
+            if self._head_or_none(bucket, fmt.reference_key(prefix)) is None:
+                members.sort(key=lambda m: _natural(m[0]))
+                leaders.append(members[len(members) // 2])
+        first = {key for key, _ in leaders}
+        rest = [(k, s) for k, s in items if k not in first]
+        for batch in (leaders, rest):
+            for (key, _), result, exc in self.map(
+                lambda k, s: self.put(bucket, k, s, **options), batch
+            ):
+                yield key, result, exc
+
     def map(
         self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]
     ) -> Iterator[tuple[tuple[Any, ...], Any, BaseException | None]]:
@@ -1321,6 +1344,11 @@ class DeltaStore:
                 exc = fut.exception()
                 yield item, None if exc else fut.result(), exc
                 submit()
+
+
+def _natural(key: str) -> list[Any]:
+    """Sort key that puts app-1.9 before app-1.10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
 def _read_all(body: Any, size: int) -> bytes:

@@ -578,3 +578,22 @@ def test_many_operations_at_once_do_not_deadlock(storage: Storage, bucket: str) 
     }
     assert outcome["deleted"] == {}
     store.close()
+
+
+def test_put_many_makes_the_middle_release_the_reference(store: DeltaStore, bucket: str) -> None:
+    names = [f"b/app-1.{v}.zip" for v in (1, 2, 3, 9, 10, 11, 12)]  # natural order, not ASCII
+    data = {n: release(i + 1) for i, n in enumerate(names)}
+    results = {k: (r, e) for k, r, e in store.put_many(bucket, data.items())}
+    assert all(e is None for _, e in results.values()), results
+    ref = store.storage.head(bucket, "b/reference.bin")
+    assert (ref.metadata or {})["dg-source-name"] == "app-1.9.zip"
+    assert results["b/app-1.9.zip"][0] is not None
+    assert results["b/app-1.9.zip"][0].created_reference
+    for name, blob in data.items():
+        assert store.get_bytes(bucket, name) == blob
+    # A deltaspace that has a reference keeps it.
+    more = {"b/app-2.0.zip": release(9), "b/app-2.1.zip": release(10)}
+    for _, _, exc in store.put_many(bucket, more.items()):
+        assert exc is None
+    ref_after = store.storage.head(bucket, "b/reference.bin")
+    assert ref_after.etag == ref.etag

@@ -82,7 +82,7 @@ class Storage(abc.ABC):
         self,
         bucket: str,
         key: str,
-        body: bytes | BinaryIO,
+        body: bytes | bytearray | memoryview | BinaryIO,
         *,
         size: int | None = None,
         metadata: Mapping[str, str] | None = None,

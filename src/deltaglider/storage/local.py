@@ -239,7 +239,7 @@ class LocalStorage(Storage):
         self,
         bucket: str,
         key: str,
-        body: bytes | BinaryIO,
+        body: bytes | bytearray | memoryview | BinaryIO,
         *,
         size: int | None = None,
         metadata: Mapping[str, str] | None = None,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
@@ -211,8 +211,8 @@ class S3Storage(Storage):
         verify: bool | str = True,
         max_attempts: int = 8,
         max_pool_connections: int = 32,
-        multipart_threshold: int = 64 << 20,
-        multipart_chunksize: int = 16 << 20,
+        multipart_threshold: int = 16 << 20,
+        multipart_chunksize: int = 8 << 20,
         conditional_writes: bool = True,
         connect_timeout: float = 10,
         read_timeout: float = 60,
@@ -342,7 +342,7 @@ class S3Storage(Storage):
         self,
         bucket: str,
         key: str,
-        body: bytes | BinaryIO,
+        body: bytes | bytearray | memoryview | BinaryIO,
         *,
         size: int | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -359,13 +359,21 @@ class S3Storage(Storage):
         if if_match:
             cond["IfMatch"] = if_match
         if isinstance(body, (bytes, bytearray, memoryview)):
-            data = bytes(body)
+            view = memoryview(body).cast("B")
+            if len(view) >= self.multipart_threshold:
+                part = self._part_size(len(view))
+                pieces: Iterator[bytes] = (
+                    bytes(view[i : i + part]) for i in range(0, len(view), part)
+                )
+                return self._put_multipart(bucket, key, pieces, len(view), extra, cond)
+            data = body if isinstance(body, bytes) else view.tobytes()
         else:
             first = _read_exactly(body, self.multipart_threshold)
             if len(first) < self.multipart_threshold:
                 data = first
             else:
-                return self._put_multipart(bucket, key, body, first, size, extra, cond)
+                pieces = _stream_parts(body, first, self._part_size(size), size is None)
+                return self._put_multipart(bucket, key, pieces, size, extra, cond)
         r = self._call(
             "put",
             bucket,
@@ -397,13 +405,11 @@ class S3Storage(Storage):
         self,
         bucket: str,
         key: str,
-        stream: BinaryIO,
-        first: bytes,
+        pieces: Iterator[bytes],
         size: int | None,
         extra: dict[str, Any],
         cond: dict[str, Any],
     ) -> ObjectInfo:
-        part_size = self._part_size(size)
         r = self._call(
             "multipart upload",
             bucket,
@@ -417,34 +423,25 @@ class S3Storage(Storage):
         pool = self._executor()
         futures: list[Future[dict[str, Any]]] = []
         total = 0
+        in_flight = max(4, min(10, self._workers))
         try:
-            buffer = first
-            number = 0
-            while True:
-                while len(buffer) < part_size:
-                    more = _read_exactly(stream, part_size - len(buffer))
-                    if not more:
-                        break
-                    buffer += more
-                if not buffer:
-                    break
-                chunk, buffer = buffer[:part_size], buffer[part_size:]
-                number += 1
+            for number, chunk in enumerate(pieces, 1):
                 if number > MAX_PARTS:
                     raise StorageError(
                         f"{key}: more than {MAX_PARTS} parts; raise the chunk size",
                         bucket=bucket,
                         key=key,
                     )
-                if size is None and number % 1000 == 0:
-                    part_size = min(part_size * 2, MAX_PART)  # unknown size: grow the parts
                 total += len(chunk)
                 futures.append(
                     pool.submit(self._upload_part, bucket, key, upload_id, number, chunk)
                 )
                 # Bound the memory held by parts in flight.
-                while sum(not f.done() for f in futures) >= self._workers:
-                    next(f for f in futures if not f.done()).result()
+                while sum(not f.done() for f in futures) >= in_flight:
+                    wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
+                for f in futures:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()  # type: ignore[misc]
             parts = [f.result() for f in futures]
             if size is not None and total != size:
                 raise StorageError(
@@ -464,8 +461,10 @@ class S3Storage(Storage):
         except BaseException:
             for f in futures:
                 f.cancel()
-            with contextlib.suppress(Exception):
+            try:
                 self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except Exception:
+                pass
             raise
         return ObjectInfo(
             key=key,
@@ -714,6 +713,26 @@ class S3Storage(Storage):
     def list_buckets(self) -> list[BucketInfo]:
         r = self._call("list buckets", "", "", self.client.list_buckets)
         return [BucketInfo(b["Name"], b.get("CreationDate")) for b in r.get("Buckets", [])]
+
+
+def _stream_parts(stream: BinaryIO, first: bytes, part: int, grow: bool) -> Iterator[bytes]:
+    """The stream in parts of ``part`` bytes (``first`` holds its beginning). Of unknown size,
+    parts double every 1000 so that 10,000 parts reach far."""
+    buffer = first
+    number = 0
+    while True:
+        while len(buffer) < part:
+            more = _read_exactly(stream, part - len(buffer))
+            if not more:
+                break
+            buffer += more
+        if not buffer:
+            return
+        chunk, buffer = buffer[:part], buffer[part:]
+        number += 1
+        yield chunk
+        if grow and number % 1000 == 0:
+            part = min(part * 2, MAX_PART)
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:
