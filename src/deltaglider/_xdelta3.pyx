@@ -1152,80 +1152,169 @@ cdef class AnchorIndex:
         """
         cdef Py_buffer view
         cdef const uint8_t *p
-        cdef size_t n, i, slot, mask
-        cdef uint64_t h = 0
-        cdef int shift = 64 - self.anchor_bits
-        cdef AnchorSlot *slots = self._slots
-        cdef int bits = self._bits
-        cdef size_t lo, hi, cur_lo = 0, cur_hi = 0, cur_hint = 0, hint
-        cdef bint have = False
+        cdef size_t n
+        cdef Hits first, second
         cdef size_t *spans = NULL
-        cdef size_t nspans = 0, cap = 0
-        cdef size_t *grown
-        cdef bint oom = False
-        mask = (<size_t>1 << bits) - 1
+        cdef size_t nspans = 0
+        cdef int ok = 0
+        memset(&first, 0, sizeof(Hits))
+        memset(&second, 0, sizeof(Hits))
         PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
         try:
             p = <const uint8_t *>view.buf
             n = <size_t>view.len
             with nogil:
-                for i in range(n):
-                    h = (h << 1) + GEAR[p[i]]
-                    if (h >> shift) != 0 or i < 63:
-                        continue
-                    slot = _find(slots, bits, mask, h)
-                    if slots[slot].tag == 0:
-                        continue
-                    lo = i - 63
-                    lo = lo - margin if lo > margin else 0
-                    hi = i + 1 + margin
-                    if hi > n:
-                        hi = n
-                    # Where the hashed 64 bytes sit in the reference, carried back to lo.
-                    hint = slots[slot].position
-                    hint = hint - (i - 63 - lo) if hint >= (i - 63 - lo) else 0
-                    if have and lo <= cur_hi + min_gap:
-                        if hi > cur_hi:
-                            cur_hi = hi
-                        continue
-                    if have:
-                        if nspans + 3 > cap:
-                            cap = cap * 2 if cap else 96
-                            grown = <size_t *>realloc(spans, cap * sizeof(size_t))
-                            if grown == NULL:
-                                oom = True
-                                break
-                            spans = grown
-                        spans[nspans] = cur_lo
-                        spans[nspans + 1] = cur_hi
-                        spans[nspans + 2] = cur_hint
-                        nspans += 3
-                    have = True
-                    cur_lo = lo
-                    cur_hi = hi
-                    cur_hint = hint
-                if have and not oom:
-                    if nspans + 3 > cap:
-                        cap = cap + 3
-                        grown = <size_t *>realloc(spans, cap * sizeof(size_t))
-                        if grown == NULL:
-                            oom = True
-                        else:
-                            spans = grown
-                    if not oom:
-                        spans[nspans] = cur_lo
-                        spans[nspans + 1] = cur_hi
-                        spans[nspans + 2] = cur_hint
-                        nspans += 3
+                ok = _find_hits(self._slots, self._bits, 64 - self.anchor_bits, p, n,
+                                &first, &second)
+                if ok == 0:
+                    ok = _merge_spans(&first, &second, n, margin, min_gap, &spans, &nspans)
         finally:
             PyBuffer_Release(&view)
-        if oom:
+            free(first.items)
+            free(second.items)
+        if ok != 0:
             free(spans)
             raise MemoryError()
         try:
             return _spans_to_segments(spans, nspans, n, min_gap)
         finally:
             free(spans)
+
+
+cdef struct Hit:
+    size_t position   # target offset of the 64 hashed bytes
+    size_t reference  # their offset in the reference (a hint)
+
+
+cdef struct Hits:
+    Hit *items
+    size_t count
+    size_t capacity
+
+
+cdef inline int _push(Hits *hits, size_t position, size_t reference) noexcept nogil:
+    cdef size_t cap
+    cdef Hit *grown
+    if hits.count == hits.capacity:
+        cap = hits.capacity * 2 if hits.capacity else 256
+        grown = <Hit *>realloc(hits.items, cap * sizeof(Hit))
+        if grown == NULL:
+            return -1
+        hits.items = grown
+        hits.capacity = cap
+    hits.items[hits.count].position = position
+    hits.items[hits.count].reference = reference
+    hits.count += 1
+    return 0
+
+
+cdef inline int _probe_at(const AnchorSlot *slots, int bits, size_t mask, uint64_t h,
+                          size_t end, Hits *hits) noexcept nogil:
+    """Records a hit when the anchor hash h, ending at target offset ``end``, is known."""
+    cdef size_t slot = _find(slots, bits, mask, h)
+    if slots[slot].tag == 0:
+        return 0
+    return _push(hits, end - 63, slots[slot].position)
+
+
+cdef int _find_hits(const AnchorSlot *slots, int bits, int shift, const uint8_t *p, size_t n,
+                    Hits *first, Hits *second) noexcept nogil:
+    """Target anchors found in the reference, in order: ``first`` then ``second``.
+
+    The gear hash is a chain of dependent operations, so the target is hashed as two halves
+    at once (the second half starts 63 bytes early to warm up): twice the work per cycle.
+    """
+    cdef size_t mask = (<size_t>1 << bits) - 1
+    cdef size_t j, m, len_a, len_b, b0
+    cdef uint64_t ha = 0, hb = 0
+    if n < 1024:
+        for j in range(n):
+            ha = (ha << 1) + GEAR[p[j]]
+            if (ha >> shift) == 0 and j >= 63:
+                if _probe_at(slots, bits, mask, ha, j, first) != 0:
+                    return -1
+        return 0
+    len_a = (n + 63) // 2          # lane A: anchors in [0, len_a)
+    b0 = len_a - 63                # lane B: hashes [b0, n), anchors from len_a on
+    len_b = n - b0
+    m = len_a if len_a < len_b else len_b
+    for j in range(m):
+        ha = (ha << 1) + GEAR[p[j]]
+        hb = (hb << 1) + GEAR[p[b0 + j]]
+        if (ha >> shift) == 0 and j >= 63:
+            if _probe_at(slots, bits, mask, ha, j, first) != 0:
+                return -1
+        if (hb >> shift) == 0 and j >= 63:
+            if _probe_at(slots, bits, mask, hb, b0 + j, second) != 0:
+                return -1
+    for j in range(m, len_a):
+        ha = (ha << 1) + GEAR[p[j]]
+        if (ha >> shift) == 0:
+            if _probe_at(slots, bits, mask, ha, j, first) != 0:
+                return -1
+    for j in range(m, len_b):
+        hb = (hb << 1) + GEAR[p[b0 + j]]
+        if (hb >> shift) == 0:
+            if _probe_at(slots, bits, mask, hb, b0 + j, second) != 0:
+                return -1
+    return 0
+
+
+cdef int _merge_spans(const Hits *first, const Hits *second, size_t n, size_t margin,
+                      size_t min_gap, size_t **out, size_t *count) noexcept nogil:
+    """Shared stretches around the hits: (lo, hi, hint) triples in ``out``."""
+    cdef const Hits *lanes[2]
+    cdef size_t k, i, lo, hi, hint, back, cap = 0
+    cdef size_t cur_lo = 0, cur_hi = 0, cur_hint = 0
+    cdef bint have = False
+    cdef size_t *spans = NULL
+    cdef size_t *grown
+    lanes[0] = first
+    lanes[1] = second
+    for k in range(2):
+        for i in range(lanes[k].count):
+            lo = lanes[k].items[i].position
+            lo = lo - margin if lo > margin else 0
+            hi = lanes[k].items[i].position + 64 + margin
+            if hi > n:
+                hi = n
+            # Where the stretch is expected to start in the reference.
+            back = lanes[k].items[i].position - lo
+            hint = lanes[k].items[i].reference
+            hint = hint - back if hint >= back else 0
+            if have and lo <= cur_hi + min_gap:
+                if hi > cur_hi:
+                    cur_hi = hi
+                continue
+            if have:
+                if count[0] + 3 > cap:
+                    cap = cap * 2 if cap else 96
+                    grown = <size_t *>realloc(spans, cap * sizeof(size_t))
+                    if grown == NULL:
+                        free(spans)
+                        return -1
+                    spans = grown
+                spans[count[0]] = cur_lo
+                spans[count[0] + 1] = cur_hi
+                spans[count[0] + 2] = cur_hint
+                count[0] += 3
+            have = True
+            cur_lo = lo
+            cur_hi = hi
+            cur_hint = hint
+    if have:
+        if count[0] + 3 > cap:
+            grown = <size_t *>realloc(spans, (cap + 3) * sizeof(size_t))
+            if grown == NULL:
+                free(spans)
+                return -1
+            spans = grown
+        spans[count[0]] = cur_lo
+        spans[count[0] + 1] = cur_hi
+        spans[count[0] + 2] = cur_hint
+        count[0] += 3
+    out[0] = spans
+    return 0
 
 
 cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8_t *p, size_t n,

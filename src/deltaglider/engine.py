@@ -394,59 +394,67 @@ class DeltaStore:
         data = self.cache.get(sha256)
         if data is not None:
             return data
-        with self._coders_lock:
-            lock = self._fetch_locks.setdefault(sha256, threading.Lock())
-        with lock:  # one fetch per reference, however many threads want it
-            data = self.cache.get(sha256)
-            if data is not None:
-                return data
-            info, body = self.storage.get(bucket, ref_key)
-            try:
-                data = _read_all(body, info.size)
-            finally:
-                body.close()
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != sha256:
-                raise IntegrityError(
-                    f"s3://{bucket}/{ref_key}: the reference is not the one the delta was made "
-                    f"against (sha256 {digest}, expected {sha256})",
-                    key=ref_key,
-                    expected=sha256,
-                    actual=digest,
-                )
-            self.cache.put(sha256, data)
-            return data
+        info, body = self.storage.get(bucket, ref_key)
+        try:
+            data = _read_all(body, info.size)
+        finally:
+            body.close()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise IntegrityError(
+                f"s3://{bucket}/{ref_key}: the reference is not the one the delta was made "
+                f"against (sha256 {digest}, expected {sha256})",
+                key=ref_key,
+                expected=sha256,
+                actual=digest,
+            )
+        self.cache.put(sha256, data)
+        return data
 
-    def _coder(self, sha256: str, data: bytes, encoder: bool) -> tuple[Encoder | None, Decoder]:
-        """Encoder/decoder of a reference, kept for the few most recent references (building
-        an encoder indexes the reference: worth doing once for many files)."""
+    def _coders_for(
+        self, bucket: str, ref_key: str, sha256: str, *, encoder: bool, data: bytes | None = None
+    ) -> tuple[Encoder | None, Decoder]:
+        """Encoder/decoder of a reference, kept in memory for the few most recent references.
+
+        They hold the reference's bytes, so a reference in use is neither fetched nor taken
+        from the cache (decrypted) again; building an encoder indexes the reference, worth
+        doing once for many files. One thread builds them, however many need them.
+        """
         with self._coders_lock:
             entry = self._coders.get(sha256)
             if entry is not None and (entry[0] is not None or not encoder):
                 self._coders.move_to_end(sha256)
                 return entry
-        enc = None
-        if encoder:
-            secondary: Any = self.config.codec_secondary  # validated by Config
-            enc = Encoder(data, level=self.config.codec_level, secondary=secondary)
-        dec = Decoder(data)
-        with self._coders_lock:
-            self._coders[sha256] = (enc, dec)
-            self._coders.move_to_end(sha256)
-            while len(self._coders) > 2:
-                self._coders.popitem(last=False)
-        return enc, dec
+            lock = self._fetch_locks.setdefault(sha256, threading.Lock())
+        with lock:
+            with self._coders_lock:
+                entry = self._coders.get(sha256)
+            if entry is not None and (entry[0] is not None or not encoder):
+                return entry
+            if data is None:
+                data = self._reference_bytes(bucket, ref_key, sha256)
+            enc = None
+            if encoder:
+                secondary: Any = self.config.codec_secondary  # validated by Config
+                enc = Encoder(data, level=self.config.codec_level, secondary=secondary)
+            entry = (enc, entry[1] if entry is not None else Decoder(data))
+            with self._coders_lock:
+                self._coders[sha256] = entry
+                self._coders.move_to_end(sha256)
+                while len(self._coders) > 2:
+                    self._coders.popitem(last=False)
+            return entry
 
-    def _current_ref(self, bucket: str, key: str, src: _Source) -> tuple[_Ref | None, bool]:
+    def _current_ref(self, bucket: str, key: str, src: _Source) -> tuple[_Ref | None, bytes | None]:
         """The deltaspace's reference, creating it from ``src`` if there is none.
 
-        Returns (reference or None if the deltaspace holds an unusable ``reference.bin``,
-        whether this call created it).
+        Returns the reference (None if the deltaspace holds an unusable ``reference.bin``) and,
+        when this call created it, its bytes.
         """
         prefix = fmt.deltaspace(key)
         known = self._known_ref(bucket, prefix)
         if known is not None:
-            return known, False
+            return known, None
         ref_key = fmt.reference_key(prefix)
         for _ in range(_WRITE_ATTEMPTS):
             try:
@@ -466,17 +474,18 @@ class DeltaStore:
                 except PreconditionFailed:
                     continue  # another writer created it first: use theirs
                 created = _Ref(src.sha256, info.etag)
-                self.cache.put(src.sha256, bytes(src.data))
+                data = bytes(src.data)
+                self.cache.put(src.sha256, data)
                 self._remember_ref(bucket, prefix, created)
-                return created, True
+                return created, data
             found = self._ref_from_info(info)
             if found is None:
                 log.warning(
                     "s3://%s/%s is not a deltaglider reference; storing direct", bucket, ref_key
                 )
-                return None, False
+                return None, None
             self._remember_ref(bucket, prefix, found)
-            return found, False
+            return found, None
         raise StorageError(
             f"s3://{bucket}/{ref_key}: could not settle the reference", bucket=bucket, key=ref_key
         )
@@ -578,18 +587,16 @@ class DeltaStore:
         created_any = False
         for _ in range(_WRITE_ATTEMPTS):
             ref, created = self._current_ref(bucket, key, src)
-            created_any |= created
+            created_any |= created is not None
             if ref is None:
                 return self._put_direct(bucket, key, src, user, content_type, "reference")
-            if created:
-                ref_data = bytes(src.data)
-            else:
-                try:
-                    ref_data = self._reference_bytes(bucket, ref_key, ref.sha256)
-                except (ObjectNotFound, IntegrityError):
-                    self._remember_ref(bucket, prefix, None)  # gone or replaced: look again
-                    continue
-            encoder, _ = self._coder(ref.sha256, ref_data, encoder=True)
+            try:
+                encoder, _ = self._coders_for(
+                    bucket, ref_key, ref.sha256, encoder=True, data=created
+                )
+            except (ObjectNotFound, IntegrityError):
+                self._remember_ref(bucket, prefix, None)  # gone or replaced: look again
+                continue
             assert encoder is not None
             try:
                 delta = encoder.encode(src.data, max_delta_size=limit)
@@ -799,8 +806,7 @@ class DeltaStore:
     def _decoder_for(self, bucket: str, summary: ObjectSummary) -> tuple[Encoder | None, Decoder]:
         assert summary.ref_sha256 is not None
         ref_key = summary.ref_key or fmt.reference_key(fmt.deltaspace(summary.physical_key))
-        data = self._reference_bytes(bucket, ref_key, summary.ref_sha256)
-        return self._coder(summary.ref_sha256, data, encoder=False)
+        return self._coders_for(bucket, ref_key, summary.ref_sha256, encoder=False)
 
     def get(
         self,

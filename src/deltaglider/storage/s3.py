@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
@@ -185,6 +187,78 @@ class _ResumingBody:
         self.close()
 
 
+class _PartsBody:
+    """An object's bytes fetched as parallel ranged GETs, read in order.
+
+    Parts after the first are requested ahead of the reader (a bounded number in flight), each
+    pinned to the object's ETag and resumable on its own.
+    """
+
+    _AHEAD = 4
+
+    def __init__(
+        self,
+        storage: S3Storage,
+        bucket: str,
+        key: str,
+        etag: str,
+        first: Any,
+        offset: int,
+        end: int,
+        part: int,
+    ) -> None:
+        self._storage = storage
+        self._bucket = bucket
+        self._key = key
+        self._etag = etag
+        self._current: Any = first
+        self._next = offset
+        self._end = end
+        self._part = part
+        self._pending: deque[Future[bytes]] = deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        pool = self._storage._executor()
+        while len(self._pending) < self._AHEAD and self._next < self._end:
+            a, b = self._next, min(self._next + self._part, self._end)
+            self._pending.append(pool.submit(self._fetch, a, b))
+            self._next = b
+
+    def _fetch(self, a: int, b: int) -> bytes:
+        body = _ResumingBody(self._storage, self._bucket, self._key, self._etag, a, b, None)
+        chunks = []
+        while chunk := body.read(b - a):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def read(self, size: int = -1, /) -> bytes:
+        while True:
+            if self._current is not None:
+                data: bytes = self._current.read(size)
+                if data:
+                    return data
+                self._current = None
+            if not self._pending:
+                return b""
+            self._current = io.BytesIO(self._pending.popleft().result())
+            self._fill()
+
+    def close(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+    def __enter__(self) -> _PartsBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class S3Storage(Storage):
     """An S3-compatible store.
 
@@ -325,7 +399,16 @@ class S3Storage(Storage):
             raise InvalidRange(
                 f"empty range {start}-{end}", code="InvalidRange", bucket=bucket, key=key
             )
-        r = self._get_object(bucket, key, start, end, if_match)
+        # The first part is asked for as a range: an object no larger arrives whole in that one
+        # response; a larger one continues in parts fetched in parallel, ahead of the reader.
+        part = self.multipart_chunksize
+        first_end = start + part if end is None else min(end, start + part)
+        try:
+            r = self._get_object(bucket, key, start, first_end, if_match)
+        except InvalidRange:
+            if start or end is not None:
+                raise
+            r = self._get_object(bucket, key, 0, None, if_match)  # an empty object
         length = int(r.get("ContentLength", 0))
         total = length
         content_range = r.get("ContentRange")
@@ -335,8 +418,11 @@ class S3Storage(Storage):
             except ValueError:
                 total = length
         info = self._info(key, r, size=total)
-        body = _ResumingBody(self, bucket, key, info.etag, start, start + length, r["Body"])
-        return info, body
+        stop = total if end is None else min(end, total)
+        first = _ResumingBody(self, bucket, key, info.etag, start, start + length, r["Body"])
+        if start + length >= stop:
+            return info, first
+        return info, _PartsBody(self, bucket, key, info.etag, first, start + length, stop, part)
 
     def put(
         self,
