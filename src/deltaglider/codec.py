@@ -38,7 +38,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final, Literal, Protocol
 
 from . import _xdelta3
@@ -298,48 +298,53 @@ class Encoder:
         finally:
             self._give_back(s, False)
 
-    def _encode_unshared(self, data: memoryview) -> bytes:
-        out = []
-        session = None
+    def _encode_plain(self, data: memoryview) -> bytes:
+        s = self._borrow(True)
         try:
-            for start in range(0, len(data), self._plain_window):
-                piece = data[start : start + self._plain_window]
-                if _xdelta3.entropy_bits(piece) >= 8 - _RANDOM_MARGIN / len(piece):
-                    out.append(_xdelta3.literal_window(piece))
-                    continue
-                if session is None:
-                    session = self._borrow(True)
-                out.append(session.encode_window(piece, 0))
+            return s.encode_window(data, 0)
         finally:
-            if session is not None:
-                self._give_back(session, True)
-        return b"".join(out)
+            self._give_back(s, True)
 
     def _tasks(
         self, block: memoryview, offset: int, lzma: _xdelta3.EncodeSession | None
-    ) -> Iterator[Callable[[], bytes]]:
-        """Window tasks for one block of the target starting at ``offset``."""
+    ) -> Iterator[tuple[Callable[[], bytes], int]]:
+        """Window tasks for one block of the target starting at ``offset``, each with the
+        least its output will be (known only for verbatim windows; else 0)."""
         win = self.window_size
         if self._probe is None:
             segments = [(0, len(block), True, 0)]
         else:
             segments = self._probe.segment(block, _PROBE_MARGIN, _PROBE_MIN_GAP)
         for lo, hi, shared, hint in segments:
-            for start in range(lo, hi, win):
-                piece = block[start : min(start + win, hi)]
-                if shared:
+            if shared:
+                for start in range(lo, hi, win):
+                    piece = block[start : min(start + win, hi)]
                     where = hint + (start - lo) if hint else offset + start
-                    yield functools.partial(self._encode_shared, piece, where, lzma)
+                    yield functools.partial(self._encode_shared, piece, where, lzma), 0
+                continue
+            # Unshared stretches: classified here, so that the size of verbatim windows counts
+            # toward max_delta_size before they are even built.
+            for start in range(lo, hi, self._plain_window):
+                piece = block[start : min(start + self._plain_window, hi)]
+                if _xdelta3.entropy_bits(piece) >= 8 - _RANDOM_MARGIN / len(piece):
+                    yield functools.partial(_xdelta3.literal_window, piece), len(piece)
                 else:
-                    yield functools.partial(self._encode_unshared, piece)
+                    yield functools.partial(self._encode_plain, piece), 0
 
     def _encoded(
         self,
         blocks: Iterator[tuple[memoryview, int]],
         max_delta_size: int | None,
         progress: Callable[[int], None] | None = None,
+        lookahead: int = 2,
     ) -> Iterator[bytes]:
-        """The delta as a sequence of pieces (header first) for a sequence of target blocks."""
+        """The delta as a sequence of pieces (header first) for a sequence of target blocks.
+
+        Up to ``lookahead`` blocks are probed ahead of the windows being encoded, in parallel.
+        The least size of what they will produce (their verbatim windows) counts toward
+        ``max_delta_size`` as soon as it is known: an unrelated target is given up on after
+        being probed, not encoded.
+        """
         header = self._core.header
         produced = len(header)
         read = 0
@@ -348,30 +353,82 @@ class Encoder:
         yield header
         # LZMA carries its state from window to window: one session, in order.
         lzma = self._core.session() if self._sequential else None
-        # Twice the threads in flight: the caller probes the next block meanwhile.
+        # Twice the threads in flight: the next blocks are probed meanwhile.
         depth = 1 if self._sequential or self.threads == 1 else 2 * self.threads
         any_window = False
+        promised: deque[int] = deque()  # least sizes of the windows handed out, not returned
+        pending = 0  # their sum
+        read_done = 0  # end of the last block whose windows were handed out
+        # Blocks being probed ahead: the probe's future and where the block ends.
+        ahead: deque[tuple[Future[list[tuple[Callable[[], bytes], int]]], int]] = deque()
+
+        def probe(block: memoryview, offset: int) -> list[tuple[Callable[[], bytes], int]]:
+            return list(self._tasks(block, offset, lzma))
+
+        def check(extra: int) -> None:
+            if max_delta_size is not None and produced + pending + extra > max_delta_size:
+                # How far the target has been looked at: read and encoded, or probed.
+                examined = max([read_done, *(end for f, end in ahead if f.done())])
+                raise DeltaTooLargeError(max_delta_size, produced + pending + extra, examined)
 
         def tasks() -> Iterator[Callable[[], bytes]]:
-            nonlocal read
-            for block, offset in blocks:
-                read = offset + len(block)
-                if progress is not None:
-                    progress(read)
-                yield from self._tasks(block, offset, lzma)
+            nonlocal read, pending, read_done
+            source = iter(blocks)
+            more = True
+            while True:
+                while more and len(ahead) < lookahead:
+                    try:
+                        block, offset = next(source)
+                    except StopIteration:
+                        more = False
+                        break
+                    read = offset + len(block)
+                    if progress is not None:
+                        progress(read)
+                    if depth > 1:
+                        ahead.append((_shared_pool().submit(probe, block, offset), read))
+                    else:
+                        done: Future[list[tuple[Callable[[], bytes], int]]] = Future()
+                        done.set_result(probe(block, offset))
+                        ahead.append((done, read))
+                if not ahead:
+                    return
+                # What the blocks probed so far will produce at least, before any is encoded,
+                # checked as each probe finishes: an unrelated target stops after about as
+                # much of it is probed as the limit allows.
+                while True:
+                    check(
+                        sum(
+                            least
+                            for f, _ in ahead
+                            if f.done() and not f.exception()
+                            for _, least in f.result()
+                        )
+                    )
+                    if ahead[0][0].done():
+                        break
+                    wait([f for f, _ in ahead if not f.done()], return_when=FIRST_COMPLETED)
+                future, read_done = ahead.popleft()
+                for task, least in future.result():
+                    pending += least
+                    check(0)
+                    promised.append(least)
+                    yield task
 
         results = _ordered(tasks(), depth)
         try:
             for piece in results:
+                pending -= promised.popleft()
                 if not piece:
                     continue
                 produced += len(piece)
-                if max_delta_size is not None and produced > max_delta_size:
-                    raise DeltaTooLargeError(max_delta_size, produced, read)
+                check(0)
                 any_window = True
                 yield piece
         finally:
             results.close()
+            for fut, _ in ahead:
+                fut.cancel()
         if not any_window:
             # xdelta3 writes an empty window for an empty target; its decoder refuses a delta
             # without windows, so do the same.
@@ -391,7 +448,8 @@ class Encoder:
         # still being probed.
         size = self.window_size * _BLOCK_WINDOWS
         blocks = ((view[i : i + size], i) for i in range(0, len(view), size))
-        return b"".join(self._encoded(blocks, max_delta_size))
+        # The whole target is in memory: probing may run as far ahead as it likes.
+        return b"".join(self._encoded(blocks, max_delta_size, lookahead=1 << 30))
 
     def copy_stream(
         self,

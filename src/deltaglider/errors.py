@@ -44,7 +44,7 @@ class DeltaTooLargeError(EncodeError):
 
     Not a malfunction: it reports that the target is not worth storing as a delta. ``limit`` is
     the limit that was given, ``delta_size`` a lower bound of the size the delta would have had
-    and ``bytes_read`` how much of the target had been read when encoding stopped.
+    and ``bytes_read`` how much of the target had been examined when encoding stopped.
     """
 
     def __init__(self, limit: int, delta_size: int, bytes_read: int) -> None:

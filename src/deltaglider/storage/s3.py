@@ -448,8 +448,9 @@ class S3Storage(Storage):
             view = memoryview(body).cast("B")
             if len(view) >= self.multipart_threshold:
                 part = self._part_size(len(view))
-                pieces: Iterator[bytes] = (
-                    bytes(view[i : i + part]) for i in range(0, len(view), part)
+                # Slices, not copies: each part is copied by the thread that uploads it.
+                pieces: Iterator[bytes | memoryview] = (
+                    view[i : i + part] for i in range(0, len(view), part)
                 )
                 return self._put_multipart(bucket, key, pieces, len(view), extra, cond)
             data = body if isinstance(body, bytes) else view.tobytes()
@@ -491,7 +492,7 @@ class S3Storage(Storage):
         self,
         bucket: str,
         key: str,
-        pieces: Iterator[bytes],
+        pieces: Iterator[bytes | memoryview],
         size: int | None,
         extra: dict[str, Any],
         cond: dict[str, Any],
@@ -562,8 +563,10 @@ class S3Storage(Storage):
         )
 
     def _upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, data: bytes
+        self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
     ) -> dict[str, Any]:
+        if isinstance(data, memoryview):
+            data = data.tobytes()
         r = self._call(
             "upload part",
             bucket,
