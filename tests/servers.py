@@ -85,7 +85,6 @@ class SeaweedFS:
         shm = Path("/dev/shm")
         base = str(shm) if memory and shm.is_dir() else None
         self.dir = Path(tempfile.mkdtemp(prefix="dg-seaweedfs-", dir=base))
-        self.memory = memory
         self.proc: subprocess.Popen[bytes] | None = None
         self.server: Server | None = None
         #: Prometheus metrics (request counts) at http://127.0.0.1:<port>/metrics, if asked.
@@ -135,9 +134,6 @@ class SeaweedFS:
         ]
         if self.metrics_port:
             args.append(f"-metricsPort={self.metrics_port}")
-        if self.memory:
-            # Large volumes: fewer pauses to allocate new ones while benchmarks upload GBs.
-            args.append("-master.volumeSizeLimitMB=8000")
         log = open(self.dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
