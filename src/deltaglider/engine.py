@@ -343,6 +343,7 @@ class DeltaStore:
         self.config = config or Config.from_env()
         self.cache = cache if cache is not None else open_cache(self.config)
         self._refs: dict[tuple[str, str], _Ref] = {}
+        self._create_only: dict[str, bool] = {}
         self._refs_lock = threading.Lock()
         self._coders: OrderedDict[str, tuple[Encoder | None, Decoder]] = OrderedDict()
         self._coders_lock = threading.Lock()
@@ -390,10 +391,27 @@ class DeltaStore:
         return _Ref(meta.file_sha256, info.etag)
 
     def _reference_bytes(self, bucket: str, ref_key: str, sha256: str) -> bytes:
-        """The reference with this sha256: from the cache, else fetched and verified."""
+        """The reference with this sha256: from the cache, else fetched and verified.
+
+        If ``reference.bin`` is gone or is another reference, the content-addressed copy kept
+        on stores without create-only writes is tried before giving up.
+        """
         data = self.cache.get(sha256)
         if data is not None:
             return data
+        try:
+            data = self._fetch_verified(bucket, ref_key, sha256)
+        except (ObjectNotFound, IntegrityError) as first:
+            try:
+                data = self._fetch_verified(
+                    bucket, _backup_key(fmt.deltaspace(ref_key), sha256), sha256
+                )
+            except (ObjectNotFound, IntegrityError):
+                raise first from None
+        self.cache.put(sha256, data)
+        return data
+
+    def _fetch_verified(self, bucket: str, ref_key: str, sha256: str) -> bytes:
         info, body = self.storage.get(bucket, ref_key)
         try:
             data = _read_all(body, info.size)
@@ -408,7 +426,6 @@ class DeltaStore:
                 expected=sha256,
                 actual=digest,
             )
-        self.cache.put(sha256, data)
         return data
 
     def _coders_for(
@@ -461,6 +478,18 @@ class DeltaStore:
                 info = self.storage.head(bucket, ref_key)
             except ObjectNotFound:
                 meta = fmt.reference_metadata(fmt.basename(key), src.sha256)
+                if not self._create_only_enforced(bucket):
+                    # Without create-only writes, a concurrent creator may overwrite this
+                    # reference after deltas were checked against it: keep a content-addressed
+                    # copy that readers fall back to (see _reference_bytes).
+                    self.storage.put(
+                        bucket,
+                        _backup_key(prefix, src.sha256),
+                        src.body(),
+                        size=src.size,
+                        metadata=meta,
+                        content_type="application/octet-stream",
+                    )
                 try:
                     info = self.storage.put(
                         bucket,
@@ -489,6 +518,34 @@ class DeltaStore:
         raise StorageError(
             f"s3://{bucket}/{ref_key}: could not settle the reference", bucket=bucket, key=ref_key
         )
+
+    def _create_only_enforced(self, bucket: str) -> bool:
+        """Whether the store refuses a create-only write over an existing object: declared by
+        the storage, then checked once per bucket (two small writes)."""
+        if not self.storage.conditional_writes:
+            return False
+        with self._refs_lock:
+            known = self._create_only.get(bucket)
+        if known is not None:
+            return known
+        probe = f"{fmt.RESERVED_PREFIX}probe/{os.urandom(8).hex()}"
+        self.storage.put(bucket, probe, b"1", if_none_match=True)
+        try:
+            self.storage.put(bucket, probe, b"2", if_none_match=True)
+            enforced = False
+            log.warning(
+                "s3://%s ignores create-only writes: new references are also kept "
+                "content-addressed under %srefs/",
+                bucket,
+                fmt.RESERVED_PREFIX,
+            )
+        except PreconditionFailed:
+            enforced = True
+        finally:
+            self.storage.delete(bucket, probe)
+        with self._refs_lock:
+            self._create_only[bucket] = enforced
+        return enforced
 
     def _reference_still(self, bucket: str, prefix: str, ref: _Ref) -> bool:
         """Whether the deltaspace's reference is (still) ``ref`` (by its sha256)."""
@@ -1145,6 +1202,7 @@ class DeltaStore:
                 return
             late = self._has_delta(bucket, prefix, ref.sha256)
             if not late:
+                self._drop_backups(bucket, prefix)
                 return
             # Put it back, create-only (a PUT: create-only copies are not enforced everywhere).
             data = self._trash_bytes(bucket, trash, ref)
@@ -1171,6 +1229,14 @@ class DeltaStore:
                 self.storage.delete(bucket, trash)
             except StorageError as exc:
                 log.warning("could not remove s3://%s/%s: %s", bucket, trash, exc)
+
+    def _drop_backups(self, bucket: str, prefix: str) -> None:
+        """Removes the content-addressed copies of a deltaspace's references (if any were
+        kept): called once the deltaspace holds no delta."""
+        folder = _backup_key(prefix, "").rsplit("/", 1)[0] + "/"
+        keys = [o.key for o in self.storage.iter_objects(bucket, prefix=folder)]
+        if keys and not self._has_delta(bucket, prefix):
+            self.storage.delete_many(bucket, keys)
 
     def _trash_bytes(self, bucket: str, trash: str, ref: _Ref) -> bytes:
         info, body = self.storage.get(bucket, trash)
@@ -1350,6 +1416,12 @@ class DeltaStore:
                 exc = fut.exception()
                 yield item, None if exc else fut.result(), exc
                 submit()
+
+
+def _backup_key(prefix: str, sha256: str) -> str:
+    """Where a deltaspace's reference is also kept on stores without create-only writes."""
+    space = hashlib.sha256(prefix.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{fmt.RESERVED_PREFIX}refs/{space}/{sha256}.bin"
 
 
 def _natural(key: str) -> list[Any]:

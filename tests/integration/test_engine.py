@@ -597,3 +597,78 @@ def test_put_many_makes_the_middle_release_the_reference(store: DeltaStore, buck
         assert exc is None
     ref_after = store.storage.head(bucket, "b/reference.bin")
     assert ref_after.etag == ref.etag
+
+
+class NoConditionalWrites(Storage):
+    """A real store that ignores create-only writes, as some S3-compatible stores do."""
+
+    conditional_writes = False
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def put(self, bucket: str, key: str, body: Any, **kw: Any) -> ObjectInfo:
+        kw.pop("if_none_match", None)
+        return self.inner.put(bucket, key, body, **kw)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        return self.inner.head(bucket, key)
+
+    def get(self, bucket: str, key: str, **kw: Any) -> tuple[ObjectInfo, Body]:
+        return self.inner.get(bucket, key, **kw)
+
+    def delete(self, bucket: str, key: str, **kw: Any) -> None:
+        self.inner.delete(bucket, key, **kw)
+
+    def list_objects(self, bucket: str, **kw: Any) -> ListPage:
+        return self.inner.list_objects(bucket, **kw)
+
+    def copy(self, *args: Any, **kw: Any) -> ObjectInfo:
+        kw.pop("if_none_match", None)
+        return self.inner.copy(*args, **kw)
+
+    def create_bucket(self, bucket: str) -> None:
+        self.inner.create_bucket(bucket)
+
+    def delete_bucket(self, bucket: str) -> None:
+        self.inner.delete_bucket(bucket)
+
+    def head_bucket(self, bucket: str) -> None:
+        self.inner.head_bucket(bucket)
+
+    def list_buckets(self) -> Any:
+        return self.inner.list_buckets()
+
+
+def test_fallback_without_conditional_writes(storage: Storage, bucket: str) -> None:
+    """Without create-only writes, racing creators overwrite each other's reference; each
+    writer's check after storing its delta sees that and encodes again: nothing is lost."""
+    plain = NoConditionalWrites(storage)
+    versions = {f"f/app-{v}.zip": release(v) for v in range(1, 7)}
+    for _round in range(3):
+        barrier = threading.Barrier(len(versions))
+        errors: list[BaseException] = []
+
+        def upload(
+            key: str,
+            data: bytes,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            engine = DeltaStore(plain, MemoryCache(64 << 20), make_config())
+            try:
+                barrier.wait()
+                engine.put(bucket, key, data)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=upload, args=kv) for kv in versions.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        fresh = DeltaStore(storage, MemoryCache(64 << 20), make_config())
+        for key, data in versions.items():
+            assert fresh.get_bytes(bucket, key) == data
+        fresh.delete_prefix(bucket, "f/")

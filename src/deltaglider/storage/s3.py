@@ -139,6 +139,8 @@ class _ResumingBody:
         self._body = body
 
     def read(self, size: int = -1, /) -> bytes:
+        if size is None or size < 0:
+            return _read_to_end(self)
         want = (
             self._end - self._pos if size is None or size < 0 else min(size, self._end - self._pos)
         )
@@ -233,6 +235,8 @@ class _PartsBody:
         return b"".join(chunks)
 
     def read(self, size: int = -1, /) -> bytes:
+        if size is None or size < 0:
+            return _read_to_end(self)
         while True:
             if self._current is not None:
                 data: bytes = self._current.read(size)
@@ -822,6 +826,13 @@ def _stream_parts(stream: BinaryIO, first: bytes, part: int, grow: bool) -> Iter
         yield chunk
         if grow and number % 1000 == 0:
             part = min(part * 2, MAX_PART)
+
+
+def _read_to_end(body: Any) -> bytes:
+    chunks = []
+    while chunk := body.read(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:

@@ -1,0 +1,199 @@
+"""The storage backends against real stores: the interface's contract, multipart, errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+
+import pytest
+from conftest import s3_storage
+from servers import Server
+
+from deltaglider.errors import (
+    AccessDenied,
+    BucketNotEmpty,
+    BucketNotFound,
+    ObjectNotFound,
+    PreconditionFailed,
+)
+from deltaglider.storage.base import Storage
+from deltaglider.storage.s3 import S3Storage
+
+
+def blob(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def read(storage: Storage, bucket: str, key: str, **kw: int) -> bytes:
+    _, body = storage.get(bucket, key, **kw)
+    try:
+        return body.read()
+    finally:
+        body.close()
+
+
+def test_put_get_head_with_metadata(storage: Storage, bucket: str) -> None:
+    info = storage.put(
+        bucket, "a/b.bin", b"hello", metadata={"x-one": "1"}, content_type="text/plain"
+    )
+    assert info.etag
+    head = storage.head(bucket, "a/b.bin")
+    assert head.size == 5 and head.metadata == {"x-one": "1"}
+    assert head.content_type == "text/plain" and head.etag == info.etag
+    assert read(storage, bucket, "a/b.bin") == b"hello"
+    assert read(storage, bucket, "a/b.bin", start=1, end=3) == b"el"
+    storage.put(bucket, "empty", b"")
+    assert read(storage, bucket, "empty") == b""
+
+
+def test_conditional_writes_and_deletes(storage: Storage, bucket: str) -> None:
+    first = storage.put(bucket, "k", b"1", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        storage.put(bucket, "k", b"2", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        storage.delete(bucket, "k", if_match='"0123456789abcdef0123456789abcdef"')
+    storage.delete(bucket, "k", if_match=first.etag)
+    with pytest.raises(ObjectNotFound):
+        storage.head(bucket, "k")
+    storage.delete(bucket, "k")  # missing: not an error
+
+
+def test_listing_pages_prefixes_and_order(storage: Storage, bucket: str) -> None:
+    keys = [f"d/{i:03d}" for i in range(25)] + ["d/sub/x", "d/sub/y", "e", "d-", "d0"]
+    for k in keys:
+        storage.put(bucket, k, b"")
+    seen, token = [], None
+    while True:
+        page = storage.list_objects(bucket, prefix="d/", max_keys=7, token=token)
+        assert len(page.objects) <= 7
+        seen += [o.key for o in page.objects]
+        if not page.next_token:
+            break
+        token = page.next_token
+    assert seen == sorted(k for k in keys if k.startswith("d/"))
+    page = storage.list_objects(bucket, delimiter="/")
+    assert [o.key for o in page.objects] == ["d-", "d0", "e"] and page.prefixes == ["d/"]
+    page = storage.list_objects(bucket, prefix="d/", delimiter="/", start_after="d/020")
+    assert [o.key for o in page.objects] == [f"d/{i:03d}" for i in range(21, 25)]
+    assert page.prefixes == ["d/sub/"]
+
+
+def test_copy_and_delete_many(storage: Storage, bucket: str) -> None:
+    storage.put(bucket, "src", b"data", metadata={"a": "1"}, content_type="text/x")
+    storage.copy(bucket, "src", bucket, "same")
+    assert storage.head(bucket, "same").metadata == {"a": "1"}
+    storage.copy(bucket, "src", bucket, "new", metadata={"b": "2"}, content_type="text/y")
+    head = storage.head(bucket, "new")
+    assert head.metadata == {"b": "2"} and head.content_type == "text/y"
+    assert read(storage, bucket, "new") == b"data"
+    assert storage.delete_many(bucket, ["src", "same", "new", "never-was"]) == {}
+    assert list(storage.iter_objects(bucket)) == []
+
+
+def test_bucket_errors(storage: Storage, bucket: str) -> None:
+    with pytest.raises(BucketNotFound):
+        storage.head_bucket("no-such-bucket-here")
+    with pytest.raises((BucketNotFound, ObjectNotFound)):
+        storage.head("no-such-bucket-here", "k")
+    storage.put(bucket, "k", b"1")
+    with pytest.raises(BucketNotEmpty):
+        storage.delete_bucket(bucket)
+    assert bucket in [b.name for b in storage.list_buckets()]
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def small_parts(request: pytest.FixtureRequest) -> S3Storage:
+    """An S3 store that goes multipart from 5 MiB, in 5 MiB parts (S3's smallest)."""
+    server = request.getfixturevalue("seaweedfs" if request.param == "seaweedfs" else "moto_server")
+    return s3_storage(server, multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
+
+
+def test_multipart_upload_and_parallel_ranged_download(small_parts: S3Storage) -> None:
+    st = small_parts
+    bucket = f"mp-{os.urandom(4).hex()}"
+    st.create_bucket(bucket)
+    data = blob(17 << 20, 1)
+    st.put(bucket, "buffer", data, metadata={"m": "1"})
+    st.put(bucket, "stream", io.BytesIO(data))  # size unknown up front
+    ref = st.put(bucket, "created", data, if_none_match=True)
+    assert ref.size == len(data)
+    with pytest.raises(PreconditionFailed):
+        st.put(bucket, "created", data, if_none_match=True)  # create-only on completion
+    for key in ("buffer", "stream", "created"):
+        info, body = st.get(bucket, key)
+        assert info.size == len(data)
+        got = bytearray()
+        while chunk := body.read(1 << 20):
+            got += chunk
+        body.close()
+        assert bytes(got) == data
+    assert st.head(bucket, "buffer").metadata == {"m": "1"}
+    assert (
+        read(st, bucket, "buffer", start=(5 << 20) - 3, end=(10 << 20) + 3)
+        == data[(5 << 20) - 3 : (10 << 20) + 3]
+    )
+    # Nothing of the refused upload is left behind.
+    st.delete_many(bucket, ["buffer", "stream", "created"])
+    st.delete_bucket(bucket)
+    st.close()
+
+
+def test_wrong_credentials_and_read_only_principal(seaweedfs: Server) -> None:
+    admin = s3_storage(seaweedfs)
+    bucket = f"acl-{os.urandom(4).hex()}"
+    admin.create_bucket(bucket)
+    admin.put(bucket, "k", b"secret")
+    wrong = S3Storage(
+        endpoint_url=seaweedfs.endpoint_url,
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key="not-the-secret",
+        region="us-east-1",
+        max_attempts=1,
+    )
+    with pytest.raises(AccessDenied, match=r"secret key is wrong|denied"):
+        wrong.head_bucket(bucket)
+    assert seaweedfs.reader_key and seaweedfs.reader_secret
+    reader = S3Storage(
+        endpoint_url=seaweedfs.endpoint_url,
+        aws_access_key_id=seaweedfs.reader_key,
+        aws_secret_access_key=seaweedfs.reader_secret,
+        region="us-east-1",
+        max_attempts=1,
+    )
+    assert read(reader, bucket, "k") == b"secret"
+    with pytest.raises(AccessDenied):
+        reader.put(bucket, "k2", b"no")
+    with pytest.raises(AccessDenied):
+        reader.delete(bucket, "k")
+    admin.delete(bucket, "k")
+    admin.delete_bucket(bucket)
+
+
+def test_profile_gives_credentials_and_region(
+    seaweedfs: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "credentials").write_text(
+        f"[dgtest]\naws_access_key_id = {seaweedfs.access_key}\n"
+        f"aws_secret_access_key = {seaweedfs.secret_key}\n"
+    )
+    (tmp_path / "config").write_text("[profile dgtest]\nregion = eu-west-3\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ignored-because-a-profile-is-named")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ignored")
+    st = S3Storage(endpoint_url=seaweedfs.endpoint_url, profile="dgtest")
+    assert st.client.meta.region_name == "eu-west-3"
+    st.list_buckets()  # the profile's keys were used: the environment's would be refused
+    from deltaglider.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        S3Storage(endpoint_url=seaweedfs.endpoint_url, profile="no-such-profile")
+    with pytest.raises(ConfigError):
+        S3Storage(
+            endpoint_url=seaweedfs.endpoint_url,
+            profile="dgtest",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+        )
