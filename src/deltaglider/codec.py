@@ -307,9 +307,10 @@ class Encoder:
 
     def _tasks(
         self, block: memoryview, offset: int, lzma: _xdelta3.EncodeSession | None
-    ) -> Iterator[tuple[Callable[[], bytes], int]]:
+    ) -> Iterator[tuple[Callable[[], bytes], int, int]]:
         """Window tasks for one block of the target starting at ``offset``, each with the
-        least its output will be (known only for verbatim windows; else 0)."""
+        least its output will be (known only for verbatim windows; else 0) and where its
+        window ends in the target."""
         win = self.window_size
         if self._probe is None:
             segments = [(0, len(block), True, 0)]
@@ -320,16 +321,18 @@ class Encoder:
                 for start in range(lo, hi, win):
                     piece = block[start : min(start + win, hi)]
                     where = hint + (start - lo) if hint else offset + start
-                    yield functools.partial(self._encode_shared, piece, where, lzma), 0
+                    end = offset + start + len(piece)
+                    yield functools.partial(self._encode_shared, piece, where, lzma), 0, end
                 continue
             # Unshared stretches: classified here, so that the size of verbatim windows counts
             # toward max_delta_size before they are even built.
             for start in range(lo, hi, self._plain_window):
                 piece = block[start : min(start + self._plain_window, hi)]
+                end = offset + start + len(piece)
                 if _xdelta3.entropy_bits(piece) >= 8 - _RANDOM_MARGIN / len(piece):
-                    yield functools.partial(_xdelta3.literal_window, piece), len(piece)
+                    yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
                 else:
-                    yield functools.partial(self._encode_plain, piece), 0
+                    yield functools.partial(self._encode_plain, piece), 0, end
 
     def _encoded(
         self,
@@ -356,13 +359,14 @@ class Encoder:
         # Twice the threads in flight: the next blocks are probed meanwhile.
         depth = 1 if self._sequential or self.threads == 1 else 2 * self.threads
         any_window = False
-        promised: deque[int] = deque()  # least sizes of the windows handed out, not returned
+        # Least sizes and target ends of the windows handed out, not yet returned.
+        promised: deque[tuple[int, int]] = deque()
         pending = 0  # their sum
         read_done = 0  # end of the last block whose windows were handed out
         # Blocks being probed ahead: the probe's future and where the block ends.
-        ahead: deque[tuple[Future[list[tuple[Callable[[], bytes], int]]], int]] = deque()
+        ahead: deque[tuple[Future[list[tuple[Callable[[], bytes], int, int]]], int]] = deque()
 
-        def probe(block: memoryview, offset: int) -> list[tuple[Callable[[], bytes], int]]:
+        def probe(block: memoryview, offset: int) -> list[tuple[Callable[[], bytes], int, int]]:
             return list(self._tasks(block, offset, lzma))
 
         def check(extra: int) -> None:
@@ -383,12 +387,10 @@ class Encoder:
                         more = False
                         break
                     read = offset + len(block)
-                    if progress is not None:
-                        progress(read)
                     if depth > 1:
                         ahead.append((_shared_pool().submit(probe, block, offset), read))
                     else:
-                        done: Future[list[tuple[Callable[[], bytes], int]]] = Future()
+                        done: Future[list[tuple[Callable[[], bytes], int, int]]] = Future()
                         done.set_result(probe(block, offset))
                         ahead.append((done, read))
                 if not ahead:
@@ -402,23 +404,26 @@ class Encoder:
                             least
                             for f, _ in ahead
                             if f.done() and not f.exception()
-                            for _, least in f.result()
+                            for _, least, _ in f.result()
                         )
                     )
                     if ahead[0][0].done():
                         break
                     wait([f for f, _ in ahead if not f.done()], return_when=FIRST_COMPLETED)
                 future, read_done = ahead.popleft()
-                for task, least in future.result():
+                for task, least, end in future.result():
                     pending += least
                     check(0)
-                    promised.append(least)
+                    promised.append((least, end))
                     yield task
 
         results = _ordered(tasks(), depth)
         try:
             for piece in results:
-                pending -= promised.popleft()
+                least, end = promised.popleft()
+                pending -= least
+                if progress is not None:
+                    progress(end)
                 if not piece:
                     continue
                 produced += len(piece)
@@ -437,11 +442,18 @@ class Encoder:
                 raise DeltaTooLargeError(max_delta_size, produced + len(empty), read)
             yield empty
 
-    def encode(self, target: Any, *, max_delta_size: int | None = None) -> bytes:
+    def encode(
+        self,
+        target: Any,
+        *,
+        max_delta_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> bytes:
         """The delta that turns the reference into ``target`` (any contiguous buffer).
 
         With ``max_delta_size``, raises :class:`~deltaglider.errors.DeltaTooLargeError` as
-        soon as the delta is known to exceed it, without finishing the encode.
+        soon as the delta is known to exceed it, without finishing the encode. ``progress``
+        is called with the number of target bytes encoded so far, as windows complete.
         """
         view = _buffer(target, "target")
         # Probing block by block lets the first windows start encoding while later blocks are
@@ -449,7 +461,7 @@ class Encoder:
         size = self.window_size * _BLOCK_WINDOWS
         blocks = ((view[i : i + size], i) for i in range(0, len(view), size))
         # The whole target is in memory: probing may run as far ahead as it likes.
-        return b"".join(self._encoded(blocks, max_delta_size, lookahead=1 << 30))
+        return b"".join(self._encoded(blocks, max_delta_size, progress, lookahead=1 << 30))
 
     def copy_stream(
         self,
@@ -465,7 +477,7 @@ class Encoder:
         Neither the whole target nor the whole delta is held in memory: the target is read in
         blocks (``read_size``, default eight windows) and each window's delta is written as
         soon as it and those before it are done. Returns ``(bytes_read, bytes_written)``.
-        ``progress`` is called with the number of target bytes read so far.
+        ``progress`` is called with the number of target bytes encoded so far.
 
         If :class:`~deltaglider.errors.DeltaTooLargeError` is raised, ``writer`` has received
         an incomplete delta that must be discarded.

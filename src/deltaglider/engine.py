@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ import math
 import mmap
 import os
 import re
+import stat
 import tempfile
 import threading
 from collections import OrderedDict
@@ -145,6 +147,8 @@ class _Source:
         elif isinstance(source, (str, os.PathLike)):
             self._fh = open(source, "rb")  # noqa: SIM115 - closed in close()
             self._view = self._mapped(self._fh)
+        elif _at_start_of_file(source):
+            self._view = self._mapped(source)
         else:
             head = _read_up_to(source, _SPOOL)
             if len(head) < _SPOOL:
@@ -187,6 +191,18 @@ class _Source:
             self._fh.close()
 
 
+def _at_start_of_file(stream: Any) -> bool:
+    """Whether ``stream`` is a regular file positioned at its start (it can be mapped)."""
+    try:
+        return bool(
+            stream.seekable()
+            and stream.tell() == 0
+            and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        )
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 def _read_up_to(stream: Any, size: int) -> bytes:
     chunks = []
     left = size
@@ -197,6 +213,38 @@ def _read_up_to(stream: Any, size: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+class _Progress:
+    """One file's progress, reported as increments that never go backwards: encoding and,
+    when the delta turned out too large, the upload of the whole file are one advance
+    through it."""
+
+    def __init__(self, report: Callable[[int], None] | None, total: int) -> None:
+        self._report = report
+        self.total = total
+        self._done = 0
+        self._sent = 0
+        self._lock = threading.Lock()
+
+    def at(self, position: int) -> None:
+        if self._report is None:
+            return
+        with self._lock:
+            step = min(position, self.total) - self._done
+            if step <= 0:
+                return
+            self._done += step
+        self._report(step)
+
+    def sent(self, count: int) -> None:
+        with self._lock:
+            self._sent += count
+            position = self._sent
+        self.at(position)
+
+    def finish(self) -> None:
+        self.at(self.total)
 
 
 # --- verifying output ------------------------------------------------------------------------
@@ -238,8 +286,16 @@ class _Verifier:
 class _RangeWriter:
     """Passes on only the bytes of [start, end) of what is written through it, hashing all."""
 
-    def __init__(self, out: Any, verifier: _Verifier, start: int, end: int | None) -> None:
+    def __init__(
+        self,
+        out: Any,
+        verifier: _Verifier,
+        start: int,
+        end: int | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self._out = out
+        self._progress = progress
         self._verifier = verifier
         self._start = start
         self._end = end
@@ -253,6 +309,8 @@ class _RangeWriter:
         if hi > lo:
             self._out.write(view[lo:hi])
         self._pos += len(view)
+        if self._progress is not None:
+            self._progress(len(view))
         return len(view)
 
 
@@ -571,6 +629,7 @@ class DeltaStore:
         content_type: str | None = None,
         delta: bool | None = None,
         max_ratio: float | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> PutResult:
         """Stores ``source`` (a path, bytes, or a readable binary stream) as logical ``key``.
 
@@ -579,6 +638,7 @@ class DeltaStore:
         delta only if the delta is at most ``max_ratio`` (default: the configured one) of the
         file; the codec gives up as soon as it knows it would be larger, so an undeltable file
         costs little more than a plain upload. An empty file is always stored direct.
+        ``progress`` is called with increments of the file's bytes done (encoded or sent).
         """
         fmt.check_key(key)
         user = fmt.check_user_metadata(metadata or {})
@@ -587,11 +647,15 @@ class DeltaStore:
             raise ValueError("max_ratio must be in (0, 1]")
         content_type = content_type or "application/octet-stream"
         src = _Source(source, self._io)
+        tracker = _Progress(progress, src.size)
         try:
             candidate = delta if delta is not None else self.config.is_delta_candidate(key)
             if not candidate or src.size == 0:
-                return self._put_direct(bucket, key, src, user, content_type, "")
-            return self._put_delta(bucket, key, src, user, content_type, ratio)
+                result = self._put_direct(bucket, key, src, user, content_type, "", tracker)
+            else:
+                result = self._put_delta(bucket, key, src, user, content_type, ratio, tracker)
+            tracker.finish()
+            return result
         finally:
             src.close()
 
@@ -603,6 +667,7 @@ class DeltaStore:
         user: dict[str, str],
         content_type: str,
         reason: str,
+        tracker: _Progress | None = None,
     ) -> PutResult:
         physical_key = fmt.direct_key(key)
         meta = fmt.direct_metadata(
@@ -616,6 +681,7 @@ class DeltaStore:
             size=src.size,
             metadata=meta,
             content_type=content_type,
+            progress=tracker.sent if tracker is not None else None,
         )
         return PutResult(
             bucket,
@@ -637,6 +703,7 @@ class DeltaStore:
         user: dict[str, str],
         content_type: str,
         ratio: float,
+        tracker: _Progress,
     ) -> PutResult:
         prefix = fmt.deltaspace(key)
         ref_key = fmt.reference_key(prefix)
@@ -646,7 +713,7 @@ class DeltaStore:
             ref, created = self._current_ref(bucket, key, src)
             created_any |= created is not None
             if ref is None:
-                return self._put_direct(bucket, key, src, user, content_type, "reference")
+                return self._put_direct(bucket, key, src, user, content_type, "reference", tracker)
             try:
                 encoder, _ = self._coders_for(
                     bucket, ref_key, ref.sha256, encoder=True, data=created
@@ -656,9 +723,9 @@ class DeltaStore:
                 continue
             assert encoder is not None
             try:
-                delta = encoder.encode(src.data, max_delta_size=limit)
+                delta = encoder.encode(src.data, max_delta_size=limit, progress=tracker.at)
             except DeltaTooLargeError:
-                return self._put_direct(bucket, key, src, user, content_type, "ratio")
+                return self._put_direct(bucket, key, src, user, content_type, "ratio", tracker)
             meta = fmt.delta_metadata(
                 original_name=fmt.basename(key),
                 file_sha256=src.sha256,
@@ -873,27 +940,34 @@ class DeltaStore:
         *,
         start: int = 0,
         end: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectSummary:
         """Writes the object to ``dest``: a path, or a writable binary stream.
 
         A path is written under a temporary name in its own directory and renamed over
         ``dest`` only once the bytes are verified; nothing is left behind on failure. To a
         stream, bytes are written as they come and IntegrityError is raised at the end if they
-        were wrong.
+        were wrong. ``progress`` is called with increments of the object's bytes processed.
         """
         if isinstance(dest, (str, os.PathLike)):
-            return self._get_to_path(bucket, key, Path(dest), start, end)
-        return self._get_to(bucket, key, dest, start, end)
+            return self._get_to_path(bucket, key, Path(dest), start, end, progress)
+        return self._get_to(bucket, key, dest, start, end, progress)
 
     def _get_to(
-        self, bucket: str, key: str, out: Any, start: int, end: int | None
+        self,
+        bucket: str,
+        key: str,
+        out: Any,
+        start: int,
+        end: int | None,
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectSummary:
         info, body = self._open_physical(bucket, key)
         try:
             summary = self._summary(bucket, key, info)
             self._check_range(summary, start, end)
             verifier = _Verifier(key, summary.sha256, summary.size)
-            writer = _RangeWriter(out, verifier, start, end)
+            writer = _RangeWriter(out, verifier, start, end, progress)
             if summary.is_delta:
                 _, decoder = self._decoder_for(bucket, summary)
                 try:
@@ -911,13 +985,19 @@ class DeltaStore:
             body.close()
 
     def _get_to_path(
-        self, bucket: str, key: str, dest: Path, start: int, end: int | None
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        start: int,
+        end: int | None,
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectSummary:
         directory = dest.parent
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".dgpart")
         try:
             with os.fdopen(fd, "wb") as fh:
-                summary = self._get_to(bucket, key, fh, start, end)
+                summary = self._get_to(bucket, key, fh, start, end, progress)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, dest)
@@ -1049,12 +1129,11 @@ class DeltaStore:
         )
 
     def _fill_sizes(self, bucket: str, objects: list[ObjectSummary]) -> list[ObjectSummary]:
+        heads = self.storage.head_many(bucket, [o.physical_key for o in objects if o.is_delta])
+
         def fill(obj: ObjectSummary) -> ObjectSummary:
-            if not obj.is_delta:
-                return obj
-            try:
-                info = self.storage.head(bucket, obj.physical_key)
-            except ObjectNotFound:
+            info = heads.get(obj.physical_key) if obj.is_delta else None
+            if info is None:
                 return obj
             meta = fmt.parse_metadata(info.metadata or {}, info.key)
             if meta.kind != "delta":  # a foreign object named like a delta: it is its bytes
@@ -1067,21 +1146,43 @@ class DeltaStore:
                 metadata=meta.user,
             )
 
-        return list(self._io.map(fill, objects))
+        return [fill(o) for o in objects]
+
+    def iter_pages(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        logical_sizes: bool = False,
+        max_keys: int = 1000,
+    ) -> Iterator[ListResult]:
+        """Every page of the logical listing. With ``logical_sizes``, a page's sizes are
+        fetched while the next page is being listed."""
+        token: str | None = None
+        filling: tuple[ListResult, Future[list[ObjectSummary]]] | None = None
+        while True:
+            page = self.list_objects(
+                bucket, prefix=prefix, delimiter=delimiter, token=token, max_keys=max_keys
+            )
+            if not logical_sizes:
+                yield page
+            else:
+                if filling is not None:
+                    yield replace(filling[0], objects=filling[1].result())
+                filling = (page, self._io.submit(self._fill_sizes, bucket, page.objects))
+            if not page.next_token:
+                break
+            token = page.next_token
+        if filling is not None:
+            yield replace(filling[0], objects=filling[1].result())
 
     def iter_objects(
         self, bucket: str, *, prefix: str = "", logical_sizes: bool = False
     ) -> Iterator[ObjectSummary]:
         """Every logical object under ``prefix``, all pages."""
-        token = None
-        while True:
-            page = self.list_objects(
-                bucket, prefix=prefix, token=token, logical_sizes=logical_sizes
-            )
+        for page in self.iter_pages(bucket, prefix=prefix, logical_sizes=logical_sizes):
             yield from page.objects
-            if not page.next_token:
-                return
-            token = page.next_token
 
     # --- delete ------------------------------------------------------------------------------
 
@@ -1290,15 +1391,19 @@ class DeltaStore:
         *,
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        delta: bool | None = None,
+        max_ratio: float | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> PutResult:
         """Copies a logical object. A delta whose destination deltaspace has the same reference
-        is copied server-side; otherwise it is rebuilt (verified) and stored again. Direct
-        objects are copied server-side."""
+        is copied server-side; otherwise it is rebuilt (verified, through a temporary file)
+        and stored again, as :meth:`put` would store it (``delta``, ``max_ratio``). Direct
+        objects are copied server-side unless ``delta`` asks for a delta."""
         fmt.check_key(key)
         src = self.head(src_bucket, src_key)
         user = fmt.check_user_metadata(metadata) if metadata is not None else (src.metadata or {})
         ctype = content_type or src.content_type
-        if src.is_delta and src.ref_sha256:
+        if src.is_delta and src.ref_sha256 and delta is not False:
             prefix = fmt.deltaspace(key)
             dst_ref_info = self._head_or_none(bucket, fmt.reference_key(prefix))
             dst_ref = self._ref_from_info(dst_ref_info) if dst_ref_info else None
@@ -1323,6 +1428,8 @@ class DeltaStore:
                     content_type=ctype,
                 )
                 if self._reference_still(bucket, prefix, dst_ref):
+                    if progress is not None:
+                        progress(src.size)
                     return PutResult(
                         bucket,
                         key,
@@ -1334,11 +1441,16 @@ class DeltaStore:
                         info.etag,
                         ref_key=fmt.reference_key(prefix),
                     )
-            data = self.get_bytes(src_bucket, src_key)
-            return self.put(bucket, key, data, metadata=user, content_type=ctype)
-        if src.kind == "foreign" or src.sha256 is None:
-            data = self.get_bytes(src_bucket, src_key)
-            return self.put(bucket, key, data, metadata=user, content_type=ctype)
+            return self._copy_rebuilt(
+                src_bucket, src_key, bucket, key, user, ctype, delta, max_ratio, progress
+            )
+        candidate = delta if delta is not None else self.config.is_delta_candidate(key)
+        if src.is_delta or src.kind == "foreign" or src.sha256 is None or (candidate and src.size):
+            # Foreign bytes get their sha256 recorded; a delta candidate goes through the
+            # delta route like any upload.
+            return self._copy_rebuilt(
+                src_bucket, src_key, bucket, key, user, ctype, delta, max_ratio, progress
+            )
         meta = fmt.direct_metadata(
             original_name=fmt.basename(key), file_sha256=src.sha256, file_size=src.size or 0
         )
@@ -1351,16 +1463,54 @@ class DeltaStore:
             metadata=meta,
             content_type=ctype,
         )
+        if progress is not None:
+            progress(src.size or 0)
         return PutResult(
             bucket, key, info.key, src.size or 0, src.stored_size, src.sha256, False, info.etag
         )
 
+    def _copy_rebuilt(
+        self,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        user: Mapping[str, str],
+        content_type: str | None,
+        delta: bool | None,
+        max_ratio: float | None,
+        progress: Callable[[int], None] | None,
+    ) -> PutResult:
+        with tempfile.TemporaryFile() as fh:
+            self._get_to(src_bucket, src_key, fh, 0, None)
+            fh.flush()
+            fh.seek(0)
+            return self.put(
+                bucket,
+                key,
+                fh,
+                metadata=user,
+                content_type=content_type,
+                delta=delta,
+                max_ratio=max_ratio,
+                progress=progress,
+            )
+
     # --- many files --------------------------------------------------------------------------
 
     def put_many(
-        self, bucket: str, items: Iterable[tuple[str, Source]], **options: Any
+        self,
+        bucket: str,
+        items: Iterable[tuple[str, Source] | tuple[str, Source, Mapping[str, Any]]],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+        **options: Any,
     ) -> Iterator[tuple[str, PutResult | None, BaseException | None]]:
         """Stores several files in parallel; yields ``(key, result, error)`` as each finishes.
+
+        An item is ``(key, source)`` or ``(key, source, options)``: its own :meth:`put`
+        options over the common ``options``. ``progress(key, count)`` reports each file's
+        bytes done.
 
         Choosing the reference: in a deltaspace that has no reference yet, the first file stored
         becomes it, and every later file is a delta against it. Given a batch, this stores first
@@ -1368,12 +1518,15 @@ class DeltaStore:
         series of releases, that halves the distance from the reference to the farthest one,
         and so the size of the largest deltas. The rest follow in parallel.
         """
-        items = list(items)
-        by_space: dict[str, list[tuple[str, Source]]] = {}
-        for key, source in items:
-            delta = options.get("delta")
-            if delta is not False and (delta or self.config.is_delta_candidate(key)):
-                by_space.setdefault(fmt.deltaspace(key), []).append((key, source))
+        jobs: list[tuple[str, Source, dict[str, Any]]] = []
+        for item in items:
+            own = dict(item[2]) if len(item) > 2 else {}
+            jobs.append((item[0], item[1], {**options, **own}))
+        by_space: dict[str, list[tuple[str, Source, dict[str, Any]]]] = {}
+        for job in jobs:
+            delta = job[2].get("delta")
+            if delta is not False and (delta or self.config.is_delta_candidate(job[0])):
+                by_space.setdefault(fmt.deltaspace(job[0]), []).append(job)
         leaders = []
         for prefix, members in by_space.items():
             if len(members) < 2 or self._known_ref(bucket, prefix) is not None:
@@ -1381,12 +1534,15 @@ class DeltaStore:
             if self._head_or_none(bucket, fmt.reference_key(prefix)) is None:
                 members.sort(key=lambda m: _natural(m[0]))
                 leaders.append(members[len(members) // 2])
-        first = {key for key, _ in leaders}
-        rest = [(k, s) for k, s in items if k not in first]
+        first = {job[0] for job in leaders}
+        rest = [job for job in jobs if job[0] not in first]
+
+        def one(key: str, source: Source, opts: dict[str, Any]) -> PutResult:
+            report = functools.partial(progress, key) if progress is not None else None
+            return self.put(bucket, key, source, progress=report, **opts)
+
         for batch in (leaders, rest):
-            for (key, _), result, exc in self.map(
-                lambda k, s: self.put(bucket, k, s, **options), batch
-            ):
+            for (key, _, _), result, exc in self.map(one, batch):
                 yield key, result, exc
 
     def map(

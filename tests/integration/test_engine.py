@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import threading
 from collections import Counter
 from pathlib import Path
@@ -672,3 +673,55 @@ def test_fallback_without_conditional_writes(storage: Storage, bucket: str) -> N
         for key, data in versions.items():
             assert fresh.get_bytes(bucket, key) == data
         fresh.delete_prefix(bucket, "f/")
+
+
+def test_progress_reports_every_byte_once(store: DeltaStore, bucket: str) -> None:
+    base = random.Random(7).randbytes(300_000)
+    near = base[:1000] + b"changed" + base[1007:]
+    far = random.Random(8).randbytes(300_000)  # over the max ratio: encoded part-way, then sent
+    for name, data in (("p/a-1.zip", base), ("p/a-2.zip", near), ("p/a-3.zip", far)):
+        seen: list[int] = []
+        store.put(bucket, name, data, progress=seen.append)
+        assert sum(seen) == len(data) and all(n > 0 for n in seen), name
+        seen.clear()
+        assert store.get_bytes(bucket, name) == data
+        out = io.BytesIO()
+        store.get(bucket, name, out, progress=seen.append)
+        assert sum(seen) == len(data) and out.getvalue() == data
+    by_key: dict[str, int] = {}
+    items = [(f"q/b-{i}.zip", base[: 100_000 + i]) for i in range(4)]
+    for key, _, exc in store.put_many(
+        bucket, items, progress=lambda k, n: by_key.__setitem__(k, by_key.get(k, 0) + n)
+    ):
+        assert exc is None
+    assert by_key == {k: len(v) for k, v in items}
+
+
+def test_put_many_takes_options_per_item(store: DeltaStore, bucket: str) -> None:
+    items = [
+        ("m/a.zip", b"a" * 5000, {"content_type": "application/zip"}),
+        ("m/b.txt", b"b" * 5000, {"content_type": "text/plain", "metadata": {"k": "v"}}),
+        ("m/c.zip", b"c" * 5000),
+    ]
+    results = {k: r for k, r, e in store.put_many(bucket, items, delta=False) if e is None}
+    assert set(results) == {"m/a.zip", "m/b.txt", "m/c.zip"}
+    assert not any(r.is_delta for r in results.values())
+    assert store.head(bucket, "m/a.zip").content_type == "application/zip"
+    b = store.head(bucket, "m/b.txt")
+    assert (b.content_type, b.metadata) == ("text/plain", {"k": "v"})
+
+
+def test_copy_with_no_delta_stores_whole_and_from_a_file_object(
+    store: DeltaStore, bucket: str, tmp_path: Path
+) -> None:
+    base = random.Random(9).randbytes(200_000)
+    store.put(bucket, "s/a-1.zip", base)
+    store.put(bucket, "s/a-2.zip", base[:-10] + b"0123456789")
+    r = store.copy(bucket, "s/a-2.zip", bucket, "t/a-2.zip", delta=False)
+    assert not r.is_delta and store.get_bytes(bucket, "t/a-2.zip") == base[:-10] + b"0123456789"
+    # A regular file object is mapped, not read into memory; its bytes are stored exactly.
+    f = tmp_path / "f.zip"
+    f.write_bytes(base[::-1])
+    with f.open("rb") as fh:
+        store.put(bucket, "u/f.zip", fh)
+    assert store.get_bytes(bucket, "u/f.zip") == base[::-1]

@@ -197,3 +197,48 @@ def test_profile_gives_credentials_and_region(
             aws_access_key_id="x",
             aws_secret_access_key="y",
         )
+
+
+def test_head_many_agrees_with_head(storage: Storage, bucket: str) -> None:
+    keys = [f"h/{i:03d}-{name}" for i, name in enumerate(["a b", "ü€", "x+y=z", "~t", "p%20q"])]
+    for i, key in enumerate(keys):
+        storage.put(bucket, key, blob(i * 10, i), metadata={"dg-n": str(i)}, content_type="x/y")
+    heads = storage.head_many(bucket, [*keys, "h/missing"])
+    assert heads["h/missing"] is None
+    for key in keys:
+        one = storage.head(bucket, key)
+        many = heads[key]
+        assert many is not None
+        assert (many.key, many.size, many.etag, many.metadata, many.content_type) == (
+            one.key,
+            one.size,
+            one.etag,
+            one.metadata,
+            one.content_type,
+        )
+        assert many.last_modified == one.last_modified
+    if isinstance(storage, S3Storage):  # the fast path was taken, not only boto3's
+        assert storage._fast_buckets[bucket] is True
+
+
+def test_head_many_with_wrong_credentials_raises_access_denied(seaweedfs: Server) -> None:
+    admin = s3_storage(seaweedfs)
+    bucket = f"hm-{os.urandom(4).hex()}"
+    admin.create_bucket(bucket)
+    admin.put(bucket, "k", b"data")
+    wrong = S3Storage(
+        endpoint_url=seaweedfs.endpoint_url,
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key="not-the-secret",
+        region="us-east-1",
+        max_attempts=1,
+    )
+    try:
+        with pytest.raises(AccessDenied):
+            wrong.head_many(bucket, ["k", "k2"])
+        assert not wrong._fast_buckets.get(bucket)  # a 403 is never taken for an answer
+    finally:
+        wrong.close()
+        admin.delete(bucket, "k")
+        admin.delete_bucket(bucket)
+        admin.close()

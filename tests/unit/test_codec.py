@@ -349,6 +349,11 @@ def test_progress_callback(pair: tuple[bytes, bytes]) -> None:
     seen: list[int] = []
     Encoder(ref, window_size=65536).copy_stream(io.BytesIO(tgt), io.BytesIO(), progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == len(tgt)
+    # One-shot encodes report as windows complete, in order, ending at the target's size.
+    seen.clear()
+    Encoder(ref, window_size=65536).encode(tgt, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == len(tgt)
+    assert len(seen) >= len(tgt) // 65536
 
 
 # --- whole-source window ---------------------------------------------------------------------

@@ -8,10 +8,12 @@ S3-compatible service, through boto3) and ``local`` (a directory). Both raise th
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
+
+from ..errors import ObjectNotFound
 
 __all__ = ["Body", "BucketInfo", "ListPage", "ObjectInfo", "Storage"]
 
@@ -62,6 +64,16 @@ class Storage(abc.ABC):
     def head(self, bucket: str, key: str) -> ObjectInfo:
         """The object's size, etag, date, metadata and content type (ObjectNotFound if none)."""
 
+    def head_many(self, bucket: str, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        """HEADs of many objects (None for a missing one); stores may run them concurrently."""
+        out: dict[str, ObjectInfo | None] = {}
+        for key in keys:
+            try:
+                out[key] = self.head(bucket, key)
+            except ObjectNotFound:
+                out[key] = None
+        return out
+
     @abc.abstractmethod
     def get(
         self,
@@ -89,11 +101,13 @@ class Storage(abc.ABC):
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectInfo:
         """Writes the object whole or not at all (readers never see a partial object).
 
         ``if_none_match``: only if no object has the key (PreconditionFailed otherwise);
         ``if_match``: only if the current object has this etag.
+        ``progress``: called with the number of bytes sent, as they are sent.
         """
 
     @abc.abstractmethod

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -246,6 +246,7 @@ class LocalStorage(Storage):
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectInfo:
         path = self._path(bucket, key)
         tmp_dir = self._state / "tmp"
@@ -256,14 +257,18 @@ class LocalStorage(Storage):
             written = 0
             with os.fdopen(fd, "wb") as out:
                 if isinstance(body, (bytes, bytearray, memoryview)):
-                    out.write(body)
-                    md5.update(body)
-                    written = len(body)
+                    view = memoryview(body).cast("B")
+                    chunks: Iterator[Any] = (
+                        view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK)
+                    )
                 else:
-                    while chunk := body.read(_CHUNK):
-                        out.write(chunk)
-                        md5.update(chunk)
-                        written += len(chunk)
+                    chunks = iter(lambda: body.read(_CHUNK), b"")
+                for chunk in chunks:
+                    out.write(chunk)
+                    md5.update(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
                 out.flush()
                 os.fsync(out.fileno())
             if size is not None and written != size:

@@ -18,7 +18,7 @@ import contextlib
 import io
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -38,6 +38,7 @@ from ..errors import (
     PreconditionFailed,
     StorageError,
 )
+from ._fasthead import FALLBACK, FastHead
 from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
 
 __all__ = ["S3Storage", "translate"]
@@ -106,6 +107,16 @@ def translate(exc: Exception, *, bucket: str = "", key: str = "", action: str = 
             f"{action or 'request'} on {where} failed: {exc}", bucket=bucket, key=key
         )
     return exc
+
+
+def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[Any]], None]:
+    """A done-callback that reports a part's bytes once it is uploaded."""
+
+    def done(future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            progress(size)
+
+    return done
 
 
 def _date(response: Mapping[str, Any]) -> datetime | None:
@@ -303,6 +314,13 @@ class S3Storage(Storage):
         self._workers = max(2, max_pool_connections // 2)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._verify = verify
+        self._session: Any = None
+        self._fast: Any = None  # FastHead, built on first use (False: does not apply)
+        self._fast_buckets: dict[str, bool] = {}
+        self._fast_lock = threading.Lock()
+        self._head_pool: ThreadPoolExecutor | None = None
+        self._head_workers = max_pool_connections
         if client is not None:
             self.client = client
             return
@@ -332,6 +350,7 @@ class S3Storage(Storage):
             tcp_keepalive=True,
         )
         self.client = session.client("s3", endpoint_url=endpoint_url, config=config, verify=verify)
+        self._session = session
 
     def describe(self) -> str:
         return self.endpoint_url or "AWS S3"
@@ -350,9 +369,12 @@ class S3Storage(Storage):
 
     def close(self) -> None:
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            pools = [p for p in (self._pool, self._head_pool) if p is not None]
+            self._pool = self._head_pool = None
+        for pool in pools:
+            pool.shutdown(wait=True)
+        if self._fast:
+            self._fast.close()
 
     # --- objects -----------------------------------------------------------------------------
 
@@ -375,6 +397,64 @@ class S3Storage(Storage):
             self.head_bucket(bucket)
             raise
         return self._info(key, r)
+
+    def head_many(self, bucket: str, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        """HEADs of many objects at once (None for a missing one), for listings.
+
+        Runs on the fast path of :mod:`._fasthead` where it applies, once a first HEAD in the
+        bucket has agreed with boto3's; every answer it cannot give comes from boto3.
+        """
+        keys = list(keys)
+        if not keys:
+            return {}
+        fast = self._fast_for(bucket, keys[0])
+
+        def one(key: str) -> ObjectInfo | None:
+            if fast is not None:
+                answer = fast.head(bucket, key)
+                if answer is None or isinstance(answer, ObjectInfo):
+                    return answer
+            try:
+                return self.head(bucket, key)
+            except ObjectNotFound:
+                return None
+
+        with self._pool_lock:
+            if self._head_pool is None:
+                self._head_pool = ThreadPoolExecutor(
+                    self._head_workers, thread_name_prefix="deltaglider-head"
+                )
+            pool = self._head_pool
+        return dict(zip(keys, pool.map(one, keys), strict=True))
+
+    def _fast_for(self, bucket: str, probe_key: str) -> FastHead | None:
+        """The fast HEAD path if it applies to this store and agrees with boto3 in ``bucket``."""
+        with self._fast_lock:
+            if self._fast is None:
+                self._fast = FastHead.for_client(self.client, self._session, self._verify) or False
+            fast = self._fast
+            known = self._fast_buckets.get(bucket)
+        if not isinstance(fast, FastHead) or known is False:
+            return None
+        if known:
+            return fast
+        answer = fast.head(bucket, probe_key)
+        try:
+            expected: ObjectInfo | None = self.head(bucket, probe_key)
+        except ObjectNotFound:
+            expected = None
+        agrees = answer is not FALLBACK and (
+            (answer is None and expected is None)
+            or (
+                isinstance(answer, ObjectInfo)
+                and expected is not None
+                and (answer.size, answer.etag, answer.metadata)
+                == (expected.size, expected.etag, expected.metadata)
+            )
+        )
+        with self._fast_lock:
+            self._fast_buckets[bucket] = agrees
+        return fast if agrees else None
 
     def _get_object(
         self, bucket: str, key: str, start: int, end: int | None, if_match: str | None
@@ -439,6 +519,7 @@ class S3Storage(Storage):
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectInfo:
         extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
         if content_type:
@@ -456,7 +537,7 @@ class S3Storage(Storage):
                 pieces: Iterator[bytes | memoryview] = (
                     view[i : i + part] for i in range(0, len(view), part)
                 )
-                return self._put_multipart(bucket, key, pieces, len(view), extra, cond)
+                return self._put_multipart(bucket, key, pieces, len(view), extra, cond, progress)
             data = body if isinstance(body, bytes) else view.tobytes()
         else:
             first = _read_exactly(body, self.multipart_threshold)
@@ -464,7 +545,7 @@ class S3Storage(Storage):
                 data = first
             else:
                 pieces = _stream_parts(body, first, self._part_size(size), size is None)
-                return self._put_multipart(bucket, key, pieces, size, extra, cond)
+                return self._put_multipart(bucket, key, pieces, size, extra, cond, progress)
         r = self._call(
             "put",
             bucket,
@@ -476,6 +557,8 @@ class S3Storage(Storage):
             **extra,
             **cond,
         )
+        if progress is not None:
+            progress(len(data))
         return ObjectInfo(
             key=key,
             size=len(data),
@@ -500,6 +583,7 @@ class S3Storage(Storage):
         size: int | None,
         extra: dict[str, Any],
         cond: dict[str, Any],
+        progress: Callable[[int], None] | None = None,
     ) -> ObjectInfo:
         r = self._call(
             "multipart upload",
@@ -527,6 +611,8 @@ class S3Storage(Storage):
                 futures.append(
                     pool.submit(self._upload_part, bucket, key, upload_id, number, chunk)
                 )
+                if progress is not None:
+                    futures[-1].add_done_callback(_reporter(progress, len(chunk)))
                 # Bound the memory held by parts in flight.
                 while sum(not f.done() for f in futures) >= in_flight:
                     wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
