@@ -191,6 +191,22 @@ class _Source:
             self._fh.close()
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (setting it to
+    read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _at_start_of_file(stream: Any) -> bool:
     """Whether ``stream`` is a regular file positioned at its start (it can be mapped)."""
     try:
@@ -996,6 +1012,13 @@ class DeltaStore:
         directory = dest.parent
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".dgpart")
         try:
+            # The file gets the mode a plain write would give it (mkstemp makes it 0600):
+            # the replaced file's, else what the umask allows.
+            try:
+                mode = stat.S_IMODE(os.stat(dest).st_mode)
+            except OSError:
+                mode = 0o666 & ~_umask()
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as fh:
                 summary = self._get_to(bucket, key, fh, start, end, progress)
                 fh.flush()

@@ -1,0 +1,285 @@
+"""The application object every command gets (``ctx.obj``), the options every command
+accepts, and the one way out on error (:func:`abort`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from ..errors import ConfigError, DeltaGliderError
+from ._console import Console
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..engine import DeltaStore
+    from ..storage.base import Storage
+
+__all__ = [
+    "App",
+    "CommandError",
+    "DGCommand",
+    "DGGroup",
+    "Settings",
+    "abort",
+    "common_options",
+    "pass_app",
+]
+
+log = logging.getLogger("deltaglider")
+
+#: Exit codes, as ``aws s3`` uses them: 1 when something failed, 2 for usage errors.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Settings:
+    """The global options. Given on the group or on the command (the command's win)."""
+
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    no_verify_ssl: bool = False
+    debug: bool = False
+    quiet: bool = False
+    no_progress: bool = False
+    max_workers: int | None = None
+
+
+class CommandError(click.ClickException):
+    """An error that ends the command: one line on stderr and the exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"deltaglider: error: {self.format_message()}", err=True, file=file)
+
+
+def abort(message: str, exit_code: int = EXIT_FAILED) -> NoReturn:
+    """Ends the command with one clear line on stderr."""
+    raise CommandError(message, exit_code)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception a user can cause."""
+    if isinstance(exc, PermissionError) and not isinstance(exc, DeltaGliderError):
+        return f"permission denied: {exc.filename or exc}"
+    if isinstance(exc, FileNotFoundError) and not isinstance(exc, DeltaGliderError):
+        return f"no such file or directory: {exc.filename or exc}"
+    if isinstance(exc, IsADirectoryError):
+        return f"is a directory: {exc.filename or exc}"
+    if isinstance(exc, OSError) and not isinstance(exc, DeltaGliderError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where}"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class App:
+    """Settings, the console, and the store built from them on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._console: Console | None = None
+        self._config: Config | None = None
+        self._storage: Storage | None = None
+        self._store: DeltaStore | None = None
+        self.json_output = False
+
+    # --- settings and output ---------------------------------------------------------------
+
+    def use_json(self, enabled: bool) -> None:
+        """Results as JSON on stdout (the command's ``--json``)."""
+        self.json_output = enabled
+        self._console = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            s = self.settings
+            self._console = Console(
+                quiet=s.quiet, progress=not s.no_progress, json_lines=self.json_output
+            )
+        return self._console
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from ..config import Config
+
+            self._config = Config.from_env(max_workers=self.settings.max_workers)
+        return self._config
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            from ..storage import open_storage
+
+            s = self.settings
+            config = self.config
+            options: dict[str, Any] = {
+                "profile": s.profile,
+                "region": s.region,
+                "verify": not s.no_verify_ssl,
+                "max_attempts": config.max_attempts,
+                "multipart_threshold": config.multipart_threshold,
+                "multipart_chunksize": config.multipart_chunksize,
+                "max_pool_connections": max(32, config.max_workers * 4),
+            }
+            self._storage = open_storage(s.endpoint_url, **options)
+        return self._storage
+
+    @property
+    def store(self) -> DeltaStore:
+        if self._store is None:
+            from ..engine import DeltaStore
+
+            self._store = DeltaStore(self.storage, config=self.config)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        elif self._storage is not None:
+            self._storage.close()
+        self._store = None
+        self._storage = None
+
+
+pass_app = click.make_pass_decorator(App)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        source = ctx.get_parameter_source(param.name or name)
+        if value is None or source is click.core.ParameterSource.DEFAULT:
+            return
+        app = ctx.find_object(App)
+        if app is not None:
+            setattr(app.settings, name, value)
+
+    return callback
+
+
+def _global_option_specs(on_group: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    def env(*names: str) -> dict[str, Any]:
+        return {"envvar": list(names), "show_envvar": True} if on_group else {}
+
+    return [
+        (
+            ("--endpoint-url",),
+            {
+                "metavar": "URL",
+                "help": "The S3 service (default: AWS), or file:///path for a local directory.",
+                **env("DG_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            },
+        ),
+        (("--profile",), {"metavar": "NAME", "help": "AWS profile.", **env("AWS_PROFILE")}),
+        (
+            ("--region",),
+            {"metavar": "NAME", "help": "AWS region.", **env("AWS_REGION", "AWS_DEFAULT_REGION")},
+        ),
+        (
+            ("--no-verify-ssl",),
+            {"is_flag": True, "default": None, "help": "Do not verify TLS certificates."},
+        ),
+        (
+            ("--debug",),
+            {"is_flag": True, "default": None, "help": "Debug logging; tracebacks on errors."},
+        ),
+        (
+            ("--quiet", "-q"),
+            {"is_flag": True, "default": None, "help": "Print errors only."},
+        ),
+        (
+            ("--no-progress",),
+            {"is_flag": True, "default": None, "help": "No progress line."},
+        ),
+        (
+            ("--max-workers",),
+            {
+                "type": click.IntRange(1, 256),
+                "metavar": "N",
+                "help": "Parallel transfers (default 8).",
+                **env("DG_MAX_WORKERS"),
+            },
+        ),
+    ]
+
+
+def common_options(fn: F) -> F:
+    """The global options, accepted after the command too (as ``aws s3`` accepts them)."""
+    for decls, spec in reversed(_global_option_specs(on_group=False)):
+        name = decls[0].lstrip("-").replace("-", "_")
+        fn = click.option(*decls, expose_value=False, callback=_set(name), **spec)(fn)
+    return fn
+
+
+def group_options(fn: F) -> F:
+    for decls, spec in reversed(_global_option_specs(on_group=True)):
+        fn = click.option(*decls, **spec)(fn)
+    return fn
+
+
+def settings_from(values: dict[str, Any]) -> Settings:
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known and v is not None})
+
+
+def configure_logging(debug: bool) -> None:
+    level_name = os.environ.get("DG_LOG_LEVEL", "").strip().upper() or "WARNING"
+    level = logging.DEBUG if debug else getattr(logging, level_name, None)
+    if not isinstance(level, int):
+        raise ConfigError(f"DG_LOG_LEVEL={level_name!r} is not a log level")
+    logger = logging.getLogger("deltaglider")
+    logger.setLevel(level)
+    if not any(getattr(h, "_deltaglider", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("deltaglider: %(levelname)s: %(message)s"))
+        handler._deltaglider = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+class DGCommand(click.Command):
+    """Keeps the arguments it parsed (the order of --include/--exclude) and turns the
+    errors a user can cause into one line and an exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dg_raw_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        app = ctx.find_object(App)
+        try:
+            if app is not None:
+                configure_logging(app.settings.debug)
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if app is not None:
+                app.console.clear_status()
+            click.echo("deltaglider: cancelled", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (DeltaGliderError, OSError) as exc:
+            if app is not None and app.settings.debug:
+                raise
+            code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+            raise CommandError(describe_error(exc), code) from exc
+        finally:
+            if app is not None:
+                app.close()
+
+
+class DGGroup(click.Group):
+    command_class = DGCommand

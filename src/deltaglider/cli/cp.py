@@ -1,0 +1,366 @@
+"""``deltaglider cp``: local to S3, S3 to local, S3 to S3, and ``-`` for stdin/stdout, with
+the destination rules of ``aws s3 cp``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..engine import ObjectSummary
+from ._app import EXIT_FAILED, EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
+from ._filters import Filters, filter_options, filters_from
+from ._paths import (
+    S3Url,
+    display_local,
+    into,
+    is_s3,
+    parse_s3,
+    safe_local_join,
+    walk_local,
+)
+from ._transfer import Outcome, Task, guess_type, run_tasks, upload_task
+
+__all__ = ["COMMANDS", "cp", "parse_metadata", "transfer_options"]
+
+
+def parse_metadata(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--metadata``: ``key=value,key2=value2`` or a JSON object, as ``aws s3`` takes it."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+        ):
+            raise click.BadParameter("must be a JSON object of strings")
+        return parsed
+    pairs: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not key=value")
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def transfer_options(fn: Any) -> Any:
+    """Options of the commands that store files (cp, sync, migrate)."""
+    fn = click.option("--no-delta", is_flag=True, help="Store files whole, never as deltas.")(fn)
+    fn = click.option(
+        "--max-ratio",
+        type=click.FloatRange(0, 1, min_open=True),
+        metavar="RATIO",
+        help="Store a delta only if it is at most this fraction of the file (default 0.5, "
+        "DG_MAX_RATIO).",
+    )(fn)
+    return fn
+
+
+def put_options(
+    no_delta: bool, max_ratio: float | None, metadata: Any = None, content_type: Any = None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"max_ratio": max_ratio}
+    if no_delta:
+        options["delta"] = False
+    if metadata is not None:
+        options["metadata"] = metadata
+    if content_type is not None:
+        options["content_type"] = content_type
+    return options
+
+
+@click.command(cls=DGCommand)
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.option("-r", "--recursive", is_flag=True, help="Everything under SRC (a folder or prefix).")
+@filter_options
+@transfer_options
+@click.option(
+    "--metadata",
+    callback=parse_metadata,
+    metavar="K=V,...",
+    help="User metadata for what is stored (key=value pairs, or a JSON object).",
+)
+@click.option("--content-type", metavar="TYPE", help="Content type (default: from the name).")
+@click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing.")
+@click.option("--no-follow-symlinks", is_flag=True, help="Skip symbolic links in local folders.")
+@click.option("--json", "as_json", is_flag=True, help="Results as JSON lines on stdout.")
+@common_options
+@pass_app
+@click.pass_context
+def cp(
+    ctx: click.Context,
+    app: App,
+    source: str,
+    destination: str,
+    recursive: bool,
+    no_delta: bool,
+    max_ratio: float | None,
+    metadata: dict[str, str] | None,
+    content_type: str | None,
+    dryrun: bool,
+    no_follow_symlinks: bool,
+    as_json: bool,
+) -> None:
+    """Copy files to, from or within S3.
+
+    \b
+      deltaglider cp app-1.2.zip s3://releases/app/
+      deltaglider cp -r build/ s3://releases/app/ --exclude "*" --include "*.zip"
+      deltaglider cp s3://releases/app/app-1.2.zip .
+      deltaglider cp s3://releases/app/ s3://archive/app/ --recursive
+      cat app.zip | deltaglider cp - s3://releases/app/app.zip
+
+    A destination ending in / (or an existing local folder) receives the source under its
+    own name; otherwise it is the new name.
+    """
+    app.use_json(as_json)
+    filters = filters_from(ctx)
+    options = put_options(no_delta, max_ratio, metadata, content_type)
+    src_s3, dst_s3 = is_s3(source), is_s3(destination)
+    if source == "-" or destination == "-":
+        if recursive:
+            abort("- (stdin/stdout) cannot be used with --recursive", EXIT_USAGE)
+        if source == "-" and dst_s3:
+            return _from_stdin(app, parse_s3(destination, param="DST"), options, dryrun)
+        if destination == "-" and src_s3:
+            return _to_stdout(app, parse_s3(source, param="SRC"), dryrun)
+        abort("- needs an s3:// URL on the other side", EXIT_USAGE)
+    if not src_s3 and not dst_s3:
+        abort("at least one of SRC and DST must be an s3:// URL", EXIT_USAGE)
+    follow = not no_follow_symlinks
+    if not src_s3:
+        tasks = upload_tasks(
+            app,
+            Path(source),
+            parse_s3(destination, param="DST"),
+            recursive,
+            filters,
+            options,
+            follow,
+        )
+    elif not dst_s3:
+        tasks = download_tasks(app, parse_s3(source, param="SRC"), destination, recursive, filters)
+    else:
+        tasks = copy_tasks(
+            app,
+            parse_s3(source, param="SRC"),
+            parse_s3(destination, param="DST"),
+            recursive,
+            filters,
+            options,
+        )
+    outcome = run_tasks(app, tasks, dryrun=dryrun)
+    finish(app, outcome, many=recursive, dryrun=dryrun)
+
+
+def finish(app: App, outcome: Outcome, *, many: bool, dryrun: bool = False) -> None:
+    """The summary of a multi-file command and its exit code."""
+    if many and not dryrun:
+        app.console.line(outcome.summary())
+        app.console.record(outcome.as_dict())
+    if not outcome.ok:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def upload_tasks(
+    app: App,
+    src: Path,
+    dest: S3Url,
+    recursive: bool,
+    filters: Filters,
+    options: dict[str, Any],
+    follow_symlinks: bool = True,
+) -> list[Task]:
+    if not src.exists():
+        abort(f"the local path {src} does not exist", EXIT_USAGE)
+    if recursive:
+        if not src.is_dir():
+            abort(f"{src} is not a folder (drop --recursive to copy one file)", EXIT_USAGE)
+        return [
+            upload_task(
+                app,
+                dest.bucket,
+                dest.dir_prefix + f.rel,
+                f.path,
+                source_display=display_local(f.path),
+                size=f.size,
+                options=options,
+            )
+            for f in walk_local(src, follow_symlinks=follow_symlinks)
+            if filters.included(f.rel)
+        ]
+    if src.is_dir():
+        abort(f"{src} is a folder (use --recursive)", EXIT_USAGE)
+    if not filters.included(src.name):
+        return []
+    target = into(dest, src.name)
+    if not target.key:
+        abort(f"{dest} names no key", EXIT_USAGE)
+    return [
+        upload_task(
+            app,
+            target.bucket,
+            target.key,
+            src,
+            source_display=display_local(src),
+            size=src.stat().st_size,
+            options=options,
+        )
+    ]
+
+
+def _local_target(destination: str, name: str) -> Path:
+    """``aws s3 cp`` for one downloaded file: into an existing folder or one named with a
+    trailing separator, else the path itself."""
+    path = Path(destination)
+    if destination.endswith(("/", os.sep)) or path.is_dir():
+        return path / name
+    return path
+
+
+def download_task(
+    app: App, obj: ObjectSummary, target: Path, after: Any = None, action: str = "download"
+) -> Task:
+    store = app.store
+
+    def run(progress: Any) -> ObjectSummary:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return store.get(obj.bucket, obj.key, target, progress=progress)
+
+    return Task(
+        action=action,
+        source=f"s3://{obj.bucket}/{obj.key}",
+        dest=display_local(target),
+        size=obj.size or obj.stored_size,
+        run=run,
+        after=after,
+    )
+
+
+def download_tasks(
+    app: App, src: S3Url, destination: str, recursive: bool, filters: Filters
+) -> list[Task]:
+    store = app.store
+    if not recursive:
+        if not src.key:
+            abort(f"{src} names no object (use --recursive for a whole bucket)", EXIT_USAGE)
+        if not filters.included(src.basename):
+            return []
+        obj = store.head(src.bucket, src.key)
+        return [download_task(app, obj, _local_target(destination, src.basename))]
+    root = Path(destination)
+    if root.exists() and not root.is_dir():
+        abort(f"{destination} is a file, not a folder", EXIT_USAGE)
+    prefix = src.dir_prefix
+    tasks = []
+    for obj in store.iter_objects(src.bucket, prefix=prefix, logical_sizes=True):
+        rel = obj.key[len(prefix) :]
+        if not rel or rel.endswith("/") or not filters.included(rel):
+            continue  # folder markers have no bytes to write
+        try:
+            target = safe_local_join(root, rel)
+        except ValueError as exc:
+            app.console.error(f"skipping: s3://{obj.bucket}/{obj.key}: {exc}")
+            continue
+        tasks.append(download_task(app, obj, target))
+    return tasks
+
+
+def copy_task(app: App, obj: ObjectSummary, dest: S3Url, options: dict[str, Any]) -> Task:
+    store = app.store
+    opts = {k: v for k, v in options.items() if v is not None}
+
+    def run(progress: Any) -> Any:
+        return store.copy(obj.bucket, obj.key, dest.bucket, dest.key, progress=progress, **opts)
+
+    return Task(
+        action="copy",
+        source=f"s3://{obj.bucket}/{obj.key}",
+        dest=str(dest),
+        size=obj.size or obj.stored_size,
+        run=run,
+    )
+
+
+def copy_tasks(
+    app: App,
+    src: S3Url,
+    dest: S3Url,
+    recursive: bool,
+    filters: Filters,
+    options: dict[str, Any],
+) -> list[Task]:
+    store = app.store
+    if not recursive:
+        if not src.key:
+            abort(f"{src} names no object (use --recursive for a whole bucket)", EXIT_USAGE)
+        if not filters.included(src.basename):
+            return []
+        obj = store.head(src.bucket, src.key)
+        return [copy_task(app, obj, into(dest, src.basename), options)]
+    prefix = src.dir_prefix
+    return [
+        copy_task(app, obj, dest.child(dest.dir_prefix + obj.key[len(prefix) :]), options)
+        for obj in store.iter_objects(src.bucket, prefix=prefix, logical_sizes=True)
+        if obj.key[len(prefix) :] and filters.included(obj.key[len(prefix) :])
+    ]
+
+
+def _from_stdin(app: App, dest: S3Url, options: dict[str, Any], dryrun: bool) -> None:
+    if not dest.key or dest.key.endswith("/"):
+        abort(f"{dest}: stdin needs a full key to be stored under", EXIT_USAGE)
+    if dryrun:
+        app.console.line(f"(dryrun) upload: - to {dest}")
+        return
+    if options.get("content_type") is None:
+        options["content_type"] = guess_type(dest.basename)
+    progress = app.console.progress(verb="upload")
+    try:
+        result = app.store.put(
+            dest.bucket, dest.key, sys.stdin.buffer, progress=progress.advance, **options
+        )
+    finally:
+        progress.close()
+    from ._transfer import savings_note
+
+    app.console.line(f"upload: - to {dest}{savings_note(result)}")
+    app.console.record(
+        {
+            "action": "upload",
+            "source": "-",
+            "destination": str(dest),
+            "status": "ok",
+            "size": result.size,
+            "stored_size": result.stored_size,
+            "delta": result.is_delta,
+        }
+    )
+
+
+def _to_stdout(app: App, src: S3Url, dryrun: bool) -> None:
+    if not src.key:
+        abort(f"{src} names no object", EXIT_USAGE)
+    if dryrun:
+        app.console.error(f"(dryrun) download: {src} to -")
+        return
+    out = sys.stdout.buffer
+    summary = app.store.head(src.bucket, src.key)
+    progress = app.console.progress(total_bytes=summary.size, verb="download")
+    try:
+        app.store.get(src.bucket, src.key, out, progress=progress.advance)
+        out.flush()
+    finally:
+        progress.close()
+
+
+COMMANDS = [cp]
