@@ -7,8 +7,11 @@ loop) and ``ci`` (more examples, no deadline: CI machines are slow and shared).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+from servers import Moto, SeaweedFS, Server
 
 # Tests talk to 127.0.0.1 only; never let boto3 or the original DeltaGlider probe EC2 metadata.
 os.environ["DG_DISABLE_EC2_DETECTION"] = "1"
@@ -28,3 +31,24 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# --- real S3 servers, one of each per session -----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[Server]:
+    server = SeaweedFS()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Server]:
+    server = Moto()
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import Moto, SeaweedFS, Server
+from servers import Server
 
 from deltaglider.cache import MemoryCache
 from deltaglider.config import Config
@@ -26,24 +26,6 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 BACKENDS = ["seaweedfs", "moto", "local"]
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[Server]:
-    server = SeaweedFS()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[Server]:
-    server = Moto()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 def s3_storage(server: Server, **options: Any) -> S3Storage:

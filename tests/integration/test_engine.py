@@ -690,7 +690,7 @@ def test_progress_reports_every_byte_once(store: DeltaStore, bucket: str) -> Non
         assert sum(seen) == len(data) and out.getvalue() == data
     by_key: dict[str, int] = {}
     items = [(f"q/b-{i}.zip", base[: 100_000 + i]) for i in range(4)]
-    for key, _, exc in store.put_many(
+    for _key, _, exc in store.put_many(
         bucket, items, progress=lambda k, n: by_key.__setitem__(k, by_key.get(k, 0) + n)
     ):
         assert exc is None
