@@ -19,7 +19,10 @@ import pytest
 from click.testing import CliRunner, Result
 from servers import REGION, Server
 
+from deltaglider.cache import MemoryCache
 from deltaglider.cli import cli
+from deltaglider.config import Config
+from deltaglider.engine import DeltaStore, ObjectSummary
 from deltaglider.storage.base import Storage
 from deltaglider.storage.local import LocalStorage
 from deltaglider.storage.s3 import S3Storage
@@ -38,6 +41,7 @@ class Target:
     server: Server | None = None
     root: Path | None = None
     _storage: Storage | None = field(default=None, repr=False)
+    _engine: DeltaStore | None = field(default=None, repr=False)
 
     def url(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
@@ -59,6 +63,33 @@ class Target:
 
     def physical_keys(self, prefix: str = "") -> list[str]:
         return sorted(o.key for o in self.storage().iter_objects(self.bucket, prefix=prefix))
+
+    def engine(self) -> DeltaStore:
+        """An engine over the same store, to read what the CLI wrote the way users read it."""
+        if self._engine is None:
+            self._engine = DeltaStore(
+                self.storage(),
+                MemoryCache(64 << 20),
+                Config.from_env(environ={}, cache_backend="memory"),
+            )
+        return self._engine
+
+    def logical_keys(self, prefix: str = "") -> list[str]:
+        return [o.key for o in self.engine().iter_objects(self.bucket, prefix=prefix)]
+
+    def head(self, key: str) -> ObjectSummary:
+        return self.engine().head(self.bucket, key)
+
+    def read(self, key: str) -> bytes:
+        return self.engine().get_bytes(self.bucket, key)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()  # closes the storage too
+        elif self._storage is not None:
+            self._storage.close()
+        self._engine = None
+        self._storage = None
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
@@ -101,7 +132,7 @@ def drop_target(target: Target) -> None:
         storage.delete_bucket(target.bucket)
     except Exception:
         pass
-    storage.close()
+    target.close()
 
 
 @pytest.fixture(params=["seaweedfs", "local"])
