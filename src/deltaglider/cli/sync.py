@@ -10,6 +10,7 @@ all. ``--size-only`` compares sizes alone. Running it twice transfers nothing th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,10 +54,12 @@ def should_transfer(
         return True
     if size_only:
         return False
-    delta = dest.mtime - src.mtime
+    # S3 keeps whole seconds: a file uploaded within the second it was written must not
+    # look newer than its object.
+    delta = math.floor(dest.mtime) - math.floor(src.mtime)
     if direction == "download":
         if exact_timestamps:
-            return abs(delta) >= 1  # S3 times have whole seconds
+            return delta != 0
         return delta > 0
     return delta < 0
 

@@ -1,0 +1,176 @@
+"""``ls``, ``rm``, ``sync``, ``mb``/``rb`` and ``verify`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from conftest import Dg, Target, ok, write
+from test_cp import release
+
+
+def _seed(dg: Dg, target: Target, workdir: Path) -> None:
+    write(workdir / "seed/app/app-1.zip", release(1))
+    write(workdir / "seed/app/app-2.zip", release(2))
+    write(workdir / "seed/app/readme.txt", b"hello")
+    write(workdir / "seed/other/x.bin", b"x" * 3000)
+    write(workdir / "seed/top.txt", b"top")
+    ok(dg("cp", "-r", "seed", target.url()))
+
+
+def test_ls_like_aws_with_logical_sizes(dg: Dg, target: Target, workdir: Path) -> None:
+    _seed(dg, target, workdir)
+    root = ok(dg("ls", target.url())).stdout.splitlines()
+    assert root[0] == f"{'PRE':>30} app/"
+    assert root[1] == f"{'PRE':>30} other/"
+    assert root[2].endswith(f"{3:>10} top.txt")
+    app = ok(dg("ls", target.url("app/"))).stdout.splitlines()
+    names = [line.split()[-1] for line in app]
+    assert names == ["app-1.zip", "app-2.zip", "readme.txt"]  # no reference.bin, no .delta
+    sizes = [int(line.split()[2]) for line in app]
+    assert sizes == [200_000, 200_000, 5]  # what a download gives, not the delta's size
+    # A prefix without a slash, as aws: the matching folder and objects at that level.
+    partial = ok(dg("ls", target.url("ap"))).stdout.splitlines()
+    assert partial == [f"{'PRE':>30} app/"]
+    # Recursive: whole keys; human-readable and a summary.
+    rec = ok(dg("ls", "-r", "-h", "--summarize", target.url())).stdout.splitlines()
+    assert [line.split()[-1] for line in rec[:5]] == [
+        "app/app-1.zip", "app/app-2.zip", "app/readme.txt", "other/x.bin", "top.txt",
+    ]  # fmt: skip
+    assert rec[5] == ""
+    assert "195.3 KiB" in rec[0]
+    assert rec[-2].strip() == "Total Objects: 5"
+    assert rec[-1].strip() == f"Total Size: {_human(400_000 + 5 + 3000 + 3)}"
+    # --stored: stored size and savings per object, the references counted in the total.
+    stored = ok(dg("ls", "--stored", "--summarize", target.url("app/"))).stdout.splitlines()
+    assert "Stored Size:" in "\n".join(stored) and "reference(s)" in "\n".join(stored)
+    # JSON
+    records = [
+        json.loads(x) for x in ok(dg("ls", "--json", target.url("app/"))).stdout.splitlines()
+    ]
+    assert [r["key"] for r in records] == ["app/app-1.zip", "app/app-2.zip", "app/readme.txt"]
+    assert records[1]["size"] == 200_000 and records[1]["delta"] is True
+    assert records[1]["stored_size"] < 10_000
+    # Nothing under a prefix: exit 1, as aws.
+    assert dg("ls", target.url("nothing-here/")).exit_code == 1
+
+
+def _human(n: int) -> str:
+    from deltaglider.cli._console import human_size
+
+    return human_size(n)
+
+
+def test_ls_buckets_and_many_pages(dg: Dg, target: Target, workdir: Path) -> None:
+    buckets = ok(dg("ls")).stdout
+    assert f" {target.bucket}\n" in buckets
+    # More than a page of deltas (S3 gives 1000 keys a page): all listed once, in order.
+    storage = target.storage()
+    engine = target.engine()
+    items = [(f"many/f-{i:04d}.zip", release(1, 2000)[:1990] + b"%010d" % i) for i in range(1205)]
+    for _key, _, exc in engine.put_many(target.bucket, items):
+        assert exc is None
+    lines = ok(dg("ls", target.url("many/"))).stdout.splitlines()
+    assert [line.split()[-1] for line in lines] == [f"f-{i:04d}.zip" for i in range(1205)]
+    assert all(int(line.split()[2]) == 2000 for line in lines)
+    assert len([k for k in target.physical_keys("many/") if k.endswith(".delta")]) == 1205
+    del storage
+
+
+def test_rm_single_recursive_filters_and_reference_cleanup(
+    dg: Dg, target: Target, workdir: Path
+) -> None:
+    _seed(dg, target, workdir)
+    out = ok(dg("rm", target.url("app/app-1.zip")))
+    assert out.stdout == f"delete: {target.url('app/app-1.zip')}\n"
+    assert "app/reference.bin" in target.physical_keys("app/")  # app-2 still needs it
+    dry = ok(dg("rm", "-r", target.url("app/"), "--dryrun"))
+    assert "(dryrun) delete:" in dry.stdout and len(target.logical_keys("app/")) == 2
+    ok(dg("rm", "-r", target.url("app/"), "--exclude", "*.txt"))
+    assert target.logical_keys("app/") == ["app/readme.txt"]
+    assert "app/reference.bin" not in target.physical_keys("app/")  # the last delta took it
+    ok(dg("rm", "--recursive", target.url()))
+    assert target.physical_keys() == []
+    # rm of a prefix without --recursive is about an object named so (aws): nothing fails.
+    assert dg("rm", target.url()).exit_code == 2
+
+
+def test_sync_up_and_down_is_idempotent(dg: Dg, target: Target, workdir: Path) -> None:
+    src = workdir / "site"
+    write(src / "app-1.zip", release(1))
+    write(src / "app-2.zip", release(2))
+    write(src / "docs/index.html", b"<html>1</html>")
+    first = ok(dg("sync", "site", target.url("mirror/")))
+    assert first.stdout.count("upload: ") == 3
+    again = ok(dg("sync", "site", target.url("mirror/")))
+    assert "upload:" not in again.stdout and "nothing to do" in again.stdout
+    # A changed file (new size) and a new one go up; nothing else.
+    write(src / "docs/index.html", b"<html>two</html>")
+    write(src / "app-3.zip", release(3))
+    third = ok(dg("sync", "site", target.url("mirror/")))
+    lines = third.stdout.splitlines()
+    uploaded = sorted(line.split()[1] for line in lines if line.startswith("upload:"))
+    assert uploaded == ["site/app-3.zip", "site/docs/index.html"]
+    # Down into an empty folder, then again: nothing the second time.
+    down = ok(dg("sync", target.url("mirror/"), "copy"))
+    assert down.stdout.count("download: ") == 4
+    assert (workdir / "copy/app-3.zip").read_bytes() == release(3)
+    assert ok(dg("sync", target.url("mirror/"), "copy")).stdout.count("download:") == 0
+    # The local files took the objects' times (so a later sync compares like aws).
+    # --delete both ways.
+    (src / "app-1.zip").unlink()
+    gone = ok(dg("sync", "site", target.url("mirror/"), "--delete"))
+    assert f"delete: {target.url('mirror/app-1.zip')}" in gone.stdout
+    assert "mirror/app-1.zip" not in target.logical_keys("mirror/")
+    down = ok(dg("sync", target.url("mirror/"), "copy", "--delete"))
+    assert "delete: copy/app-1.zip" in down.stdout and not (workdir / "copy/app-1.zip").exists()
+    # S3 to S3, twice.
+    s3 = ok(dg("sync", target.url("mirror/"), target.url("second/")))
+    assert s3.stdout.count("copy: ") == 3
+    assert ok(dg("sync", target.url("mirror/"), target.url("second/"))).stdout.count("copy:") == 0
+    assert target.read("second/app-3.zip") == release(3)
+
+
+def test_sync_size_only_exact_timestamps_and_local_newer(
+    dg: Dg, target: Target, workdir: Path
+) -> None:
+    write(workdir / "s/a.txt", b"aaaa")
+    ok(dg("sync", "s", target.url("t/")))
+    ok(dg("sync", target.url("t/"), "d"))
+    local = workdir / "d/a.txt"
+    # Same size, local file newer than the object: aws downloads it again (the object wins).
+    future = time.time() + 3600
+    local.write_bytes(b"bbbb")
+    os.utime(local, (future, future))
+    assert ok(dg("sync", target.url("t/"), "d", "--size-only")).stdout.count("download:") == 0
+    assert ok(dg("sync", target.url("t/"), "d")).stdout.count("download:") == 1
+    assert local.read_bytes() == b"aaaa"
+    # Same size, local older: skipped by default, fetched with --exact-timestamps.
+    past = time.time() - 3600 * 24
+    local.write_bytes(b"cccc")
+    os.utime(local, (past, past))
+    assert ok(dg("sync", target.url("t/"), "d")).stdout.count("download:") == 0
+    assert (
+        ok(dg("sync", target.url("t/"), "d", "--exact-timestamps")).stdout.count("download:") == 1
+    )
+    assert local.read_bytes() == b"aaaa"
+
+
+def test_mb_rb_and_verify(dg: Dg, target: Target, workdir: Path) -> None:
+    name = f"{target.bucket}-mb"
+    assert ok(dg("mb", f"s3://{name}")).stdout == f"make_bucket: {name}\n"
+    write(workdir / "v/app-1.zip", release(1))
+    write(workdir / "v/app-2.zip", release(2))
+    ok(dg("cp", "-r", "v", f"s3://{name}/v/"))
+    not_empty = dg("rb", f"s3://{name}")
+    assert not_empty.exit_code == 1 and "not empty" in not_empty.stderr
+    checked = ok(dg("verify", "-r", f"s3://{name}/"))
+    assert checked.stdout.count("ok: ") == 2 and "2 ok, 0 failed" in checked.stdout
+    one = ok(dg("verify", f"s3://{name}/v/app-2.zip", "--json"))
+    record = json.loads(one.stdout)
+    assert record["valid"] is True and record["delta"] is True and record["size"] == 200_000
+    out = ok(dg("rb", "--force", f"s3://{name}"))
+    assert out.stdout.endswith(f"remove_bucket: {name}\n")
+    assert name not in ok(dg("ls")).stdout
