@@ -271,6 +271,8 @@ class DGCommand(click.Command):
                 app.console.clear_status()
             click.echo("deltaglider: cancelled", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            raise  # the reader went away: main() ends quietly
         except (DeltaGliderError, OSError) as exc:
             if app is not None and app.settings.debug:
                 raise

@@ -37,6 +37,8 @@ class Task:
     run: Callable[[Callable[[int], None] | None], Any] | None = None
     upload: tuple[str, str, Any, dict[str, Any]] | None = None
     after: Callable[[Any], None] | None = None
+    #: Run before the others (a new deltaspace's would-be reference, say).
+    first: bool = False
 
 
 @dataclass
@@ -193,9 +195,11 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
                 bucket, items, progress=lambda _k, n: progress.advance(n)
             ):
                 report(by_key[key], result, error)
-        if others:
+        for batch in ([t for t in others if t.first], [t for t in others if not t.first]):
+            if not batch:
+                continue
             for (task,), result, error in store.map(
-                lambda t: t.run(progress.advance) if t.run else None, ((t,) for t in others)
+                lambda t: t.run(progress.advance) if t.run else None, ((t,) for t in batch)
             ):
                 report(task, result, error)
     finally:
