@@ -59,6 +59,8 @@ class Console:
         self._lock = threading.RLock()
         self._shown = ""  # the progress line on screen, if any
         self._progress_allowed = progress and not quiet
+        #: The progress line being shown: redrawn up to date after a result line.
+        self._live: Progress | None = None
 
     @property
     def out(self) -> IO[str]:
@@ -90,8 +92,7 @@ class Console:
             self._clear()
             self.out.write(text + "\n")
             self.out.flush()
-            if shown:
-                self._draw(shown)
+            self._redraw(shown)
 
     def record(self, obj: dict[str, Any]) -> None:
         """A JSON result on stdout (only in JSON mode)."""
@@ -108,8 +109,14 @@ class Console:
             self._clear()
             self.err.write(text + "\n")
             self.err.flush()
-            if shown:
-                self._draw(shown)
+            self._redraw(shown)
+
+    def _redraw(self, shown: str) -> None:
+        """Puts the progress line back after a line printed above it, up to date."""
+        if not shown:
+            return
+        live = self._live
+        self._draw(live.render() if live is not None else shown)
 
     def _draw(self, text: str) -> None:
         width = 0
@@ -169,6 +176,8 @@ class Progress:
         self._last_draw = 0.0
         self._lock = threading.Lock()
         self._extra = ""
+        if self._active:
+            console._live = self
 
     def __enter__(self) -> Progress:
         return self
@@ -235,5 +244,7 @@ class Progress:
 
     def close(self) -> None:
         if self._active:
+            if self._console._live is self:
+                self._console._live = None
             self._console.clear_status()
             self._active = False

@@ -148,8 +148,11 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
         return outcome
     if not tasks:
         return outcome
+    actions = {t.action for t in tasks}
     progress = console.progress(
-        total_bytes=sum(t.size for t in tasks), total_files=len(tasks), verb=verb
+        total_bytes=sum(t.size for t in tasks),
+        total_files=len(tasks),
+        verb=verb or (actions.pop() if len(actions) == 1 else "transfer"),
     )
 
     def report(task: Task, result: Any, error: BaseException | None) -> None:
@@ -176,7 +179,8 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
             outcome.deltas += result.is_delta
             if outcome.logical_bytes:
                 saved = 1 - outcome.stored_bytes / outcome.logical_bytes
-                progress.note(f"{saved:.1%} saved")
+                # A first reference costs a few bytes more than the file: not "-0.0%".
+                progress.note(f"{max(saved, 0.0) if saved > -0.0005 else saved:.1%} saved")
         console.line(f"{task.action}: {where}{note}")
         console.record(_record(task, result, None))
         progress.file_done()
