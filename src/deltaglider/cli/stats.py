@@ -1,5 +1,197 @@
-"""Placeholder: filled in by its own change."""
+"""``deltaglider stats``: objects, logical and stored bytes and the savings of a bucket or a
+key prefix in it, per deltaspace, from one listing (and HEADs of deltas in the accurate modes,
+whose results are cached in the bucket)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import click
 
-COMMANDS: list[click.Command] = []
+from ..stats import BucketStats, DeltaspaceStats, Mode, bucket_stats
+from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
+from ._console import Console, Progress, human_size
+from ._paths import parse_s3
+
+__all__ = ["COMMANDS", "stats"]
+
+
+class _Reporter:
+    """The library's progress callback drawn on the console: a count while listing, then a
+    progress line while HEADing deltas (both only on a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._bar: Progress | None = None
+        self._done = 0
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase == "list":
+            self._console.status(f"stats: listed {done} objects")
+            return
+        if self._bar is None:
+            self._console.clear_status()
+            self._bar = self._console.progress(total_files=total, verb="stats")
+        for _ in range(done - self._done):
+            self._bar.file_done()
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._console.clear_status()
+
+
+def _bytes(value: int) -> str:
+    return f"{human_size(value)} ({value:,} bytes)" if abs(value) >= 1024 else human_size(value)
+
+
+def _signed_size(value: int) -> str:
+    return ("-" if value < 0 else "") + _bytes(abs(value))
+
+
+def _percent(stats: BucketStats | DeltaspaceStats) -> str:
+    if not stats.logical_bytes:
+        return "-"
+    # A small loss is shown as one ("-0.04%"), not rounded away to "-0.0%".
+    return f"{stats.savings:.2%}" if -0.001 < stats.savings < 0 else f"{stats.savings:.1%}"
+
+
+def _space_name(prefix: str) -> str:
+    return f"{prefix}/" if prefix else "(bucket root)"
+
+
+_HOW = {
+    "quick": "each delta counted at its reference's size; --sampled or --detailed for more",
+    "sampled": "deltas sampled per deltaspace; --detailed for exact numbers",
+    "detailed": "some deltas have no readable original size",
+}
+
+
+def _report(console: Console, stats: BucketStats, url: str, top: int) -> None:
+    line = console.line
+    line(f"Statistics of {url}")
+    line("=" * 60)
+    line(f"{'Objects:':<18}{stats.objects:,} ({stats.deltas:,} deltas, {stats.direct:,} direct)")
+    orphans = f", {stats.orphans} orphan" if stats.orphans else ""
+    line(f"{'References:':<18}{stats.references:,}{orphans}")
+    line(f"{'Logical size:':<18}{_bytes(stats.logical_bytes)}")
+    line(f"{'Stored size:':<18}{_bytes(stats.stored_bytes)}")
+    line(f"{'Saved:':<18}{_signed_size(stats.saved_bytes)}, {_percent(stats)}")
+    if stats.exact:
+        accuracy = f"exact ({stats.mode})"
+    else:
+        accuracy = f"estimated ({stats.mode}: {_HOW[stats.mode]})"
+    line(f"{'Numbers:':<18}{accuracy}")
+    cache = stats.cache
+    if cache.status == "unused":
+        cached = "not used (quick mode makes no HEADs)"
+    elif cache.status == "disabled":
+        cached = "disabled"
+    else:
+        cached = cache.status
+        if cache.status == "partial":
+            cached += f" ({cache.reused} deltaspace(s) reused, {cache.computed} computed)"
+        elif cache.status == "hit":
+            cached += f" (computed {stats.computed_at:%Y-%m-%d %H:%M:%S} UTC)"
+        if cache.written:
+            cached += ", written"
+    line(f"{'Cache:':<18}{cached}")
+    if stats.internal_objects:
+        line(
+            f"{'Internal:':<18}{stats.internal_objects:,} object(s) under .deltaglider/, "
+            f"{human_size(stats.internal_bytes)} (not counted)"
+        )
+    spaces = stats.deltaspaces
+    if not spaces:
+        return
+    shown = spaces if top == 0 else spaces[:top]
+    width = max(len("Deltaspace"), *(len(_space_name(s.prefix)) for s in shown))
+    line("")
+    line(f"{'Deltaspace':<{width}}  {'Objects':>8}  {'Logical':>10}  {'Stored':>10}  {'Saved':>7}")
+    for s in shown:
+        mark = "" if s.exact else " ~"
+        line(
+            f"{_space_name(s.prefix):<{width}}  {s.objects:>8,}  {human_size(s.logical_bytes):>10}"
+            f"  {human_size(s.stored_bytes):>10}  {_percent(s):>7}{mark}"
+        )
+    if len(shown) < len(spaces):
+        line(f"... and {len(spaces) - len(shown)} more deltaspace(s) (--top 0 shows all)")
+    if not all(s.exact for s in shown):
+        line("~ estimated")
+
+
+def _target(path: str) -> tuple[str, str, str]:
+    """The bucket, the key prefix (as given, as S3 takes it) and the URL to show."""
+    url = parse_s3(path if path.startswith("s3://") else f"s3://{path}", param="BUCKET[/PREFIX]")
+    return url.bucket, url.key, str(url)
+
+
+@click.command(cls=DGCommand)
+@click.argument("path", metavar="BUCKET[/PREFIX]")
+@click.option("--sampled", is_flag=True, help="HEAD a few deltas per deltaspace (estimate).")
+@click.option("--detailed", is_flag=True, help="HEAD every delta: exact numbers.")
+@click.option("--refresh", is_flag=True, help="Recompute and rewrite the cached result.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cached result.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="Deltaspaces shown, largest first (0: all). JSON always has all.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@common_options
+@pass_app
+def stats(
+    app: App,
+    path: str,
+    sampled: bool,
+    detailed: bool,
+    refresh: bool,
+    no_cache: bool,
+    top: int,
+    as_json: bool,
+) -> None:
+    """Objects, logical and stored bytes and savings of a bucket or a prefix, per deltaspace.
+
+    BUCKET, BUCKET/PREFIX or s3://BUCKET/PREFIX. The prefix is taken as S3 takes it (as by
+    `aws s3 ls --recursive`): s3://b/rel/ is a folder, s3://b/rel also covers rel-old/, and
+    s3://b/rel/app-1 the app-1* releases of rel/ (with the reference they need).
+
+    The default (quick) mode lists and makes no other request: a delta counts as its
+    reference's size. --sampled reads a few deltas' sizes per deltaspace, --detailed all of
+    them (exact). Their results are cached in the bucket under .deltaglider/, valid while the
+    listing is unchanged; a changed deltaspace is recomputed alone.
+    """
+    app.use_json(as_json)
+    if sampled and detailed:
+        abort("--sampled and --detailed cannot be used together", EXIT_USAGE)
+    if refresh and no_cache:
+        abort("--refresh and --no-cache cannot be used together", EXIT_USAGE)
+    bucket, prefix, shown = _target(path)
+    mode: Mode = "detailed" if detailed else "sampled" if sampled else "quick"
+    console = app.console
+    reporter = _Reporter(console)
+    try:
+        result = bucket_stats(
+            app.store,
+            bucket,
+            prefix,
+            mode=mode,
+            cache=not no_cache,
+            refresh=refresh,
+            progress=reporter,
+        )
+    finally:
+        reporter.close()
+    if not app.settings.quiet:
+        for warning in result.warnings:
+            console.error(f"deltaglider: warning: {warning}")
+    document: dict[str, Any] = result.to_dict()
+    console.record(document)
+    _report(console, result, shown, top)
+
+
+COMMANDS = [stats]
