@@ -741,7 +741,13 @@ class DeltaStore:
             try:
                 delta = encoder.encode(src.data, max_delta_size=limit, progress=tracker.at)
             except DeltaTooLargeError:
-                return self._put_direct(bucket, key, src, user, content_type, "ratio", tracker)
+                result = self._put_direct(bucket, key, src, user, content_type, "ratio", tracker)
+                if created_any:
+                    # Even its own zero-diff delta is over the limit (a tiny max ratio): the
+                    # reference made for it serves nothing. Removed unless a delta came
+                    # meanwhile (the safe way delete removes references).
+                    self._maybe_drop_reference(bucket, prefix)
+                return result
             meta = fmt.delta_metadata(
                 original_name=fmt.basename(key),
                 file_sha256=src.sha256,

@@ -135,6 +135,11 @@ class App:
                 "multipart_chunksize": config.multipart_chunksize,
                 "max_pool_connections": max(32, config.max_workers * 4),
             }
+            if s.no_verify_ssl:
+                # Asked for: not worth a warning on every request.
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self._storage = open_storage(s.endpoint_url, **options)
         return self._storage
 
