@@ -123,16 +123,30 @@ def make_target(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ta
     return target
 
 
+def remove_bucket(storage: Storage, bucket: str) -> None:
+    """Deletes a bucket and everything in it."""
+    keys = [o.key for o in storage.iter_objects(bucket)]
+    if keys:
+        storage.delete_many(bucket, keys)
+    storage.delete_bucket(bucket)
+
+
 def drop_target(target: Target) -> None:
-    storage = target.storage()
     try:
-        keys = [o.key for o in storage.iter_objects(target.bucket)]
-        if keys:
-            storage.delete_many(target.bucket, keys)
-        storage.delete_bucket(target.bucket)
+        remove_bucket(target.storage(), target.bucket)
     except Exception:
         pass
     target.close()
+
+
+@pytest.fixture
+def other_bucket(target: Target) -> Iterator[str]:
+    """A second bucket on the target's store."""
+    storage = target.storage()
+    name = f"{target.bucket}-dst"
+    storage.create_bucket(name)
+    yield name
+    remove_bucket(storage, name)
 
 
 @pytest.fixture(params=["seaweedfs", "local"])

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Target, executable
+from conftest import Target, executable, remove_bucket
 from originals import awscli
 from test_cp import release
 
@@ -103,10 +103,7 @@ def parity(s3_target: Target, tmp_path: Path):  # type: ignore[no-untyped-def]
     aws_bucket = f"{s3_target.bucket}-aws"
     storage.create_bucket(aws_bucket)
     yield s3_target, aws_bucket
-    keys = [o.key for o in storage.iter_objects(aws_bucket)]
-    if keys:
-        storage.delete_many(aws_bucket, keys)
-    storage.delete_bucket(aws_bucket)
+    remove_bucket(storage, aws_bucket)
 
 
 def test_scripted_session_matches_aws_s3(parity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

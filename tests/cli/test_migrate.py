@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import Dg, Target, executable, ok, write
+from conftest import Dg, Target, executable, ok, remove_bucket, write
 from test_cp import release
 
 from deltaglider import format as fmt
@@ -28,16 +28,8 @@ from deltaglider.cli.migrate import destination_prefix
 
 
 @pytest.fixture
-def dest(target: Target) -> Iterator[str]:
-    """A second bucket on the same store."""
-    storage = target.storage()
-    name = f"{target.bucket}-dst"
-    storage.create_bucket(name)
-    yield name
-    keys = [o.key for o in storage.iter_objects(name)]
-    if keys:
-        storage.delete_many(name, keys)
-    storage.delete_bucket(name)
+def dest(other_bucket: str) -> str:
+    return other_bucket
 
 
 def _plain(target: Target, files: dict[str, bytes], **put: object) -> None:
@@ -383,6 +375,4 @@ def test_killed_midway_resumes_with_nothing_lost_or_duplicated(
     # And a third run has nothing to do.
     third = subprocess.run(command, cwd=workdir, env=env, capture_output=True, timeout=300)
     assert third.returncode == 0 and b"Nothing to do." in third.stdout
-    keys = [o.key for o in storage.iter_objects(dst)]
-    storage.delete_many(dst, keys)
-    storage.delete_bucket(dst)
+    remove_bucket(storage, dst)
