@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "7.0.0.dev0"
 
-__all__ = ["__version__"]
+__all__ = ["DeltaGliderClient", "__version__", "create_client"]
+
+if TYPE_CHECKING:
+    from .client import DeltaGliderClient, create_client
+
+
+def __getattr__(name: str) -> Any:
+    # The client pulls in boto3: imported when asked for, not by ``import deltaglider``.
+    if name in ("create_client", "DeltaGliderClient"):
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'deltaglider' has no attribute {name!r}")

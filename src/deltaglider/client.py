@@ -1,0 +1,952 @@
+"""A boto3-compatible S3 client that stores objects as deltas: ``create_client()``.
+
+Switching a program from ``boto3.client("s3")`` is a one-line change::
+
+    from deltaglider import create_client
+
+    s3 = create_client()                  # was: s3 = boto3.client("s3")
+    s3.put_object(Bucket="releases", Key="app/app-1.2.zip", Body=data)
+    body = s3.get_object(Bucket="releases", Key="app/app-1.2.zip")["Body"].read()
+
+The supported methods take boto3's parameters and return boto3's response shapes; errors are
+botocore ``ClientError``s with S3's codes (``client.exceptions.NoSuchKey`` and the rest).
+Responses of object operations carry an extra ``DeltaGliderInfo`` entry (stored size, original
+size, whether a delta, savings, reference key). A parameter the client cannot honour raises
+:class:`NotSupportedError` naming the operation and the parameter; it is never ignored.
+
+The documented differences from boto3 are listed in ``docs/sdk.md`` and, as data, in
+:data:`DIFFERENCES`; the parity suite (``tests/client/test_parity.py``) checks everything else.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import IO, Any
+
+import botocore.exceptions
+
+from . import format as fmt
+from ._client_buckets import BucketMixin
+from ._client_common import NotSupportedError, metadata_response
+from ._client_transfer import TransferMixin
+from .config import Config
+from .engine import DeltaStore, ListResult, ObjectSummary, PutResult, VerifiedReader
+from .errors import (
+    AccessDenied,
+    BucketNotEmpty,
+    BucketNotFound,
+    DeltaGliderError,
+    InvalidKey,
+    InvalidRange,
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
+)
+from .storage.base import Storage
+
+__all__ = [
+    "DIFFERENCES",
+    "DeltaGliderClient",
+    "NotSupportedError",
+    "StreamingBody",
+    "create_client",
+]
+
+#: What differs from boto3, by design (see docs/sdk.md).
+DIFFERENCES: dict[str, str] = {
+    "ETag": "the ETag of the stored representation (a delta's own ETag for a delta), not of the "
+    "logical bytes; stable while the object is unchanged, so IfMatch/IfNoneMatch work with it",
+    "VersionId": "versioning is not supported: no VersionId in responses",
+    "Checksum*": "no ChecksumCRC32/ChecksumSHA256 fields: integrity is the sha256 deltaglider "
+    "records and verifies on every read",
+    "ServerSideEncryption": "not echoed (the store's default encryption applies)",
+    "StorageClass": "always STANDARD in listings",
+    "Owner": "not returned in listings (FetchOwner is refused)",
+    "ResponseMetadata": "for object operations: HTTPStatusCode, HTTPHeaders (empty), RequestId "
+    "(empty), RetryAttempts (0); not the store's raw headers",
+    "get_object Body": "a deltaglider StreamingBody: read/iter_chunks/iter_lines/close/context "
+    "manager as botocore's; it raises IntegrityError at the end if the bytes are not the ones "
+    "stored",
+}
+
+
+_metadata = metadata_response
+
+
+def _quoted(etag: str) -> str:
+    etag = etag or ""
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _info(
+    *,
+    stored: int,
+    original: int,
+    is_delta: bool,
+    ref_key: str | None,
+    physical_key: str,
+) -> dict[str, Any]:
+    """The ``DeltaGliderInfo`` entry of a response."""
+    return {
+        "IsDelta": is_delta,
+        "OriginalSize": original,
+        "StoredSize": stored,
+        "Savings": round(1 - stored / original, 6) if original else 0.0,
+        "ReferenceKey": ref_key,
+        "PhysicalKey": physical_key,
+    }
+
+
+def _summary_info(obj: ObjectSummary) -> dict[str, Any]:
+    size = obj.size if obj.size is not None else obj.stored_size
+    ref = obj.ref_key or (
+        fmt.reference_key(fmt.deltaspace(obj.physical_key)) if obj.is_delta else None
+    )
+    return _info(
+        stored=obj.stored_size,
+        original=size,
+        is_delta=obj.is_delta,
+        ref_key=ref,
+        physical_key=obj.physical_key,
+    )
+
+
+def _put_info(result: PutResult) -> dict[str, Any]:
+    return _info(
+        stored=result.stored_size,
+        original=result.size,
+        is_delta=result.is_delta,
+        ref_key=result.ref_key,
+        physical_key=result.physical_key,
+    )
+
+
+class StreamingBody(io.RawIOBase):
+    """botocore's ``StreamingBody`` for a deltaglider object: ``read(amt)``,
+    ``iter_chunks()``, ``iter_lines()``, ``close()``, a context manager. The bytes are
+    verified against the recorded sha256 as they are read: the read that reaches the end raises
+    ``IntegrityError`` if they were wrong."""
+
+    _DEFAULT_CHUNK_SIZE = 1024
+
+    def __init__(self, reader: VerifiedReader, content_length: int) -> None:
+        super().__init__()
+        self._reader = reader
+        self._content_length = content_length
+        self._amount_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, amt: int | None = None) -> bytes:
+        if amt is None or amt < 0:
+            chunks = []
+            while chunk := self._reader.read(1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        else:
+            data = self._reader.read(amt) if amt else b""
+        self._amount_read += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def iter_chunks(self, chunk_size: int = _DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+    def iter_lines(
+        self, chunk_size: int = _DEFAULT_CHUNK_SIZE, keepends: bool = False
+    ) -> Iterator[bytes]:
+        pending = b""
+        for chunk in self.iter_chunks(chunk_size):
+            lines = (pending + chunk).splitlines(True)
+            for line in lines[:-1]:
+                yield line if keepends else line.splitlines()[0]
+            pending = lines[-1]
+        if pending:
+            yield pending if keepends else pending.splitlines()[0]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.iter_chunks(self._DEFAULT_CHUNK_SIZE)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+    def __enter__(self) -> StreamingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+_STATUS = {
+    "NoSuchKey": 404,
+    "NoSuchBucket": 404,
+    "404": 404,
+    "AccessDenied": 403,
+    "PreconditionFailed": 412,
+    "304": 304,
+    "InvalidRange": 416,
+    "BucketNotEmpty": 409,
+    "InvalidArgument": 400,
+    "InvalidRequest": 400,
+}
+
+
+def _code_of(exc: DeltaGliderError, operation: str) -> tuple[str, str, int]:
+    """S3's error code, message and HTTP status for one of our errors."""
+    head = operation in ("HeadObject", "HeadBucket")
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, BucketNotFound):
+        code = "404" if head else "NoSuchBucket"
+        return code, "Not Found" if head else "The specified bucket does not exist", 404
+    if isinstance(exc, ObjectNotFound):
+        return (
+            ("404", "Not Found", 404)
+            if head
+            else ("NoSuchKey", "The specified key does not exist.", 404)
+        )
+    if isinstance(exc, AccessDenied):
+        return ("403", "Forbidden", 403) if head else ("AccessDenied", "Access Denied", 403)
+    if isinstance(exc, PreconditionFailed):
+        return (
+            ("412", "Precondition Failed", 412)
+            if head
+            else (
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+                412,
+            )
+        )
+    if isinstance(exc, InvalidRange):
+        return "InvalidRange", "The requested range is not satisfiable", 416
+    if isinstance(exc, BucketNotEmpty):
+        return "BucketNotEmpty", "The bucket you tried to delete is not empty", 409
+    if isinstance(exc, InvalidKey):
+        return "InvalidArgument", message, 400
+    if isinstance(exc, StorageError) and exc.code:
+        return exc.code, message, exc.status or _STATUS.get(exc.code, 500)
+    raise exc  # not an S3 condition (an integrity failure, a codec error): as it is
+
+
+class DeltaGliderClient(TransferMixin, BucketMixin):
+    """The boto3-compatible client (see the module's notes). Build it with
+    :func:`create_client`. Thread-safe: one client may be used from many threads.
+
+    Object operations and listings are here; file transfers, the simple API and batches in
+    :class:`~deltaglider._client_transfer.TransferMixin`; buckets, ACLs and presigned URLs in
+    :class:`~deltaglider._client_buckets.BucketMixin`.
+    """
+
+    def __init__(self, store: DeltaStore, boto_client: Any | None = None) -> None:
+        self._store = store
+        self._boto = boto_client
+        self._closed = False
+        self._lock = threading.Lock()
+        if boto_client is not None:
+            self.exceptions = boto_client.exceptions
+            self.meta = boto_client.meta
+        else:
+            self.exceptions = _standalone_exceptions()
+            self.meta = None
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> DeltaStore:
+        """The engine underneath."""
+        return self._store
+
+    @property
+    def storage(self) -> Storage:
+        return self._store.storage
+
+    @property
+    def boto_client(self) -> Any:
+        """The plain boto3 client this one wraps (None over a local store)."""
+        return self._boto
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store.close()
+
+    def __enter__(self) -> DeltaGliderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _error(self, operation: str, code: str, message: str, status: int) -> Exception:
+        response = {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": _metadata(status),
+        }
+        cls = self.exceptions.from_code(code)
+        error: Exception = cls(response, operation)
+        return error
+
+    @contextmanager
+    def _s3(self, operation: str) -> Iterator[None]:
+        """Turns our errors into botocore ClientErrors with S3's codes."""
+        try:
+            yield
+        except botocore.exceptions.ClientError:
+            raise
+        except DeltaGliderError as exc:
+            if isinstance(exc, NotSupportedError):
+                raise
+            code, message, status = _code_of(exc, operation)
+            raise self._error(operation, code, message, status) from exc
+
+    @staticmethod
+    def _refuse(operation: str, given: Mapping[str, Any], allowed: set[str]) -> None:
+        for name, value in given.items():
+            if name not in allowed and value is not None:
+                raise NotSupportedError(operation, name)
+
+    def _require_boto(self, operation: str) -> Any:
+        if self._boto is None:
+            raise NotSupportedError(operation, why="not on a local (file://) store")
+        return self._boto
+
+    # --- objects -----------------------------------------------------------------------------
+
+    def put_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        Body: bytes | bytearray | memoryview | str | IO[bytes] | None = None,
+        Metadata: Mapping[str, str] | None = None,
+        ContentType: str | None = None,
+        Tagging: str | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        """Stores ``Body`` (bytes, str, or a readable binary file object) under ``Key``."""
+        self._refuse("PutObject", other, {"ContentLength", "ContentMD5"})
+        data: Any = b"" if Body is None else Body
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        with self._s3("PutObject"):
+            result = self._store.put(
+                Bucket, Key, data, metadata=dict(Metadata or {}), content_type=ContentType
+            )
+            if Tagging:
+                self._tag(Bucket, result.physical_key, Tagging)
+        return {
+            "ETag": _quoted(result.etag),
+            "DeltaGliderInfo": _put_info(result),
+            "ResponseMetadata": _metadata(),
+        }
+
+    def _tag(self, bucket: str, physical_key: str, tagging: str) -> None:
+        from urllib.parse import parse_qsl
+
+        boto = self._require_boto("PutObject Tagging")
+        tags = [{"Key": k, "Value": v} for k, v in parse_qsl(tagging, keep_blank_values=True)]
+        try:
+            boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
+        except botocore.exceptions.ClientError:
+            raise
+
+    def get_object_tagging(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
+        """The tags of a logical object (kept on its stored representation)."""
+        self._refuse("GetObjectTagging", other, set())
+        boto = self._require_boto("GetObjectTagging")
+        with self._s3("GetObjectTagging"):
+            head = self._store.head(Bucket, Key)
+        response: dict[str, Any] = boto.get_object_tagging(Bucket=Bucket, Key=head.physical_key)
+        return response
+
+    def _conditions(
+        self,
+        operation: str,
+        head: ObjectSummary,
+        if_match: str | None,
+        if_none_match: str | None,
+        if_modified_since: datetime | None,
+        if_unmodified_since: datetime | None,
+    ) -> None:
+        etag = _quoted(head.etag)
+        when = head.last_modified
+        if if_match is not None and if_match != "*" and _quoted(if_match) != etag:
+            raise PreconditionFailed(
+                f"{head.key}: ETag does not match", code="PreconditionFailed", status=412
+            )
+        if (
+            if_unmodified_since is not None
+            and when is not None
+            and when > _aware(if_unmodified_since)
+        ):
+            raise PreconditionFailed(f"{head.key}: modified", code="PreconditionFailed", status=412)
+        not_modified = False
+        if if_none_match is not None:
+            not_modified = if_none_match == "*" or _quoted(if_none_match) == etag
+        elif if_modified_since is not None and when is not None:
+            not_modified = when <= _aware(if_modified_since)
+        if not_modified:
+            raise self._error(operation, "304", "Not Modified", 304)
+
+    def head_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        IfMatch: str | None = None,
+        IfNoneMatch: str | None = None,
+        IfModifiedSince: datetime | None = None,
+        IfUnmodifiedSince: datetime | None = None,
+        Range: str | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        self._refuse("HeadObject", other, set())
+        with self._s3("HeadObject"):
+            head = self._store.head(Bucket, Key)
+            self._conditions(
+                "HeadObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
+            )
+            size = head.size or 0
+            response = self._object_fields(head)
+            if Range is not None:
+                start, end = _parse_range(Range, size, head.key)
+                response.update(
+                    ContentLength=end - start, ContentRange=f"bytes {start}-{end - 1}/{size}"
+                )
+                response["ResponseMetadata"] = _metadata(206)
+        return response
+
+    def _object_fields(self, head: ObjectSummary) -> dict[str, Any]:
+        return {
+            "AcceptRanges": "bytes",
+            "LastModified": head.last_modified,
+            "ContentLength": head.size or 0,
+            "ETag": _quoted(head.etag),
+            "ContentType": head.content_type or "binary/octet-stream",
+            "Metadata": dict(head.metadata or {}),
+            "DeltaGliderInfo": _summary_info(head),
+            "ResponseMetadata": _metadata(),
+        }
+
+    def get_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        Range: str | None = None,
+        IfMatch: str | None = None,
+        IfNoneMatch: str | None = None,
+        IfModifiedSince: datetime | None = None,
+        IfUnmodifiedSince: datetime | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        """The object; ``Body`` streams its bytes (see :class:`StreamingBody`)."""
+        self._refuse("GetObject", other, set())
+        with self._s3("GetObject"):
+            head = self._store.head(Bucket, Key)
+            self._conditions(
+                "GetObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
+            )
+            size = head.size or 0
+            start, end = (0, size) if Range is None else _parse_range(Range, size, head.key)
+            summary, reader = self._store.open(Bucket, Key, start=start, end=end)
+        if summary.etag != head.etag:  # replaced between the two requests: the newer one
+            head = summary
+            size = head.size or 0
+        response = self._object_fields(head)
+        response["ContentLength"] = end - start
+        response["Body"] = StreamingBody(reader, end - start)
+        if Range is not None:
+            response["ContentRange"] = f"bytes {start}-{end - 1}/{size}"
+            response["ResponseMetadata"] = _metadata(206)
+        return response
+
+    def delete_object(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
+        self._refuse("DeleteObject", other, set())
+        with self._s3("DeleteObject"):
+            self.storage.head_bucket(Bucket)
+            self._store.delete(Bucket, Key)
+        return {"ResponseMetadata": _metadata(204)}
+
+    def delete_objects(
+        self, *, Bucket: str, Delete: Mapping[str, Any], **other: Any
+    ) -> dict[str, Any]:
+        self._refuse("DeleteObjects", other, set())
+        objects = Delete.get("Objects") or []
+        quiet = bool(Delete.get("Quiet", False))
+        keys = []
+        for entry in objects:
+            if "VersionId" in entry:
+                raise NotSupportedError("DeleteObjects", "VersionId")
+            keys.append(entry["Key"])
+        with self._s3("DeleteObjects"):
+            self.storage.head_bucket(Bucket)
+            failures = self._store.delete_many(Bucket, keys)
+        response: dict[str, Any] = {"ResponseMetadata": _metadata()}
+        deleted = [{"Key": k} for k in dict.fromkeys(keys) if k not in failures]
+        if deleted and not quiet:
+            response["Deleted"] = deleted
+        if failures:
+            errors = []
+            for key, exc in failures.items():
+                code, message = "InternalError", str(exc)
+                if isinstance(exc, DeltaGliderError):
+                    try:
+                        code, message, _ = _code_of(exc, "DeleteObjects")
+                    except DeltaGliderError:
+                        pass
+                errors.append({"Key": key, "Code": code, "Message": message})
+            response["Errors"] = errors
+        return response
+
+    def copy_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        CopySource: str | Mapping[str, str],
+        Metadata: Mapping[str, str] | None = None,
+        MetadataDirective: str | None = None,
+        ContentType: str | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        """Copies a logical object (rebuilt and stored again where the references differ)."""
+        self._refuse("CopyObject", other, set())
+        src_bucket, src_key = _copy_source(CopySource)
+        directive = (MetadataDirective or "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise self._error("CopyObject", "InvalidArgument", "Unknown metadata directive.", 400)
+        if directive == "COPY" and (Metadata is not None or ContentType is not None):
+            raise NotSupportedError(
+                "CopyObject", "Metadata" if Metadata is not None else "ContentType",
+                "give MetadataDirective='REPLACE' to change them, as S3 requires",
+            )  # fmt: skip
+        with self._s3("CopyObject"):
+            result = self._store.copy(
+                src_bucket,
+                src_key,
+                Bucket,
+                Key,
+                metadata=dict(Metadata or {}) if directive == "REPLACE" else None,
+                content_type=ContentType if directive == "REPLACE" else None,
+            )
+            head = self._store.head(Bucket, Key)
+        return {
+            "CopyObjectResult": {"ETag": _quoted(result.etag), "LastModified": head.last_modified},
+            "DeltaGliderInfo": _put_info(result),
+            "ResponseMetadata": _metadata(),
+        }
+
+    # --- listing -----------------------------------------------------------------------------
+
+    def _page(
+        self,
+        operation: str,
+        bucket: str,
+        prefix: str,
+        delimiter: str,
+        max_keys: int,
+        token: str | None,
+    ) -> ListResult:
+        with self._s3(operation):
+            if max_keys <= 0:
+                self.storage.head_bucket(bucket)
+                return ListResult()
+            return self._store.list_objects(
+                bucket,
+                prefix=prefix,
+                delimiter=delimiter,
+                token=token,
+                max_keys=max_keys,
+                logical_sizes=True,
+            )
+
+    @staticmethod
+    def _contents(page: ListResult) -> list[dict[str, Any]]:
+        return [
+            {
+                "Key": o.key,
+                "LastModified": o.last_modified,
+                "ETag": _quoted(o.etag),
+                "Size": o.size if o.size is not None else o.stored_size,
+                "StorageClass": "STANDARD",
+            }
+            for o in page.objects
+        ]
+
+    def list_objects_v2(
+        self,
+        *,
+        Bucket: str,
+        Prefix: str = "",
+        Delimiter: str = "",
+        MaxKeys: int = 1000,
+        ContinuationToken: str | None = None,
+        StartAfter: str | None = None,
+        EncodingType: str | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        """One page of the logical listing (logical sizes; references and deltaglider's own
+        objects hidden)."""
+        self._refuse("ListObjectsV2", {**other, "EncodingType": EncodingType}, set())
+        if other.get("FetchOwner"):
+            raise NotSupportedError("ListObjectsV2", "FetchOwner")
+        token = ContinuationToken
+        if token is None and StartAfter:
+            token = _after_token(StartAfter)
+        page = self._page("ListObjectsV2", Bucket, Prefix, Delimiter, min(MaxKeys, 1000), token)
+        response: dict[str, Any] = {
+            "IsTruncated": page.next_token is not None,
+            "Name": Bucket,
+            "Prefix": Prefix,
+            "MaxKeys": MaxKeys,
+            "KeyCount": len(page.objects) + len(page.prefixes),
+            "ResponseMetadata": _metadata(),
+        }
+        contents = self._contents(page)
+        if contents:
+            response["Contents"] = contents
+        if Delimiter:
+            response["Delimiter"] = Delimiter
+        if page.prefixes:
+            response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
+        if ContinuationToken is not None:
+            response["ContinuationToken"] = ContinuationToken
+        if StartAfter:
+            response["StartAfter"] = StartAfter
+        if page.next_token is not None:
+            response["NextContinuationToken"] = page.next_token
+        return response
+
+    def list_objects(
+        self,
+        *,
+        Bucket: str,
+        Prefix: str = "",
+        Delimiter: str = "",
+        MaxKeys: int = 1000,
+        Marker: str = "",
+        EncodingType: str | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        """ListObjects (v1): ``Marker`` is the last key seen, as S3 takes it."""
+        self._refuse("ListObjects", {**other, "EncodingType": EncodingType}, set())
+        token = _after_token(Marker) if Marker else None
+        page = self._page("ListObjects", Bucket, Prefix, Delimiter, min(MaxKeys, 1000), token)
+        response: dict[str, Any] = {
+            "IsTruncated": page.next_token is not None,
+            "Marker": Marker,
+            "Name": Bucket,
+            "Prefix": Prefix,
+            "MaxKeys": MaxKeys,
+            "ResponseMetadata": _metadata(),
+        }
+        contents = self._contents(page)
+        if contents:
+            response["Contents"] = contents
+        if Delimiter:
+            response["Delimiter"] = Delimiter
+        if page.prefixes:
+            response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
+        if page.next_token is not None and Delimiter:
+            # S3 gives NextMarker only with a delimiter; the last key is the marker otherwise.
+            last = max([o.key for o in page.objects] + page.prefixes)
+            response["NextMarker"] = last
+        return response
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        """``list_objects_v2`` and ``list_objects`` paginators, as boto3's."""
+        if operation_name == "list_objects_v2":
+            return Paginator(self.list_objects_v2, "ContinuationToken", "NextContinuationToken")
+        if operation_name == "list_objects":
+            return Paginator(self.list_objects, "Marker", "NextMarker")
+        raise NotSupportedError(f"get_paginator({operation_name!r})")
+
+    def can_paginate(self, operation_name: str) -> bool:
+        return operation_name in ("list_objects_v2", "list_objects")
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other operation boto3's S3 client has: refused by name, never passed through
+        # to the store, where it would bypass deltaglider's layout.
+        if not name.startswith("_") and name in _s3_operations():
+            raise NotSupportedError(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class Paginator:
+    """boto3's paginator for a listing: ``paginate(**params)`` with ``PaginationConfig``
+    (``MaxItems``, ``PageSize``, ``StartingToken``)."""
+
+    def __init__(
+        self, call: Callable[..., dict[str, Any]], input_token: str, output_token: str
+    ) -> None:
+        self._call = call
+        self._input = input_token
+        self._output = output_token
+
+    def paginate(self, **params: Any) -> PageIterator:
+        config = dict(params.pop("PaginationConfig", None) or {})
+        return PageIterator(self._call, self._input, self._output, params, config)
+
+
+class PageIterator:
+    def __init__(
+        self,
+        call: Callable[..., dict[str, Any]],
+        input_token: str,
+        output_token: str,
+        params: dict[str, Any],
+        config: dict[str, Any],
+    ) -> None:
+        self._call = call
+        self._input = input_token
+        self._output = output_token
+        self._params = params
+        self._max_items: int | None = config.get("MaxItems")
+        self._page_size: int | None = config.get("PageSize")
+        self._starting: str | None = config.get("StartingToken")
+        self.resume_token: str | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        params = dict(self._params)
+        if self._page_size:
+            params["MaxKeys"] = self._page_size
+        token = self._starting
+        seen = 0
+        while True:
+            if token is not None:
+                params[self._input] = token
+            page = self._call(**params)
+            items = len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+            if self._max_items is not None and seen + items >= self._max_items:
+                keep = self._max_items - seen
+                page = _truncate(page, keep)
+                if page.get("IsTruncated") or keep < items:
+                    self.resume_token = _resume(page, self._output, self._input)
+                yield page
+                return
+            seen += items
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = page.get(self._output)
+            if token is None and page.get("Contents"):
+                token = page["Contents"][-1]["Key"]  # v1 without a delimiter: the last key
+            if token is None:
+                return
+
+    def build_full_result(self) -> dict[str, Any]:
+        full: dict[str, Any] = {}
+        for page in self:
+            for name in ("Contents", "CommonPrefixes"):
+                if name in page:
+                    full.setdefault(name, []).extend(page[name])
+        if self.resume_token:
+            full["NextToken"] = self.resume_token
+        return full
+
+    def search(self, expression: str) -> Iterator[Any]:
+        import jmespath  # type: ignore[import-untyped]
+
+        compiled = jmespath.compile(expression)
+        for page in self:
+            result = compiled.search(page)
+            if isinstance(result, list):
+                yield from result
+            else:
+                yield result
+
+
+def _truncate(page: dict[str, Any], keep: int) -> dict[str, Any]:
+    page = dict(page)
+    contents = page.get("Contents", [])
+    prefixes = page.get("CommonPrefixes", [])
+    merged = sorted(
+        [("c", c["Key"], c) for c in contents] + [("p", p["Prefix"], p) for p in prefixes],
+        key=lambda t: t[1],
+    )[:keep]
+    if contents:
+        page["Contents"] = [x for kind, _, x in merged if kind == "c"]
+    if prefixes:
+        page["CommonPrefixes"] = [x for kind, _, x in merged if kind == "p"]
+    page["_LastItem"] = merged[-1][1] if merged else None
+    return page
+
+
+def _resume(page: dict[str, Any], output_token: str, input_token: str) -> str | None:
+    last = page.pop("_LastItem", None)
+    if last is None:
+        return None
+    return _after_token(last) if input_token == "ContinuationToken" else last
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _parse_range(text: str, size: int, key: str) -> tuple[int, int]:
+    """``bytes=a-b``, ``bytes=a-``, ``bytes=-n`` as S3 takes them: (start, end exclusive)."""
+    match = _RANGE.match(text.strip())
+    if not match or match.groups() == ("", ""):
+        # S3 ignores a Range it cannot parse and returns the whole object.
+        return 0, size
+    first, last = match.groups()
+    if first == "":
+        n = int(last)
+        if n == 0:
+            raise InvalidRange(f"{key}: {text}", code="InvalidRange", status=416)
+        return max(0, size - n), size
+    start = int(first)
+    end = size if last == "" else min(int(last) + 1, size)
+    if start >= size or (last != "" and int(last) < start):
+        raise InvalidRange(f"{key}: {text}", code="InvalidRange", status=416)
+    return start, end
+
+
+def _copy_source(source: str | Mapping[str, str]) -> tuple[str, str]:
+    from urllib.parse import unquote
+
+    if isinstance(source, Mapping):
+        if "VersionId" in source:
+            raise NotSupportedError("CopyObject", "CopySource.VersionId")
+        return source["Bucket"], source["Key"]
+    text = unquote(source.lstrip("/"))
+    if "?versionId=" in text:
+        raise NotSupportedError("CopyObject", "CopySource versionId")
+    bucket, _, key = text.partition("/")
+    return bucket, key
+
+
+def _after_token(key: str) -> str:
+    """A continuation token that starts after the logical ``key``."""
+    from .engine import _encode_token
+
+    return _encode_token(key, {fmt.delta_key(key), fmt.direct_key(key)} - {key})
+
+
+def _s3_operations() -> frozenset[str]:
+    """boto3's S3 method names (``put_object``...)."""
+    global _OPERATIONS
+    if _OPERATIONS is None:
+        import botocore.session
+        from botocore import xform_name
+
+        model = botocore.session.get_session().get_service_model("s3")
+        _OPERATIONS = frozenset(xform_name(n) for n in model.operation_names)
+    return _OPERATIONS
+
+
+_OPERATIONS: frozenset[str] | None = None
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _standalone_exceptions() -> Any:
+    """botocore's S3 exception classes without a client to a real endpoint (the local store)."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+    )
+    return client.exceptions
+
+
+def create_client(
+    endpoint_url: str | None = None,
+    *,
+    profile_name: str | None = None,
+    region_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    max_ratio: float | None = None,
+    config: Any = None,
+    boto3_client: Any = None,
+    verify: bool | str | None = None,
+    deltaglider_config: Config | None = None,
+    cache: Any = None,
+) -> DeltaGliderClient:
+    """A boto3-compatible client over deltaglider storage.
+
+    :param endpoint_url: the S3 service (None: AWS, or ``DG_ENDPOINT_URL``/``AWS_ENDPOINT_URL``
+        from the environment); ``file:///path`` uses a local folder.
+    :param profile_name, region_name, aws_access_key_id, aws_secret_access_key,
+        aws_session_token, verify: as for ``boto3.client("s3", ...)``.
+    :param config: a ``botocore.config.Config`` for the client (retries, timeouts...).
+    :param boto3_client: wrap this existing boto3 S3 client instead of making one.
+    :param max_ratio: the largest delta, as a fraction of the file, worth storing (default
+        ``DG_MAX_RATIO`` or 0.5).
+    :param deltaglider_config: all engine settings at once (:class:`~deltaglider.config.Config`).
+    :param cache: the reference cache (default: as the configuration says).
+    """
+    import dataclasses
+    import os
+
+    settings = deltaglider_config or Config.from_env()
+    if max_ratio is not None:
+        if not 0 < max_ratio <= 1:
+            raise ValueError("max_ratio must be in (0, 1]")
+        settings = dataclasses.replace(settings, max_ratio=max_ratio)
+    if boto3_client is None and endpoint_url is None:
+        endpoint_url = (
+            os.environ.get("DG_ENDPOINT_URL")
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or None
+        )
+    if boto3_client is None and endpoint_url and endpoint_url.startswith("file:"):
+        from .storage import open_storage
+
+        return DeltaGliderClient(DeltaStore(open_storage(endpoint_url), cache, settings))
+    from .storage.s3 import S3Storage
+
+    if boto3_client is None:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        session = boto3.Session(
+            profile_name=profile_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+        )
+        ours = BotoConfig(
+            region_name=region_name or session.region_name or "us-east-1",
+            retries={"max_attempts": settings.max_attempts, "mode": "adaptive"},
+            max_pool_connections=max(32, settings.max_workers * 4),
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        boto3_client = session.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=ours.merge(config) if config is not None else ours,
+            verify=verify,
+        )
+    storage = S3Storage(
+        client=boto3_client,
+        multipart_threshold=settings.multipart_threshold,
+        multipart_chunksize=settings.multipart_chunksize,
+    )
+    return DeltaGliderClient(DeltaStore(storage, cache, settings), boto3_client)
