@@ -184,9 +184,15 @@ class _Source:
 
     def close(self) -> None:
         self._sha.exception()  # the hash must be done with the buffer before it goes
-        self._view.release()
-        if self._map is not None:
-            self._map.close()
+        try:
+            self._view.release()
+            if self._map is not None:
+                self._map.close()
+        except BufferError:
+            # A failed request can still hold a view of the bytes (its traceback keeps the
+            # frames alive): the mapping goes with the last of them. The store's error, not
+            # this one, is what the caller must see.
+            pass
         if self._fh is not None:
             self._fh.close()
 

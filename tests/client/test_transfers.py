@@ -377,14 +377,7 @@ def moto_pair(moto_server: Server) -> Iterator[tuple[Any, DeltaGliderClient]]:
 @pytest.mark.parametrize(
     "method",
     [
-        pytest.param(
-            "upload_file",
-            marks=pytest.mark.xfail(
-                raises=AssertionError,
-                reason="engine bug: when the store refuses the PUT of a file given by path, "
-                "_Source.close() raises BufferError (mmap still exported) over the store's error",
-            ),
-        ),
+        "upload_file",
         "upload_fileobj",
     ],
 )
