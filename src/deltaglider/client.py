@@ -72,10 +72,20 @@ DIFFERENCES: dict[str, str] = {
     "get_object Body": "a deltaglider StreamingBody: read/iter_chunks/iter_lines/close/context "
     "manager as botocore's; it raises IntegrityError at the end if the bytes are not the ones "
     "stored",
+    "TagCount": "get_object/head_object do not return TagCount (it would cost a request per "
+    "call); get_object_tagging returns the tags",
+    "ContentType": "an object put_object stores (or copy_object with MetadataDirective "
+    "REPLACE) without a ContentType is binary/octet-stream, S3's default, also on servers that "
+    "guess a type from the bytes or the name instead (SeaweedFS)",
+    "Error details": "an error's Error entry has Code, Message and, where S3 names them, Key "
+    "and BucketName; not a server's other elements (Resource, Condition, RangeRequested...)",
 }
 
 
 _metadata = metadata_response
+
+#: S3's content type for an object stored without one.
+_DEFAULT_TYPE = "binary/octet-stream"
 
 
 def _quoted(etag: str) -> str:
@@ -192,6 +202,9 @@ class StreamingBody(io.RawIOBase):
 
 # --- errors ----------------------------------------------------------------------------------
 
+#: Operations whose errors come without a body (HEAD requests): a code and a status only.
+_BODILESS = frozenset({"HeadObject", "HeadBucket"})
+
 _STATUS = {
     "NoSuchKey": 404,
     "NoSuchBucket": 404,
@@ -207,8 +220,18 @@ _STATUS = {
 
 
 def _code_of(exc: DeltaGliderError, operation: str) -> tuple[str, str, int]:
-    """S3's error code, message and HTTP status for one of our errors."""
-    head = operation in ("HeadObject", "HeadBucket")
+    """S3's error code, message and HTTP status for one of our errors. A HEAD's error has no
+    body: botocore names it by its status (``"404"``, ``"416"``) and the HTTP reason phrase."""
+    code, message, status = _s3_code_of(exc, operation)
+    if operation in _BODILESS:
+        import http.client
+
+        return str(status), http.client.responses.get(status, ""), status
+    return code, message, status
+
+
+def _s3_code_of(exc: DeltaGliderError, operation: str) -> tuple[str, str, int]:
+    head = operation in _BODILESS
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, BucketNotFound):
         code = "404" if head else "NoSuchBucket"
@@ -290,18 +313,34 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _error(self, operation: str, code: str, message: str, status: int) -> Exception:
-        response = {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": _metadata(status),
-        }
+    def _error(
+        self,
+        operation: str,
+        code: str,
+        message: str,
+        status: int,
+        *,
+        bucket: str | None = None,
+        key: str | None = None,
+    ) -> Exception:
+        error_fields: dict[str, str] = {"Code": code, "Message": message}
+        if operation not in _BODILESS and status != 304:
+            # S3 names the key and the bucket in an error's body (a HEAD's has no body).
+            if key is not None:
+                error_fields["Key"] = key
+            if bucket is not None:
+                error_fields["BucketName"] = bucket
+        response = {"Error": error_fields, "ResponseMetadata": _metadata(status)}
         cls = self.exceptions.from_code(code)
         error: Exception = cls(response, operation)
         return error
 
     @contextmanager
-    def _s3(self, operation: str) -> Iterator[None]:
-        """Turns our errors into botocore ClientErrors with S3's codes."""
+    def _s3(
+        self, operation: str, *, bucket: str | None = None, key: str | None = None
+    ) -> Iterator[None]:
+        """Turns our errors into botocore ClientErrors with S3's codes (naming ``bucket`` and
+        ``key`` as S3 does)."""
         try:
             yield
         except botocore.exceptions.ClientError:
@@ -310,7 +349,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             if isinstance(exc, NotSupportedError):
                 raise
             code, message, status = _code_of(exc, operation)
-            raise self._error(operation, code, message, status) from exc
+            raise self._error(operation, code, message, status, bucket=bucket, key=key) from exc
 
     @staticmethod
     def _refuse(operation: str, given: Mapping[str, Any], allowed: set[str]) -> None:
@@ -341,9 +380,13 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         data: Any = b"" if Body is None else Body
         if isinstance(data, str):
             data = data.encode("utf-8")
-        with self._s3("PutObject"):
+        with self._s3("PutObject", bucket=Bucket, key=Key):
             result = self._store.put(
-                Bucket, Key, data, metadata=dict(Metadata or {}), content_type=ContentType
+                Bucket,
+                Key,
+                data,
+                metadata=dict(Metadata or {}),
+                content_type=ContentType or _DEFAULT_TYPE,
             )
             if Tagging:
                 self._tag(Bucket, result.physical_key, Tagging)
@@ -354,20 +397,15 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         }
 
     def _tag(self, bucket: str, physical_key: str, tagging: str) -> None:
-        from urllib.parse import parse_qsl
-
         boto = self._require_boto("PutObject Tagging")
-        tags = [{"Key": k, "Value": v} for k, v in parse_qsl(tagging, keep_blank_values=True)]
-        try:
-            boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
-        except botocore.exceptions.ClientError:
-            raise
+        tags = _tag_set(tagging)
+        boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
 
     def get_object_tagging(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
         """The tags of a logical object (kept on its stored representation)."""
         self._refuse("GetObjectTagging", other, set())
         boto = self._require_boto("GetObjectTagging")
-        with self._s3("GetObjectTagging"):
+        with self._s3("GetObjectTagging", bucket=Bucket, key=Key):
             head = self._store.head(Bucket, Key)
         response: dict[str, Any] = boto.get_object_tagging(Bucket=Bucket, Key=head.physical_key)
         return response
@@ -414,7 +452,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         **other: Any,
     ) -> dict[str, Any]:
         self._refuse("HeadObject", other, set())
-        with self._s3("HeadObject"):
+        with self._s3("HeadObject", bucket=Bucket, key=Key):
             head = self._store.head(Bucket, Key)
             self._conditions(
                 "HeadObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
@@ -435,7 +473,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             "LastModified": head.last_modified,
             "ContentLength": head.size or 0,
             "ETag": _quoted(head.etag),
-            "ContentType": head.content_type or "binary/octet-stream",
+            "ContentType": head.content_type or _DEFAULT_TYPE,
             "Metadata": dict(head.metadata or {}),
             "DeltaGliderInfo": _summary_info(head),
             "ResponseMetadata": _metadata(),
@@ -455,7 +493,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
     ) -> dict[str, Any]:
         """The object; ``Body`` streams its bytes (see :class:`StreamingBody`)."""
         self._refuse("GetObject", other, set())
-        with self._s3("GetObject"):
+        with self._s3("GetObject", bucket=Bucket, key=Key):
             head = self._store.head(Bucket, Key)
             self._conditions(
                 "GetObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
@@ -476,7 +514,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
 
     def delete_object(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
         self._refuse("DeleteObject", other, set())
-        with self._s3("DeleteObject"):
+        with self._s3("DeleteObject", bucket=Bucket, key=Key):
             self.storage.head_bucket(Bucket)
             self._store.delete(Bucket, Key)
         return {"ResponseMetadata": _metadata(204)}
@@ -492,7 +530,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             if "VersionId" in entry:
                 raise NotSupportedError("DeleteObjects", "VersionId")
             keys.append(entry["Key"])
-        with self._s3("DeleteObjects"):
+        with self._s3("DeleteObjects", bucket=Bucket):
             self.storage.head_bucket(Bucket)
             failures = self._store.delete_many(Bucket, keys)
         response: dict[str, Any] = {"ResponseMetadata": _metadata()}
@@ -521,34 +559,69 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         Metadata: Mapping[str, str] | None = None,
         MetadataDirective: str | None = None,
         ContentType: str | None = None,
+        TaggingDirective: str | None = None,
+        Tagging: str | None = None,
         **other: Any,
     ) -> dict[str, Any]:
-        """Copies a logical object (rebuilt and stored again where the references differ)."""
+        """Copies a logical object (rebuilt and stored again where the references differ).
+        Its tags go with it (``TaggingDirective`` ``COPY``, the default) or are ``Tagging``
+        (``REPLACE``), as in S3."""
         self._refuse("CopyObject", other, set())
         src_bucket, src_key = _copy_source(CopySource)
         directive = (MetadataDirective or "COPY").upper()
+        tagging = (TaggingDirective or "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
             raise self._error("CopyObject", "InvalidArgument", "Unknown metadata directive.", 400)
+        if tagging not in ("COPY", "REPLACE"):
+            raise self._error("CopyObject", "InvalidArgument", "Unknown tagging directive.", 400)
         if directive == "COPY" and (Metadata is not None or ContentType is not None):
             raise NotSupportedError(
                 "CopyObject", "Metadata" if Metadata is not None else "ContentType",
                 "give MetadataDirective='REPLACE' to change them, as S3 requires",
             )  # fmt: skip
-        with self._s3("CopyObject"):
+        if tagging == "COPY" and Tagging is not None:
+            raise NotSupportedError(
+                "CopyObject", "Tagging", "give TaggingDirective='REPLACE' to set tags, as S3 does"
+            )
+        with self._s3("CopyObject", bucket=Bucket, key=Key):
+            tags = None
+            if self._boto is not None or Tagging:
+                boto = self._require_boto("CopyObject Tagging")
+                if tagging == "COPY":
+                    source = self._store.head(src_bucket, src_key)
+                    tags = boto.get_object_tagging(Bucket=src_bucket, Key=source.physical_key)[
+                        "TagSet"
+                    ]
+                else:
+                    tags = _tag_set(Tagging or "")
             result = self._store.copy(
                 src_bucket,
                 src_key,
                 Bucket,
                 Key,
                 metadata=dict(Metadata or {}) if directive == "REPLACE" else None,
-                content_type=ContentType if directive == "REPLACE" else None,
+                # REPLACE replaces the content type too: S3's default when none is given.
+                content_type=(ContentType or _DEFAULT_TYPE) if directive == "REPLACE" else None,
             )
+            if tags is not None:
+                self._set_tags(Bucket, result.physical_key, tags)
             head = self._store.head(Bucket, Key)
         return {
             "CopyObjectResult": {"ETag": _quoted(result.etag), "LastModified": head.last_modified},
             "DeltaGliderInfo": _put_info(result),
             "ResponseMetadata": _metadata(),
         }
+
+    def _set_tags(self, bucket: str, physical_key: str, tags: list[dict[str, str]]) -> None:
+        """Makes the stored object's tags ``tags`` (a server-side copy may have brought some)."""
+        boto = self._require_boto("Tagging")
+        now = boto.get_object_tagging(Bucket=bucket, Key=physical_key)["TagSet"]
+        if now == tags:
+            return
+        if tags:
+            boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
+        else:
+            boto.delete_object_tagging(Bucket=bucket, Key=physical_key)
 
     # --- listing -----------------------------------------------------------------------------
 
@@ -561,7 +634,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         max_keys: int,
         token: str | None,
     ) -> ListResult:
-        with self._s3(operation):
+        with self._s3(operation, bucket=bucket):
             if max_keys <= 0:
                 self.storage.head_bucket(bucket)
                 return ListResult()
@@ -607,13 +680,14 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         token = ContinuationToken
         if token is None and StartAfter:
             token = _after_token(StartAfter)
-        page = self._page("ListObjectsV2", Bucket, Prefix, Delimiter, min(MaxKeys, 1000), token)
+        page = self._page("ListObjectsV2", Bucket, Prefix, Delimiter, MaxKeys, token)
         response: dict[str, Any] = {
             "IsTruncated": page.next_token is not None,
             "Name": Bucket,
             "Prefix": Prefix,
             "MaxKeys": MaxKeys,
             "KeyCount": len(page.objects) + len(page.prefixes),
+            "EncodingType": "url",  # boto3 asks for it and decodes the keys: so does its answer
             "ResponseMetadata": _metadata(),
         }
         contents = self._contents(page)
@@ -645,13 +719,14 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         """ListObjects (v1): ``Marker`` is the last key seen, as S3 takes it."""
         self._refuse("ListObjects", {**other, "EncodingType": EncodingType}, set())
         token = _after_token(Marker) if Marker else None
-        page = self._page("ListObjects", Bucket, Prefix, Delimiter, min(MaxKeys, 1000), token)
+        page = self._page("ListObjects", Bucket, Prefix, Delimiter, MaxKeys, token)
         response: dict[str, Any] = {
             "IsTruncated": page.next_token is not None,
             "Marker": Marker,
             "Name": Bucket,
             "Prefix": Prefix,
             "MaxKeys": MaxKeys,
+            "EncodingType": "url",
             "ResponseMetadata": _metadata(),
         }
         contents = self._contents(page)
@@ -661,18 +736,20 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             response["Delimiter"] = Delimiter
         if page.prefixes:
             response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
-        if page.next_token is not None and Delimiter:
-            # S3 gives NextMarker only with a delimiter; the last key is the marker otherwise.
-            last = max([o.key for o in page.objects] + page.prefixes)
-            response["NextMarker"] = last
+        if page.next_token is not None:
+            # The last key or prefix of the page (AWS gives it only with a delimiter; S3 servers
+            # such as SeaweedFS always do; a program may use it or the last key either way).
+            response["NextMarker"] = max([o.key for o in page.objects] + page.prefixes)
         return response
 
     def get_paginator(self, operation_name: str) -> Paginator:
         """``list_objects_v2`` and ``list_objects`` paginators, as boto3's."""
         if operation_name == "list_objects_v2":
-            return Paginator(self.list_objects_v2, "ContinuationToken", "NextContinuationToken")
+            return Paginator(self.list_objects_v2, "ListObjectsV2")
         if operation_name == "list_objects":
-            return Paginator(self.list_objects, "Marker", "NextMarker")
+            return Paginator(self.list_objects, "ListObjects")
+        if not _pageable(operation_name):
+            raise botocore.exceptions.OperationNotPageableError(operation_name=operation_name)
         raise NotSupportedError(f"get_paginator({operation_name!r})")
 
     def can_paginate(self, operation_name: str) -> bool:
@@ -687,110 +764,22 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
 
 
 class Paginator:
-    """boto3's paginator for a listing: ``paginate(**params)`` with ``PaginationConfig``
-    (``MaxItems``, ``PageSize``, ``StartingToken``)."""
+    """boto3's paginator for a listing, run by botocore's own page iterator over this client's
+    method: ``paginate(**params)`` with ``PaginationConfig`` (``MaxItems``, ``PageSize``,
+    ``StartingToken``), ``build_full_result()``, ``search()``, ``resume_token``, all as boto3's
+    (MaxItems counts ``Contents``; resume tokens are botocore's)."""
 
-    def __init__(
-        self, call: Callable[..., dict[str, Any]], input_token: str, output_token: str
-    ) -> None:
-        self._call = call
-        self._input = input_token
-        self._output = output_token
+    def __init__(self, method: Callable[..., dict[str, Any]], operation: str) -> None:
+        import botocore.paginate
 
-    def paginate(self, **params: Any) -> PageIterator:
-        config = dict(params.pop("PaginationConfig", None) or {})
-        return PageIterator(self._call, self._input, self._output, params, config)
+        service, paginators = _s3_models()
+        self._paginator = botocore.paginate.Paginator(
+            method, paginators.get_paginator(operation), service.operation_model(operation)
+        )
 
-
-class PageIterator:
-    def __init__(
-        self,
-        call: Callable[..., dict[str, Any]],
-        input_token: str,
-        output_token: str,
-        params: dict[str, Any],
-        config: dict[str, Any],
-    ) -> None:
-        self._call = call
-        self._input = input_token
-        self._output = output_token
-        self._params = params
-        self._max_items: int | None = config.get("MaxItems")
-        self._page_size: int | None = config.get("PageSize")
-        self._starting: str | None = config.get("StartingToken")
-        self.resume_token: str | None = None
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        params = dict(self._params)
-        if self._page_size:
-            params["MaxKeys"] = self._page_size
-        token = self._starting
-        seen = 0
-        while True:
-            if token is not None:
-                params[self._input] = token
-            page = self._call(**params)
-            items = len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
-            if self._max_items is not None and seen + items >= self._max_items:
-                keep = self._max_items - seen
-                page = _truncate(page, keep)
-                if page.get("IsTruncated") or keep < items:
-                    self.resume_token = _resume(page, self._output, self._input)
-                yield page
-                return
-            seen += items
-            yield page
-            if not page.get("IsTruncated"):
-                return
-            token = page.get(self._output)
-            if token is None and page.get("Contents"):
-                token = page["Contents"][-1]["Key"]  # v1 without a delimiter: the last key
-            if token is None:
-                return
-
-    def build_full_result(self) -> dict[str, Any]:
-        full: dict[str, Any] = {}
-        for page in self:
-            for name in ("Contents", "CommonPrefixes"):
-                if name in page:
-                    full.setdefault(name, []).extend(page[name])
-        if self.resume_token:
-            full["NextToken"] = self.resume_token
-        return full
-
-    def search(self, expression: str) -> Iterator[Any]:
-        import jmespath  # type: ignore[import-untyped]
-
-        compiled = jmespath.compile(expression)
-        for page in self:
-            result = compiled.search(page)
-            if isinstance(result, list):
-                yield from result
-            else:
-                yield result
-
-
-def _truncate(page: dict[str, Any], keep: int) -> dict[str, Any]:
-    page = dict(page)
-    contents = page.get("Contents", [])
-    prefixes = page.get("CommonPrefixes", [])
-    merged = sorted(
-        [("c", c["Key"], c) for c in contents] + [("p", p["Prefix"], p) for p in prefixes],
-        key=lambda t: t[1],
-    )[:keep]
-    if contents:
-        page["Contents"] = [x for kind, _, x in merged if kind == "c"]
-    if prefixes:
-        page["CommonPrefixes"] = [x for kind, _, x in merged if kind == "p"]
-    page["_LastItem"] = merged[-1][1] if merged else None
-    return page
-
-
-def _resume(page: dict[str, Any], output_token: str, input_token: str) -> str | None:
-    last = page.pop("_LastItem", None)
-    if last is None:
-        return None
-    return _after_token(last) if input_token == "ContinuationToken" else last
+    def paginate(self, **params: Any) -> Any:
+        """A botocore ``PageIterator``: iterate it for the pages."""
+        return self._paginator.paginate(**params)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -817,6 +806,13 @@ def _parse_range(text: str, size: int, key: str) -> tuple[int, int]:
     return start, end
 
 
+def _tag_set(tagging: str) -> list[dict[str, str]]:
+    """S3's TagSet for a ``Tagging`` string (``a=1&b=2``, URL-encoded)."""
+    from urllib.parse import parse_qsl
+
+    return [{"Key": k, "Value": v} for k, v in parse_qsl(tagging, keep_blank_values=True)]
+
+
 def _copy_source(source: str | Mapping[str, str]) -> tuple[str, str]:
     from urllib.parse import unquote
 
@@ -838,19 +834,46 @@ def _after_token(key: str) -> str:
     return _encode_token(key, {fmt.delta_key(key), fmt.direct_key(key)} - {key})
 
 
+def _s3_models() -> tuple[Any, Any]:
+    """botocore's S3 service model and paginator model (with botocore's extras)."""
+    global _MODELS
+    if _MODELS is None:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        _MODELS = (session.get_service_model("s3"), session.get_paginator_model("s3"))
+    return _MODELS
+
+
+_MODELS: tuple[Any, Any] | None = None
+
+
 def _s3_operations() -> frozenset[str]:
     """boto3's S3 method names (``put_object``...)."""
     global _OPERATIONS
     if _OPERATIONS is None:
-        import botocore.session
         from botocore import xform_name
 
-        model = botocore.session.get_session().get_service_model("s3")
-        _OPERATIONS = frozenset(xform_name(n) for n in model.operation_names)
+        _OPERATIONS = frozenset(xform_name(n) for n in _s3_models()[0].operation_names)
     return _OPERATIONS
 
 
 _OPERATIONS: frozenset[str] | None = None
+
+
+def _pageable(method_name: str) -> bool:
+    """Whether boto3's S3 client can paginate this method."""
+    from botocore import xform_name
+
+    service, paginators = _s3_models()
+    for name in service.operation_names:
+        if xform_name(name) == method_name:
+            try:
+                paginators.get_paginator(name)
+            except ValueError:
+                return False
+            return True
+    return False
 
 
 def _aware(when: datetime) -> datetime:

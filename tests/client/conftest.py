@@ -1,0 +1,179 @@
+"""Fixtures for the boto3-compatible client: on the session's SeaweedFS server, a plain
+``boto3.client("s3")`` and a ``deltaglider.create_client()``, each with buckets of its own.
+
+A :class:`Pair` runs the same call on both clients (each against its own bucket) so the tests
+can compare the two outcomes (see ``test_parity.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from servers import REGION, Server
+
+from deltaglider import create_client
+from deltaglider.client import DeltaGliderClient
+from deltaglider.config import Config
+
+# Never probe EC2 metadata (tests/conftest.py sets these too; the client tests rely on them).
+os.environ.setdefault("DG_DISABLE_EC2_DETECTION", "1")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+_names = itertools.count()
+
+
+def bucket_name(tag: str) -> str:
+    """A fresh bucket name; the two sides of a pair differ only in their last two letters."""
+    return f"dg-client-{os.getpid()}-{next(_names):04d}-{tag}"
+
+
+def plain_client(server: Server) -> Any:
+    """``boto3.client("s3")`` for the server, as a program written for boto3 would make it."""
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=REGION,
+    )
+
+
+def deltaglider_client(server: Server) -> DeltaGliderClient:
+    return create_client(
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=REGION,
+        deltaglider_config=Config.from_env(environ={}, cache_backend="memory"),
+    )
+
+
+def remove_bucket(raw: Any, bucket: str) -> None:
+    """Deletes a bucket and every object in it (deltaglider's own objects too), with a plain
+    boto3 client; a bucket that is already gone is fine."""
+    try:
+        for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                raw.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        raw.delete_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("NoSuchBucket", "404"):
+            raise
+
+
+def physical_keys(raw: Any, bucket: str, prefix: str = "") -> list[str]:
+    """What is really stored in a bucket (references and deltas included)."""
+    keys: list[str] = []
+    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return keys
+
+
+@pytest.fixture(scope="session")
+def s3_client(seaweedfs: Server) -> Any:
+    """A plain boto3 S3 client on SeaweedFS."""
+    return plain_client(seaweedfs)
+
+
+@pytest.fixture(scope="session")
+def dg_client(seaweedfs: Server) -> Iterator[DeltaGliderClient]:
+    """A deltaglider client on the same SeaweedFS."""
+    client = deltaglider_client(seaweedfs)
+    yield client
+    client.close()
+
+
+@dataclass
+class Buckets:
+    """Makes buckets with a plain client and removes them (and what is in them) at the end."""
+
+    raw: Any
+    made: list[str] = field(default_factory=list)
+
+    def new(self, tag: str) -> str:
+        name = bucket_name(tag)
+        self.raw.create_bucket(Bucket=name)
+        self.made.append(name)
+        return name
+
+    def name(self, tag: str) -> str:
+        """A name for a bucket the test itself creates (removed at the end if it exists)."""
+        name = bucket_name(tag)
+        self.made.append(name)
+        return name
+
+    def cleanup(self) -> None:
+        for name in self.made:
+            remove_bucket(self.raw, name)
+        self.made.clear()
+
+
+@pytest.fixture
+def buckets(s3_client: Any) -> Iterator[Buckets]:
+    made = Buckets(s3_client)
+    yield made
+    made.cleanup()
+
+
+@dataclass
+class Side:
+    """One client and its bucket."""
+
+    name: str
+    client: Any
+    bucket: str
+
+    def resolve(self, value: Any) -> Any:
+        """A call's argument for this side: a callable is called with the side (a fresh
+        file object, a CopySource naming this side's bucket)."""
+        return value(self) if callable(value) else value
+
+
+@dataclass
+class Pair:
+    """boto3 (the reference) and deltaglider, each on a bucket of its own."""
+
+    s3: Side
+    dg: Side
+
+    @property
+    def sides(self) -> tuple[Side, Side]:
+        return self.s3, self.dg
+
+    def call_one(self, side: Side, method: str, /, **kwargs: Any) -> Any:
+        """``side.client.<method>(Bucket=side.bucket, **kwargs)``; a ClientError is returned."""
+        args = {name: side.resolve(value) for name, value in kwargs.items()}
+        args.setdefault("Bucket", side.bucket)
+        if args["Bucket"] is None:
+            del args["Bucket"]
+        try:
+            return getattr(side.client, method)(**args)
+        except botocore.exceptions.ClientError as exc:
+            return exc
+
+    def call(self, method: str, /, **kwargs: Any) -> tuple[Any, Any]:
+        """The same call on both sides: (boto3's outcome, deltaglider's outcome)."""
+        return self.call_one(self.s3, method, **kwargs), self.call_one(self.dg, method, **kwargs)
+
+    def each(self, fn: Callable[[Side], Any]) -> tuple[Any, Any]:
+        return fn(self.s3), fn(self.dg)
+
+
+def make_pair(buckets: Buckets, s3_client: Any, dg_client: DeltaGliderClient) -> Pair:
+    return Pair(
+        Side("boto3", s3_client, buckets.new("s3")), Side("dg", dg_client, buckets.new("dg"))
+    )
+
+
+@pytest.fixture
+def pair(buckets: Buckets, s3_client: Any, dg_client: DeltaGliderClient) -> Pair:
+    """A fresh bucket for each client."""
+    return make_pair(buckets, s3_client, dg_client)

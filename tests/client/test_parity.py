@@ -1,0 +1,915 @@
+"""Parity of ``create_client()`` with ``boto3.client("s3")``.
+
+The same calls run on a plain boto3 client and on a deltaglider client, against the same
+SeaweedFS server (each on a bucket of its own), and the two outcomes are compared field by
+field by :func:`assert_parity`: every key present in both, the same types, the same values
+(sizes, lengths, metadata, content types, key lists, prefixes, counts, truncation, error codes
+and HTTP statuses...), ETags quoted hex, times datetimes. Errors must be ClientErrors of the
+same class with the same code and status.
+
+The only allowances are the documented differences, :data:`deltaglider.client.DIFFERENCES`:
+:data:`HONOURED` says, for each of them by name, what the comparison lets differ, and a test
+checks that the two stay in step. Responses of deltaglider may carry one extra key,
+``DeltaGliderInfo``. Nothing else may differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+from conftest import Buckets, Pair, Side, make_pair, physical_keys
+from data import noise, release
+
+from deltaglider.client import DIFFERENCES, DeltaGliderClient
+
+# --- the comparison --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What one documented difference lets differ (keys are response field names)."""
+
+    absent: frozenset[str] = frozenset()  #: fields deltaglider may leave out
+    absent_prefix: str | None = None  #: fields starting with this deltaglider may leave out
+    values: frozenset[str] = frozenset()  #: fields whose values may differ (types may not)
+    types: frozenset[str] = frozenset()  #: fields whose types may differ
+    only: dict[str, frozenset[str]] = field(default_factory=dict)  #: dict field: keys compared
+    dg_values: dict[str, Any] = field(default_factory=dict)  #: deltaglider's value is this
+    #: values may differ only where deltaglider's is this default (the call gave none)
+    dg_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+#: How the parity comparison honours each entry of ``DIFFERENCES`` (and nothing more).
+HONOURED: dict[str, Allowance] = {
+    "ETag": Allowance(values=frozenset({"ETag"})),  # format still checked
+    "VersionId": Allowance(absent=frozenset({"VersionId"})),
+    "Checksum*": Allowance(absent_prefix="Checksum"),
+    "ServerSideEncryption": Allowance(absent=frozenset({"ServerSideEncryption"})),
+    "StorageClass": Allowance(
+        values=frozenset({"StorageClass"}), dg_values={"StorageClass": "STANDARD"}
+    ),
+    "Owner": Allowance(absent=frozenset({"Owner"})),
+    "ResponseMetadata": Allowance(only={"ResponseMetadata": frozenset({"HTTPStatusCode"})}),
+    "get_object Body": Allowance(types=frozenset({"Body"})),
+    "TagCount": Allowance(absent=frozenset({"TagCount"})),
+    "ContentType": Allowance(dg_defaults={"ContentType": "binary/octet-stream"}),
+    "Error details": Allowance(only={"Error": frozenset({"Code", "Message", "Key", "BucketName"})}),
+}
+
+ABSENT = frozenset().union(*(a.absent for a in HONOURED.values()))
+ABSENT_PREFIXES = tuple(a.absent_prefix for a in HONOURED.values() if a.absent_prefix)
+FREE_VALUES = frozenset().union(*(a.values for a in HONOURED.values()))
+FREE_TYPES = frozenset().union(*(a.types for a in HONOURED.values()))
+ONLY = {k: v for a in HONOURED.values() for k, v in a.only.items()}
+DG_VALUES = {k: v for a in HONOURED.values() for k, v in a.dg_values.items()}
+DG_DEFAULTS = {k: v for a in HONOURED.values() for k, v in a.dg_defaults.items()}
+
+#: Not differences: what two runs of the same program see differently anyway.
+TIMES = frozenset({"LastModified", "CreationDate"})  # both datetimes
+TOKENS = frozenset({"ContinuationToken", "NextContinuationToken", "NextToken"})  # opaque strings
+
+INFO_FIELDS = {"IsDelta", "OriginalSize", "StoredSize", "Savings", "ReferenceKey", "PhysicalKey"}
+DG_ETAG = re.compile(r'^"[0-9a-f]{32}(-\d+)?"$')
+# SeaweedFS leaves the quotes out of CopyObjectResult's ETag (S3 has them): a server quirk.
+S3_ETAG = re.compile(r'^"?[0-9a-f]{32}(-\d+)?"?$')
+
+
+def test_honoured_are_the_documented_differences() -> None:
+    """One list: every allowance of this suite is a documented difference, and back."""
+    assert set(HONOURED) == set(DIFFERENCES)
+    assert all(isinstance(text, str) and text for text in DIFFERENCES.values())
+
+
+def _compare(ref: Any, got: Any, path: str, names: dict[str, str], out: list[str]) -> None:
+    key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    if isinstance(got, str):
+        for dg_name, s3_name in names.items():
+            got = got.replace(dg_name, s3_name)
+    if key in FREE_TYPES:
+        return
+    if key == "ETag":
+        if not (isinstance(ref, str) and S3_ETAG.match(ref)):
+            out.append(f"{path}: boto3's ETag {ref!r} is not hex")
+        if not (isinstance(got, str) and DG_ETAG.match(got)):
+            out.append(f"{path}: deltaglider's ETag {got!r} is not quoted hex")
+        return
+    if key in TIMES:
+        for who, value in (("boto3", ref), ("deltaglider", got)):
+            if not (isinstance(value, datetime) and value.tzinfo is not None):
+                out.append(f"{path}: {who}'s {value!r} is not an aware datetime")
+        return
+    if type(ref) is not type(got):
+        out.append(f"{path}: type {type(ref).__name__} (boto3) != {type(got).__name__}: {got!r}")
+        return
+    if isinstance(ref, dict):
+        compared = ONLY.get(key)
+        for name in sorted(set(ref) | set(got)):
+            sub = f"{path}.{name}"
+            if compared is not None and name not in compared:
+                continue
+            if name == "DeltaGliderInfo" and name not in ref:
+                info = got[name]
+                if not (isinstance(info, dict) and set(info) == INFO_FIELDS):
+                    out.append(f"{sub}: {info!r}")
+                continue
+            if name not in got:
+                if name in ABSENT or name.startswith(ABSENT_PREFIXES):
+                    continue
+                out.append(f"{sub}: missing from deltaglider's (boto3: {ref[name]!r})")
+                continue
+            if name not in ref:
+                out.append(f"{sub}: only in deltaglider's ({got[name]!r})")
+                continue
+            _compare(ref[name], got[name], sub, names, out)
+        return
+    if isinstance(ref, list):
+        if len(ref) != len(got):
+            out.append(f"{path}: {len(ref)} items (boto3) != {len(got)}")
+        for i, (a, b) in enumerate(zip(ref, got, strict=False)):
+            _compare(a, b, f"{path}[{i}]", names, out)
+        return
+    if key in DG_VALUES:
+        if got != DG_VALUES[key]:
+            out.append(f"{path}: {got!r} != {DG_VALUES[key]!r}")
+        return
+    if key in FREE_VALUES or key in TOKENS:
+        return
+    if key in DG_DEFAULTS and got == DG_DEFAULTS[key]:
+        return
+    if ref != got:
+        out.append(f"{path}: {ref!r} (boto3) != {got!r}")
+
+
+def differences(ref: Any, got: Any, names: dict[str, str] | None = None) -> list[str]:
+    """Every undocumented difference between boto3's outcome and deltaglider's."""
+    out: list[str] = []
+    names = names or {}
+    if isinstance(ref, Exception) or isinstance(got, Exception):
+        if not isinstance(ref, botocore.exceptions.ClientError):
+            return [f"boto3 gave {ref!r}, deltaglider {got!r}"]
+        if not isinstance(got, botocore.exceptions.ClientError):
+            return [f"boto3 raised {type(ref).__name__} {ref.response['Error']}, deltaglider "
+                    f"gave {got!r}"]  # fmt: skip
+        if type(ref).__name__ != type(got).__name__:
+            out.append(f"error class {type(ref).__name__} (boto3) != {type(got).__name__}")
+        if ref.operation_name != got.operation_name:
+            out.append(f"operation {ref.operation_name} != {got.operation_name}")
+        ref, got = ref.response, got.response
+    _compare(ref, got, "$", names, out)
+    return out
+
+
+def assert_parity(pair: Pair, ref: Any, got: Any) -> None:
+    diffs = differences(ref, got, {pair.dg.bucket: pair.s3.bucket})
+    assert not diffs, "undocumented differences from boto3:\n  " + "\n  ".join(diffs)
+
+
+def same(pair: Pair, method: str, /, **kwargs: Any) -> tuple[Any, Any]:
+    """Runs the call on both sides and asserts parity; returns the two outcomes."""
+    ref, got = pair.call(method, **kwargs)
+    assert_parity(pair, ref, got)
+    return ref, got
+
+
+def code(outcome: Any) -> tuple[str, int]:
+    assert isinstance(outcome, botocore.exceptions.ClientError), outcome
+    return outcome.response["Error"]["Code"], outcome.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_the_comparison_finds_differences() -> None:
+    """The comparison is not blind: each kind of difference is reported."""
+    base = {
+        "ContentLength": 3,
+        "ETag": '"' + "a" * 32 + '"',
+        "Metadata": {"a": "1"},
+        "LastModified": datetime.now(timezone.utc),
+        "Contents": [{"Key": "a", "Size": 1}],
+        "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "x"},
+    }
+    assert differences(base, dict(base, DeltaGliderInfo=dict.fromkeys(INFO_FIELDS))) == []
+    assert differences(base, dict(base, ResponseMetadata={"HTTPStatusCode": 200})) == []
+    for changed in (
+        {"ContentLength": 4},
+        {"ContentLength": "3"},
+        {"ETag": "a" * 32},
+        {"Metadata": {"a": "2"}},
+        {"LastModified": "2026-01-01"},
+        {"Contents": [{"Key": "b", "Size": 1}]},
+        {"Contents": [{"Key": "a", "Size": 1}, {"Key": "b", "Size": 1}]},
+        {"ResponseMetadata": {"HTTPStatusCode": 206}},
+        {"Extra": 1},
+        {"DeltaGliderInfo": {}},
+    ):
+        assert differences(base, dict(base, **changed)), changed
+    assert differences(base, {k: v for k, v in base.items() if k != "Metadata"})
+    assert differences(dict(base, TagCount=1), base) == []  # documented
+    assert differences(dict(base, ChecksumCRC32="x"), base) == []  # documented
+
+
+# --- objects ---------------------------------------------------------------------------------
+
+RELEASES = {f"releases/app-1.{v}.zip": release(v) for v in range(4)}
+LARGE = noise(17 << 20, seed=3)  # over the multipart threshold
+
+#: key -> (body as given to put_object, the bytes it stands for, other put_object arguments)
+PUTS: dict[str, tuple[Any, bytes, dict[str, Any]]] = {
+    "small.txt": (b"hello world\n", b"hello world\n", {}),
+    "empty": (b"", b"", {}),
+    "text/str.txt": ("héllo wörld ✓\n", "héllo wörld ✓\n".encode(), {}),
+    "bin/all-bytes.bin": (bytes(range(256)) * 40, bytes(range(256)) * 40, {}),
+    "bin/filelike.dat": (
+        lambda side: io.BytesIO(noise(300_000, 5)),
+        noise(300_000, 5),
+        {"ContentType": "application/x-test"},
+    ),
+    "bin/large.bin": (LARGE, LARGE, {}),
+    "meta/with-metadata.json": (
+        b'{"a": 1}',
+        b'{"a": 1}',
+        {"Metadata": {"owner": "ci", "build-id": "42"}, "ContentType": "application/json"},
+    ),
+    "tagged/t.txt": (b"tagged", b"tagged", {"Tagging": "team=core&stage=beta"}),
+    "names/naïve file + plus & more.txt": (b"odd name", b"odd name", {}),
+    "names/notes.delta": (b"looks internal", b"looks internal", {}),
+    "names/reference.bin": (b"mine", b"mine", {}),
+    **{
+        key: (data, data, {"Metadata": {"version": key[-5]}, "ContentType": "application/zip"})
+        for key, data in RELEASES.items()
+    },
+    "releases/tagged-1.9.zip": (
+        release(9),
+        release(9),
+        {"Tagging": "kind=release", "Metadata": {"version": "9"}},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def objects(seaweedfs: Any, s3_client: Any, dg_client: DeltaGliderClient) -> Iterator[Pair]:
+    """A pair of buckets holding every object of PUTS (the puts are compared as they go)."""
+    made = Buckets(s3_client)
+    try:
+        pair = make_pair(made, s3_client, dg_client)
+        for key, (body, _, extra) in PUTS.items():
+            ref, got = pair.call("put_object", Key=key, Body=body, **extra)
+            assert_parity(pair, ref, got)
+            info = got["DeltaGliderInfo"]
+            data = PUTS[key][1]
+            assert info["OriginalSize"] == len(data)
+            if not info["IsDelta"] and len(data) < (16 << 20):
+                assert got["ETag"] == ref["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+        yield pair
+    finally:
+        made.cleanup()
+
+
+def test_put_variety_makes_deltas_of_similar_releases(objects: Pair) -> None:
+    infos = {
+        k: objects.dg.client.head_object(Bucket=objects.dg.bucket, Key=k)["DeltaGliderInfo"]
+        for k in PUTS
+    }
+    assert all(infos[k]["IsDelta"] for k in RELEASES if not k.endswith("1.0.zip")), infos
+    assert infos["releases/app-1.3.zip"]["StoredSize"] < len(RELEASES["releases/app-1.3.zip"]) / 4
+    assert not infos["small.txt"]["IsDelta"] and not infos["bin/large.bin"]["IsDelta"]
+    stored = physical_keys(objects.dg.client.boto_client, objects.dg.bucket, "releases/")
+    assert "releases/reference.bin" in stored and "releases/app-1.3.zip.delta" in stored
+
+
+@pytest.mark.parametrize("key", list(PUTS))
+def test_head_and_get(objects: Pair, key: str) -> None:
+    _, head = same(objects, "head_object", Key=key)
+    ref, got = objects.call("get_object", Key=key)
+    bodies = ref["Body"].read(), got["Body"].read()
+    assert bodies[0] == bodies[1] == PUTS[key][1]
+    assert_parity(objects, ref, got)
+    given = PUTS[key][2]
+    assert got["Metadata"] == head["Metadata"] == given.get("Metadata", {})
+    if "ContentType" in given:  # a given type is kept exactly (the allowance is for none)
+        assert got["ContentType"] == head["ContentType"] == ref["ContentType"]
+        assert got["ContentType"] == given["ContentType"]
+
+
+def test_get_body_interfaces(objects: Pair) -> None:
+    data = RELEASES["releases/app-1.2.zip"]
+    key = "releases/app-1.2.zip"
+    for side in objects.sides:
+        get = lambda side=side: side.client.get_object(Bucket=side.bucket, Key=key)  # noqa: E731
+        assert b"".join(get()["Body"].iter_chunks()) == data
+        assert b"".join(get()["Body"].iter_chunks(chunk_size=1000)) == data
+        with get()["Body"] as body:
+            assert body.read(10) == data[:10]
+            assert body.read() == data[10:]
+            assert body.read() == b""
+        assert b"".join(get()["Body"]) == data
+        text = objects.call_one(side, "get_object", Key="small.txt")["Body"]
+        assert list(text.iter_lines()) == [b"hello world"]
+        body = get()["Body"]
+        body.close()
+
+
+RANGES = ["bytes=0-9", "bytes=5-", "bytes=-7", "bytes=10-10", "bytes=3-100000000"]
+
+
+@pytest.mark.parametrize("key", ["small.txt", "releases/app-1.3.zip", "bin/large.bin"])
+@pytest.mark.parametrize("rng", RANGES)
+def test_get_ranges(objects: Pair, key: str, rng: str) -> None:
+    data = PUTS[key][1]
+    ref, got = objects.call("get_object", Key=key, Range=rng)
+    bodies = ref["Body"].read(), got["Body"].read()
+    first, _, last = rng[6:].partition("-")
+    expected = (
+        data[-int(last) :] if first == "" else data[int(first) : int(last) + 1 if last else None]
+    )
+    assert bodies[0] == bodies[1] == expected
+    assert got["ContentRange"] == ref["ContentRange"]
+    assert_parity(objects, ref, got)
+    assert_head_range(objects, key, rng)
+
+
+def assert_head_range(pair: Pair, key: str, rng: str) -> None:
+    """HEAD with a Range: S3 answers with the GET's headers (206, the range's ContentLength and
+    ContentRange; 416 if unsatisfiable). SeaweedFS ignores the Range of a HEAD (a server
+    quirk, not a deltaglider difference): where it does, deltaglider's HEAD is compared with
+    boto3's GET of the same range, less the body, as S3 would answer it."""
+    ref, got = pair.call("head_object", Key=key, Range=rng)
+    honoured = isinstance(ref, Exception) or ref["ResponseMetadata"]["HTTPStatusCode"] == 206
+    if not honoured:
+        ref = pair.call_one(pair.s3, "get_object", Key=key, Range=rng)
+        if isinstance(ref, Exception):  # a HEAD's error has no body: its status names it
+            status = ref.response["ResponseMetadata"]["HTTPStatusCode"]
+            assert code(got) == (str(status), status)
+            assert got.response["Error"]["Message"] == "Requested Range Not Satisfiable"
+            return
+        ref.pop("Body").close()
+    assert_parity(pair, ref, got)
+
+
+@pytest.mark.parametrize("key", ["small.txt", "releases/app-1.3.zip", "empty"])
+@pytest.mark.parametrize("rng", ["bytes=100000000-", "bytes=100000000-100000001"])
+def test_unsatisfiable_range(objects: Pair, key: str, rng: str) -> None:
+    _, got = same(objects, "get_object", Key=key, Range=rng)
+    assert code(got) == ("InvalidRange", 416)
+    assert_head_range(objects, key, rng)
+
+
+@pytest.mark.parametrize("method", ["get_object", "head_object"])
+@pytest.mark.parametrize("key", ["small.txt", "releases/app-1.2.zip"])
+def test_conditions(objects: Pair, method: str, key: str) -> None:
+    etags = objects.each(lambda s: s.client.head_object(Bucket=s.bucket, Key=key)["ETag"])
+    mine = lambda side: etags[0] if side is objects.s3 else etags[1]  # noqa: E731
+    past = datetime.now(timezone.utc) - timedelta(days=1)
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    wrong = '"' + "0" * 32 + '"'
+    for kwargs, expected in (
+        ({"IfMatch": mine}, 200),
+        ({"IfMatch": "*"}, 200),
+        ({"IfMatch": wrong}, 412),
+        ({"IfNoneMatch": mine}, 304),
+        ({"IfNoneMatch": "*"}, 304),
+        ({"IfNoneMatch": wrong}, 200),
+        ({"IfModifiedSince": future}, 304),
+        ({"IfModifiedSince": past}, 200),
+        ({"IfUnmodifiedSince": past}, 412),
+        ({"IfUnmodifiedSince": future}, 200),
+    ):
+        _, got = same(objects, method, Key=key, **kwargs)
+        if expected == 200:
+            assert got["ResponseMetadata"]["HTTPStatusCode"] == 200, kwargs
+        else:
+            status = code(got)[1]
+            assert status == expected, kwargs
+            if method == "get_object" and expected == 412:
+                assert code(got)[0] == "PreconditionFailed"
+
+
+def test_missing_objects_and_buckets(objects: Pair, buckets: Buckets) -> None:
+    missing = lambda side: f"{side.bucket}-missing"  # noqa: E731
+    _, got = same(objects, "get_object", Key="no/such/key.zip")
+    assert code(got) == ("NoSuchKey", 404)
+    assert isinstance(got, objects.dg.client.exceptions.NoSuchKey)
+    _, got = same(objects, "head_object", Key="no/such/key.zip")
+    assert code(got) == ("404", 404)
+    _, got = same(objects, "get_object_tagging", Key="no/such/key.zip")
+    assert code(got) == ("NoSuchKey", 404)
+    _, got = same(objects, "get_object", Bucket=missing, Key="k")
+    assert code(got) == ("NoSuchBucket", 404)
+    assert isinstance(got, objects.dg.client.exceptions.NoSuchBucket)
+    _, got = same(objects, "head_object", Bucket=missing, Key="k")
+    assert code(got) == ("404", 404)
+    for method in ("list_objects_v2", "list_objects"):
+        _, got = same(objects, method, Bucket=missing)
+        assert code(got) == ("NoSuchBucket", 404)
+    _, got = same(objects, "delete_object", Bucket=missing, Key="k")
+    assert code(got) == ("NoSuchBucket", 404)
+    _, got = same(objects, "delete_objects", Bucket=missing, Delete={"Objects": [{"Key": "k"}]})
+    assert code(got) == ("NoSuchBucket", 404)
+    _, got = same(objects, "copy_object", Key="k", CopySource=lambda s: f"{s.bucket}/nope")
+    assert code(got) == ("NoSuchKey", 404)
+    _, got = same(objects, "copy_object", Key="k", CopySource=lambda s: f"{missing(s)}/nope")
+    assert code(got) == ("NoSuchBucket", 404)
+
+
+def test_exception_classes_catch(objects: Pair) -> None:
+    for side in objects.sides:
+        client = side.client
+        with pytest.raises(client.exceptions.NoSuchKey) as caught:
+            client.get_object(Bucket=side.bucket, Key="absent")
+        assert isinstance(caught.value, botocore.exceptions.ClientError)
+        with pytest.raises(client.exceptions.NoSuchBucket):
+            client.list_objects_v2(Bucket=side.bucket + "-absent")
+        with pytest.raises(botocore.exceptions.ClientError) as head:
+            client.head_object(Bucket=side.bucket, Key="absent")
+        assert head.value.response["Error"]["Code"] == "404"
+        assert client.exceptions.from_code("NoSuchKey") is client.exceptions.NoSuchKey
+        assert issubclass(client.exceptions.ClientError, botocore.exceptions.ClientError)
+    assert objects.dg.client.exceptions.NoSuchKey.__name__ == "NoSuchKey"
+
+
+def test_tagging_kept(objects: Pair) -> None:
+    for key in ("tagged/t.txt", "releases/tagged-1.9.zip", "small.txt"):
+        same(objects, "get_object_tagging", Key=key)
+
+
+# --- copy, delete ----------------------------------------------------------------------------
+
+
+def test_copy_object(pair: Pair) -> None:
+    for key, data in (("src/app-1.0.zip", release(0)), ("src/app-1.1.zip", release(1))):
+        pair.call("put_object", Key=key, Body=data, Metadata={"v": key[-5]}, Tagging="from=src")
+    pair.call("put_object", Key="src/notes.txt", Body=b"notes", ContentType="text/plain")
+    cases: list[tuple[str, Any, dict[str, Any]]] = [
+        ("dst/a.zip", lambda s: f"{s.bucket}/src/app-1.1.zip", {}),
+        ("dst/b.zip", lambda s: {"Bucket": s.bucket, "Key": "src/app-1.1.zip"}, {}),
+        ("src/c.zip", lambda s: {"Bucket": s.bucket, "Key": "src/app-1.0.zip"}, {}),
+        ("dst/n.txt", lambda s: f"/{s.bucket}/src/notes.txt", {}),
+        (
+            "dst/r.zip",
+            lambda s: f"{s.bucket}/src/app-1.1.zip",
+            {"MetadataDirective": "REPLACE", "Metadata": {"new": "yes"}, "ContentType": "a/b"},
+        ),
+        (
+            "dst/r.txt",
+            lambda s: {"Bucket": s.bucket, "Key": "src/notes.txt"},
+            {"MetadataDirective": "REPLACE"},
+        ),
+        (
+            "dst/t.zip",
+            lambda s: f"{s.bucket}/src/app-1.1.zip",
+            {"TaggingDirective": "REPLACE", "Tagging": "new=tag&x=y"},
+        ),
+        (
+            "src/untagged.zip",
+            lambda s: f"{s.bucket}/src/app-1.0.zip",
+            {"TaggingDirective": "REPLACE"},
+        ),
+        ("src/app-1.0.zip", lambda s: f"{s.bucket}/src/app-1.1.zip", {}),  # over another
+    ]
+    for key, source, extra in cases:
+        _ref, _got = same(pair, "copy_object", Key=key, CopySource=source, **extra)
+        same(pair, "head_object", Key=key)
+        same(pair, "get_object_tagging", Key=key)
+        bodies = pair.each(lambda s, key=key: s.client.get_object(Bucket=s.bucket, Key=key))
+        assert bodies[0]["Body"].read() == bodies[1]["Body"].read()
+    same(pair, "list_objects_v2")
+
+
+def test_delete_object_and_objects(pair: Pair) -> None:
+    keys = [f"d/app-1.{v}.zip" for v in range(3)] + ["d/x.txt", "d/y.txt", "e/z.txt"]
+    for i, key in enumerate(keys):
+        pair.call("put_object", Key=key, Body=release(i) if key.endswith(".zip") else b"x")
+    _, got = same(pair, "delete_object", Key="d/x.txt")
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 204
+    same(pair, "delete_object", Key="d/never-there")
+    same(pair, "delete_object", Key="d/app-1.0.zip")  # the deltaspace's first file
+    same(pair, "list_objects_v2")
+    same(pair, "get_object", Key="d/x.txt")
+    _, got = same(
+        pair,
+        "delete_objects",
+        Delete={"Objects": [{"Key": "d/app-1.1.zip"}, {"Key": "missing"}, {"Key": "d/y.txt"}]},
+    )
+    assert [d["Key"] for d in got["Deleted"]] == ["d/app-1.1.zip", "missing", "d/y.txt"]
+    _, got = same(
+        pair,
+        "delete_objects",
+        Delete={"Objects": [{"Key": "e/z.txt"}, {"Key": "nope"}], "Quiet": True},
+    )
+    assert "Deleted" not in got
+    same(pair, "list_objects_v2")
+    reads = pair.each(lambda s: s.client.get_object(Bucket=s.bucket, Key="d/app-1.2.zip"))
+    assert reads[0]["Body"].read() == reads[1]["Body"].read() == release(2)
+    same(pair, "delete_objects", Delete={"Objects": [{"Key": "d/app-1.2.zip"}]})
+    _, got = same(pair, "list_objects_v2")
+    assert got["KeyCount"] == 0 and "Contents" not in got
+    assert physical_keys(pair.dg.client.boto_client, pair.dg.bucket, "d/") == []
+
+
+# --- listings --------------------------------------------------------------------------------
+
+MANY = 1205
+LISTED_KEYS = (
+    [f"many/{i:05d}.txt" for i in range(MANY)]
+    + [f"rel/app-1.{v}.zip" for v in range(6)]
+    + [f"tree/{d}/{n}.txt" for d in "abc" for n in range(4)]
+    + ["tree/top.txt", "top-a.txt", "top-b.txt", "tree/a/deep/er.txt", "zz/last.txt"]
+)
+
+
+def _listed_body(key: str) -> bytes:
+    if key.startswith("rel/"):
+        return release(int(key[-5]))
+    return key.encode() * (1 + len(key) % 3)
+
+
+@pytest.fixture(scope="module")
+def listed(seaweedfs: Any, s3_client: Any, dg_client: DeltaGliderClient) -> Iterator[Pair]:
+    """A pair of buckets with 1,235 keys (over SeaweedFS's 1,000-key page), six of them
+    deltas, in folders for delimiter listings."""
+    made = Buckets(s3_client)
+    try:
+        pair = make_pair(made, s3_client, dg_client)
+        for key in LISTED_KEYS:  # the releases first, in order, so they make one deltaspace
+            if key.startswith("rel/"):
+                pair.call("put_object", Key=key, Body=_listed_body(key))
+        with ThreadPoolExecutor(32) as pool:
+            for side in pair.sides:
+                jobs = [
+                    pool.submit(
+                        side.client.put_object, Bucket=side.bucket, Key=k, Body=_listed_body(k)
+                    )
+                    for k in LISTED_KEYS
+                    if not k.startswith("rel/")
+                ]
+                for job in jobs:
+                    job.result()
+        yield pair
+    finally:
+        made.cleanup()
+
+
+def _pages(pair: Pair, side: Side, method: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every page of a listing, continuing by hand as a boto3 program does."""
+    pages = []
+    params = dict(kwargs)
+    while True:
+        page = pair.call_one(side, method, **params)
+        assert not isinstance(page, Exception), page
+        pages.append(page)
+        if not page["IsTruncated"]:
+            return pages
+        if method == "list_objects_v2":
+            params["ContinuationToken"] = page["NextContinuationToken"]
+            params.pop("StartAfter", None)
+        else:
+            params["Marker"] = page.get("NextMarker") or page["Contents"][-1]["Key"]
+        assert len(pages) < 100
+
+
+def test_logical_sizes_and_hidden_objects(listed: Pair) -> None:
+    _, got = same(listed, "list_objects_v2", Prefix="rel/")
+    assert [o["Size"] for o in got["Contents"]] == [len(release(v)) for v in range(6)]
+    stored = physical_keys(listed.dg.client.boto_client, listed.dg.bucket, "rel/")
+    assert "rel/reference.bin" in stored and "rel/app-1.5.zip.delta" in stored
+
+
+def test_list_everything_default_page(listed: Pair) -> None:
+    _, got = same(listed, "list_objects_v2")
+    assert got["KeyCount"] == 1000 and got["IsTruncated"] is True
+    _, got = same(listed, "list_objects")
+    assert len(got["Contents"]) == 1000 and got["IsTruncated"] is True
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"MaxKeys": 100},
+        {"MaxKeys": 1000},
+        {"MaxKeys": 2000},
+        {"MaxKeys": 7, "Prefix": "tree/"},
+        {"MaxKeys": 250, "StartAfter": "many/00500.txt"},
+        {"StartAfter": "many/01200.txt"},
+        {"StartAfter": "zz"},
+        {"Delimiter": "/"},
+        {"Delimiter": "/", "MaxKeys": 2},
+        {"Delimiter": "/", "Prefix": "tree/"},
+        {"Delimiter": "/", "Prefix": "tree/", "MaxKeys": 1},
+        {"Delimiter": "/", "Prefix": "tree/a/"},
+        {"Delimiter": "/", "Prefix": "tree"},
+        {"Delimiter": ".", "Prefix": "top"},
+        {"Prefix": "rel/app-1.", "MaxKeys": 4},
+        {"Prefix": "none/"},
+    ],
+    ids=repr,
+)
+def test_list_objects_v2_pages(listed: Pair, kwargs: dict[str, Any]) -> None:
+    pages = [_pages(listed, side, "list_objects_v2", **kwargs) for side in listed.sides]
+    assert len(pages[0]) == len(pages[1])
+    for ref, got in zip(*pages, strict=True):
+        assert_parity(listed, ref, got)
+    keys = [o["Key"] for page in pages[1] for o in page.get("Contents", [])]
+    assert keys == sorted(keys) and len(keys) == len(set(keys))
+    if not kwargs.get("Delimiter") and not kwargs.get("StartAfter"):
+        prefix = kwargs.get("Prefix", "")
+        assert keys == sorted(k for k in LISTED_KEYS if k.startswith(prefix))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"MaxKeys": 100},
+        {},
+        {"Marker": "many/01000.txt"},
+        {"Marker": "many/00999.txt", "MaxKeys": 3},
+        {"Delimiter": "/", "MaxKeys": 2},
+        {"Delimiter": "/", "Prefix": "tree/", "MaxKeys": 2},
+        {"Delimiter": "/", "Prefix": "tree/", "Marker": "tree/b/"},
+    ],
+    ids=repr,
+)
+def test_list_objects_v1_markers(listed: Pair, kwargs: dict[str, Any]) -> None:
+    pages = [_pages(listed, side, "list_objects", **kwargs) for side in listed.sides]
+    assert len(pages[0]) == len(pages[1])
+    for ref, got in zip(*pages, strict=True):
+        assert_parity(listed, ref, got)
+
+
+def test_continuation_tokens(listed: Pair) -> None:
+    ref, got = same(listed, "list_objects_v2", MaxKeys=3, Prefix="many/")
+    token = lambda side: (ref if side is listed.s3 else got)["NextContinuationToken"]  # noqa: E731
+    same(listed, "list_objects_v2", MaxKeys=3, Prefix="many/", ContinuationToken=token)
+    # A token wins over StartAfter, as in S3.
+    same(
+        listed,
+        "list_objects_v2",
+        MaxKeys=3,
+        Prefix="many/",
+        ContinuationToken=token,
+        StartAfter="many/00900.txt",
+    )
+    _, got = same(listed, "list_objects_v2", MaxKeys=0)
+    assert got["KeyCount"] == 0
+
+
+@pytest.mark.parametrize("operation", ["list_objects_v2", "list_objects"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"PageSize": 300},
+        {"MaxItems": 333},
+        {"MaxItems": 333, "PageSize": 100},
+        {"MaxItems": 5, "PageSize": 2},
+        {"MaxItems": 1000},  # a page boundary
+        {"MaxItems": len(LISTED_KEYS)},  # exactly everything
+        {"MaxItems": 5000, "PageSize": 700},
+    ],
+    ids=repr,
+)
+def test_paginators(listed: Pair, operation: str, config: dict[str, Any]) -> None:
+    results = []
+    for side in listed.sides:
+        paginator = side.client.get_paginator(operation)
+        assert side.client.can_paginate(operation)
+        pages = list(paginator.paginate(Bucket=side.bucket, PaginationConfig=dict(config)))
+        full = paginator.paginate(Bucket=side.bucket, PaginationConfig=dict(config))
+        results.append((pages, full.build_full_result()))
+    (ref_pages, ref_full), (pages, full) = results
+    assert len(ref_pages) == len(pages)
+    for a, b in zip(ref_pages, pages, strict=True):
+        assert_parity(listed, a, b)
+    assert_parity(listed, ref_full, full)
+    if "MaxItems" in config and config["MaxItems"] < len(LISTED_KEYS):
+        assert len(full["Contents"]) == config["MaxItems"]
+        # Resuming from NextToken gives the rest, as boto3's does.
+        rests = []
+        tokens = (ref_full["NextToken"], full["NextToken"])
+        for side, token in zip(listed.sides, tokens, strict=True):
+            rest = side.client.get_paginator(operation).paginate(
+                Bucket=side.bucket,
+                PaginationConfig={"StartingToken": token, "PageSize": config.get("PageSize")},
+            )
+            rests.append(rest.build_full_result())
+        assert_parity(listed, *rests)
+        assert len(rests[1]["Contents"]) == len(LISTED_KEYS) - config["MaxItems"]
+
+
+def test_paginator_refusals(listed: Pair) -> None:
+    for side in listed.sides:
+        assert not side.client.can_paginate("get_object")
+        with pytest.raises(botocore.exceptions.OperationNotPageableError):
+            side.client.get_paginator("get_object")
+    with pytest.raises(NotImplementedError):  # pageable in S3, not by deltaglider
+        listed.dg.client.get_paginator("list_object_versions")
+
+
+@pytest.mark.parametrize("operation", ["list_objects_v2", "list_objects"])
+def test_paginator_delimiter_and_search(listed: Pair, operation: str) -> None:
+    out = []
+    for side in listed.sides:
+        paginator = side.client.get_paginator(operation)
+        it = paginator.paginate(
+            Bucket=side.bucket, Delimiter="/", Prefix="tree/", PaginationConfig={"PageSize": 2}
+        )
+        full = it.build_full_result()
+        keys = list(paginator.paginate(Bucket=side.bucket, Prefix="rel/").search("Contents[].Key"))
+        sizes = list(
+            paginator.paginate(Bucket=side.bucket, Prefix="rel/").search("Contents[].Size")
+        )
+        prefixes = list(
+            paginator.paginate(Bucket=side.bucket, Delimiter="/").search("CommonPrefixes[].Prefix")
+        )
+        out.append((full, keys, sizes, prefixes))
+    assert_parity(listed, out[0][0], out[1][0])
+    assert out[0][1:] == out[1][1:]
+    assert out[1][2] == [len(release(v)) for v in range(6)]
+
+
+# --- transfers (TransferMixin) ---------------------------------------------------------------
+
+
+def _needs(client: DeltaGliderClient, *methods: str) -> None:
+    missing = [m for m in methods if not callable(getattr(type(client), m, None))]
+    if missing:
+        pytest.fail(f"deltaglider's client has no {', '.join(missing)} yet")
+
+
+def test_upload_and_download_file(pair: Pair, tmp_path: Path) -> None:
+    _needs(pair.dg.client, "upload_file", "download_file")
+    sources = {
+        "app-1.0.zip": release(0),
+        "app-1.1.zip": release(1),
+        "notes.txt": b"notes\n",
+        "empty.bin": b"",
+        "big.bin": LARGE,
+    }
+    for name, data in sources.items():
+        (tmp_path / name).write_bytes(data)
+    for name, data in sources.items():
+        seen: list[list[int]] = [[], []]
+        extra = {"Metadata": {"n": name}, "ContentType": "application/x-thing"}
+        for side, log in zip(pair.sides, seen, strict=True):
+            result = side.client.upload_file(
+                str(tmp_path / name),
+                side.bucket,
+                f"up/{name}",
+                ExtraArgs=extra,
+                Callback=log.append,
+            )
+            assert result is None
+        assert sum(seen[0]) == sum(seen[1]) == len(data)
+        same(pair, "head_object", Key=f"up/{name}")
+    same(pair, "list_objects_v2", Prefix="up/")
+    for name, data in sources.items():
+        seen = [[], []]
+        for side, log in zip(pair.sides, seen, strict=True):
+            target = tmp_path / side.name / name
+            target.parent.mkdir(exist_ok=True)
+            side.client.download_file(side.bucket, f"up/{name}", str(target), Callback=log.append)
+            assert target.read_bytes() == data
+        assert sum(seen[0]) == sum(seen[1]) == len(data)
+    info = pair.dg.client.head_object(Bucket=pair.dg.bucket, Key="up/app-1.1.zip")
+    assert info["DeltaGliderInfo"]["IsDelta"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_client_transfer.py leaves ContentType to the engine's application/octet-stream; "
+    "put_object and S3 give binary/octet-stream (DIFFERENCES['ContentType'])",
+)
+@pytest.mark.parametrize("method", ["upload_file", "upload_fileobj"])
+def test_upload_without_extra_args(pair: Pair, tmp_path: Path, method: str) -> None:
+    """No ContentType given: the object gets S3's default type, as put_object's do."""
+    _needs(pair.dg.client, method)
+    path = tmp_path / "app-1.0.zip"
+    path.write_bytes(release(0))
+    for side in pair.sides:
+        if method == "upload_file":
+            side.client.upload_file(str(path), side.bucket, "plain/app-1.0.zip")
+        else:
+            with open(path, "rb") as fh:
+                side.client.upload_fileobj(fh, side.bucket, "plain/app-1.0.zip")
+    same(pair, "head_object", Key="plain/app-1.0.zip")
+
+
+def test_upload_and_download_fileobj(pair: Pair, tmp_path: Path) -> None:
+    _needs(pair.dg.client, "upload_fileobj", "download_fileobj")
+    data = release(2)
+    for side in pair.sides:
+        got: list[int] = []
+        side.client.upload_fileobj(
+            io.BytesIO(data),
+            side.bucket,
+            "fo/app-1.2.zip",
+            ExtraArgs={"Metadata": {"k": "v"}, "ContentType": "application/zip"},
+            Callback=got.append,
+        )
+        assert sum(got) == len(data)
+        out = io.BytesIO()
+        got = []
+        side.client.download_fileobj(side.bucket, "fo/app-1.2.zip", out, Callback=got.append)
+        assert out.getvalue() == data and sum(got) == len(data)
+        with open(tmp_path / f"{side.name}.zip", "wb") as fh:
+            side.client.download_fileobj(Bucket=side.bucket, Key="fo/app-1.2.zip", Fileobj=fh)
+        assert (tmp_path / f"{side.name}.zip").read_bytes() == data
+    same(pair, "head_object", Key="fo/app-1.2.zip")
+
+
+def test_transfer_errors(pair: Pair, tmp_path: Path) -> None:
+    _needs(pair.dg.client, "download_file", "download_fileobj", "upload_file")
+    outcomes = []
+    for side in pair.sides:
+        caught = []
+        for call in (
+            lambda s=side: s.client.download_file(s.bucket, "absent", str(tmp_path / "x")),
+            lambda s=side: s.client.download_fileobj(s.bucket, "absent", io.BytesIO()),
+        ):
+            with pytest.raises(botocore.exceptions.ClientError) as exc:
+                call()
+            caught.append(exc.value.response["Error"]["Code"])
+        with pytest.raises(FileNotFoundError):
+            side.client.upload_file(str(tmp_path / "no-such-file"), side.bucket, "k")
+        outcomes.append(caught)
+    assert outcomes[0] == outcomes[1] == ["404", "404"]
+    assert not (tmp_path / "x").exists()
+
+
+# --- buckets (BucketMixin) -------------------------------------------------------------------
+
+
+def test_bucket_lifecycle(s3_client: Any, dg_client: DeltaGliderClient, buckets: Buckets) -> None:
+    _needs(
+        dg_client,
+        "create_bucket",
+        "delete_bucket",
+        "head_bucket",
+        "list_buckets",
+        "get_bucket_location",
+    )
+    pair = Pair(
+        Side("boto3", s3_client, buckets.name("s3")), Side("dg", dg_client, buckets.name("dg"))
+    )
+    _, got = same(pair, "head_bucket")
+    assert code(got) == ("404", 404)
+    _, got = same(pair, "create_bucket")
+    _, got = same(pair, "create_bucket")  # again: already yours
+    assert code(got)[1] == 409
+    same(pair, "head_bucket")
+    same(pair, "get_bucket_location")
+    listings = pair.each(lambda s: s.client.list_buckets())
+    for listing, side in zip(listings, pair.sides, strict=True):
+        names = [b["Name"] for b in listing["Buckets"]]
+        assert pair.s3.bucket in names and pair.dg.bucket in names, side.name
+        assert all(isinstance(b["CreationDate"], datetime) for b in listing["Buckets"])
+    assert_parity(pair, {k: v for k, v in listings[0].items() if k != "Buckets"},
+                  {k: v for k, v in listings[1].items() if k != "Buckets"})  # fmt: skip
+    pair.call("put_object", Key="rel/app-1.0.zip", Body=release(0))
+    pair.call("put_object", Key="rel/app-1.1.zip", Body=release(1))
+    _, got = same(pair, "delete_bucket")
+    assert code(got) == ("BucketNotEmpty", 409)
+    same(
+        pair,
+        "delete_objects",
+        Delete={"Objects": [{"Key": "rel/app-1.0.zip"}, {"Key": "rel/app-1.1.zip"}]},
+    )
+    _, got = same(pair, "delete_bucket")
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 204
+    _, got = same(pair, "delete_bucket")
+    assert code(got) == ("NoSuchBucket", 404)
+    _, got = same(pair, "get_bucket_location")
+    assert code(got) == ("NoSuchBucket", 404)
+
+
+def test_bucket_acl(pair: Pair) -> None:
+    _needs(pair.dg.client, "put_bucket_acl", "get_bucket_acl")
+    same(pair, "get_bucket_acl")
+    same(pair, "put_bucket_acl", ACL="private")
+    same(pair, "get_bucket_acl")
+    _, got = same(pair, "get_bucket_acl", Bucket=lambda s: s.bucket + "-absent")
+    assert code(got) == ("NoSuchBucket", 404)
+
+
+@pytest.mark.parametrize("key", ["rel/app-1.1.zip", "plain.txt"])
+def test_generate_presigned_url(pair: Pair, key: str) -> None:
+    _needs(pair.dg.client, "generate_presigned_url")
+    pair.call("put_object", Key="rel/app-1.0.zip", Body=release(0))
+    pair.call("put_object", Key="rel/app-1.1.zip", Body=release(1))
+    pair.call("put_object", Key="plain.txt", Body=b"plain")
+    expected = release(1) if key.endswith(".zip") else b"plain"
+    for side in pair.sides:
+        url = side.client.generate_presigned_url(
+            "get_object", Params={"Bucket": side.bucket, "Key": key}, ExpiresIn=300
+        )
+        assert isinstance(url, str) and url.startswith("http")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.read() == expected, side.name
