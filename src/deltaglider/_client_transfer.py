@@ -113,7 +113,8 @@ def _upload_options(operation: str, extra: Mapping[str, Any] | None) -> dict[str
     metadata = args.get("Metadata")
     return {
         "metadata": dict(metadata) if metadata is not None else None,
-        "content_type": args.get("ContentType"),
+        # S3's default, as boto3's uploads get it (the engine's own is application/octet-stream).
+        "content_type": args.get("ContentType") or "binary/octet-stream",
     }
 
 

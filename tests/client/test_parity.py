@@ -782,11 +782,6 @@ def test_upload_and_download_file(pair: Pair, tmp_path: Path) -> None:
     assert info["DeltaGliderInfo"]["IsDelta"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_client_transfer.py leaves ContentType to the engine's application/octet-stream; "
-    "put_object and S3 give binary/octet-stream (DIFFERENCES['ContentType'])",
-)
 @pytest.mark.parametrize("method", ["upload_file", "upload_fileobj"])
 def test_upload_without_extra_args(pair: Pair, tmp_path: Path, method: str) -> None:
     """No ContentType given: the object gets S3's default type, as put_object's do."""
