@@ -34,23 +34,28 @@ def bucket_name(tag: str) -> str:
     return f"dg-client-{os.getpid()}-{next(_names):04d}-{tag}"
 
 
-def plain_client(server: Server) -> Any:
-    """``boto3.client("s3")`` for the server, as a program written for boto3 would make it."""
+def plain_client(server: Server, key: str | None = None, secret: str | None = None) -> Any:
+    """``boto3.client("s3")`` for the server, as a program written for boto3 would make it
+    (with another identity's keys if given)."""
     return boto3.client(
         "s3",
         endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
+        aws_access_key_id=key or server.access_key,
+        aws_secret_access_key=secret or server.secret_key,
         region_name=REGION,
     )
 
 
-def deltaglider_client(server: Server) -> DeltaGliderClient:
+def deltaglider_client(
+    server: Server, key: str | None = None, secret: str | None = None, config: Any = None
+) -> DeltaGliderClient:
+    """``create_client()`` for the server (a botocore ``config`` if given)."""
     return create_client(
         endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
+        aws_access_key_id=key or server.access_key,
+        aws_secret_access_key=secret or server.secret_key,
         region_name=REGION,
+        config=config,
         deltaglider_config=Config.from_env(environ={}, cache_backend="memory"),
     )
 

@@ -17,6 +17,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config as BotoConfig
+from conftest import deltaglider_client, physical_keys, remove_bucket
 from data import noise, release
 from servers import REGION, Server
 
@@ -36,35 +37,8 @@ def fresh_name(tag: str = "b") -> str:
     return f"dg-buckets-{os.getpid()}-{next(_names):03d}-{tag}"
 
 
-def make_dg(server: Server, config: BotoConfig | None = None) -> DeltaGliderClient:
-    return create_client(
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=REGION,
-        config=config,
-        deltaglider_config=Config.from_env(environ={}, cache_backend="memory"),
-    )
-
-
-def wipe(raw: Any, bucket: str) -> None:
-    """Removes a bucket and everything in it with the plain client; gone already is fine."""
-    try:
-        for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                raw.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-        raw.delete_bucket(Bucket=bucket)
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("NoSuchBucket", "404"):
-            raise
-
-
-def stored(raw: Any, bucket: str, prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    return sorted(keys)
+def _stored(raw: Any, bucket: str, prefix: str = "") -> list[str]:
+    return sorted(physical_keys(raw, bucket, prefix))
 
 
 def shape(response: dict[str, Any]) -> dict[str, str]:
@@ -105,7 +79,7 @@ def raw(seaweedfs: Server) -> Any:
 
 @pytest.fixture(scope="module")
 def dg(seaweedfs: Server) -> Iterator[DeltaGliderClient]:
-    client = make_dg(seaweedfs)
+    client = deltaglider_client(seaweedfs)
     yield client
     client.close()
 
@@ -121,7 +95,7 @@ def names(raw: Any) -> Iterator[Callable[[str], str]]:
 
     yield new
     for name in made:
-        wipe(raw, name)
+        remove_bucket(raw, name)
 
 
 @pytest.fixture
@@ -236,17 +210,17 @@ def test_delete_bucket_with_user_objects_is_refused(
     put_delta(dg, bucket, "rel/app-1.zip", V1)
     dg.put_object(Bucket=bucket, Key="notes.txt", Body=b"mine")
     dg.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "rel/app-1.zip"})
-    before = stored(raw, bucket)
+    before = _stored(raw, bucket)
     assert "rel/reference.bin" in before and any(k.startswith(TMP) for k in before)
 
     assert code_of(lambda: dg.delete_bucket(Bucket=bucket)) == ("BucketNotEmpty", 409)
     # Nothing of ours went either: the reference and the presigned copy are still there.
-    assert stored(raw, bucket) == before
+    assert _stored(raw, bucket) == before
     assert dg.get_object(Bucket=bucket, Key="rel/app-1.zip")["Body"].read() == V1
 
     dg.delete_object(Bucket=bucket, Key="notes.txt")
     assert code_of(lambda: dg.delete_bucket(Bucket=bucket)) == ("BucketNotEmpty", 409)
-    assert "rel/app-1.zip.delta" in stored(raw, bucket)
+    assert "rel/app-1.zip.delta" in _stored(raw, bucket)
 
 
 def test_delete_bucket_that_looks_empty(raw: Any, dg: DeltaGliderClient, bucket: str) -> None:
@@ -259,7 +233,7 @@ def test_delete_bucket_that_looks_empty(raw: Any, dg: DeltaGliderClient, bucket:
         Delete={"Objects": [{"Key": "rel/app-1.zip.delta"}, {"Key": "rel/app-2.zip.delta"}]},
     )
     raw.put_object(Bucket=bucket, Key=".deltaglider/stats/cache.json", Body=b"{}")
-    left = stored(raw, bucket)
+    left = _stored(raw, bucket)
     assert "rel/reference.bin" in left and any(k.startswith(TMP) for k in left)
     assert dg.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
     # The store sees objects; the plain client cannot delete the bucket.
@@ -288,7 +262,7 @@ def test_presigned_get_of_a_delta_downloads_its_bytes(
     assert body == V2
     assert int(headers["Content-Length"]) == len(V2)
 
-    copies = stored(raw, bucket, TMP)
+    copies = _stored(raw, bucket, TMP)
     assert len(copies) == 1
     copy = copies[0]
     assert copy.endswith("/app-2.zip") and len(copy.split("/")) == 4
@@ -338,7 +312,7 @@ def test_presigned_get_of_direct_objects_is_the_stored_object(
         url = dg.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
         status, _, body = fetch(url)
         assert (status, body) == (200, expected), key
-    assert stored(raw, bucket, TMP) == []  # nothing rebuilt for them
+    assert _stored(raw, bucket, TMP) == []  # nothing rebuilt for them
     # A direct object's conditions hold on the stored object itself.
     etag = dg.head_object(Bucket=bucket, Key="docs/data.bin")["ETag"]
     url = dg.generate_presigned_url(
@@ -349,7 +323,7 @@ def test_presigned_get_of_direct_objects_is_the_stored_object(
 
 def test_presigned_url_keeps_response_overrides(raw: Any, seaweedfs: Server, bucket: str) -> None:
     # SigV4 (SeaweedFS rejects response-* overrides in SigV2 URLs, whoever makes them).
-    with make_dg(seaweedfs, BotoConfig(signature_version="s3v4")) as client:
+    with deltaglider_client(seaweedfs, config=BotoConfig(signature_version="s3v4")) as client:
         put_delta(client, bucket, "rel/app-1.zip", V1)
         url = client.generate_presigned_url(
             "get_object",
@@ -393,7 +367,7 @@ def test_presigned_url_refusals(dg: DeltaGliderClient, bucket: str, raw: Any) ->
     ) == ("NoSuchBucket", 404)
     with pytest.raises(botocore.exceptions.ParamValidationError):
         dg.generate_presigned_url("get_object", Params={"Bucket": bucket})
-    assert stored(raw, bucket, TMP) == []  # no copy made for any of them
+    assert _stored(raw, bucket, TMP) == []  # no copy made for any of them
 
 
 # --- purge -----------------------------------------------------------------------------------
@@ -412,19 +386,19 @@ def test_purge_removes_expired_copies_and_keeps_the_others(
     )
     # One with no expiry recorded, written just now: kept until it is surely unusable.
     raw.put_object(Bucket=bucket, Key=f"{TMP}unknown/file.zip", Body=b"?")
-    copies = stored(raw, bucket, TMP)
+    copies = _stored(raw, bucket, TMP)
     short_key = next(k for k in copies if k.endswith("/app-1.zip"))
     long_key = next(k for k in copies if k.endswith("/app-2.zip"))
     time.sleep(1.5)
 
     dry = dg.purge_temp_files(bucket, dry_run=True)
     assert dry == {"Deleted": 1, "Bytes": len(V1), "Kept": 2, "Errors": [], "DryRun": True}
-    assert stored(raw, bucket, TMP) == copies
+    assert _stored(raw, bucket, TMP) == copies
 
     done = dg.purge_temp_files(bucket)
     assert done == {"Deleted": 1, "Bytes": len(V1), "Kept": 2, "Errors": [], "DryRun": False}
-    assert stored(raw, bucket, TMP) == sorted([long_key, f"{TMP}unknown/file.zip"])
-    assert short_key not in stored(raw, bucket)
+    assert _stored(raw, bucket, TMP) == sorted([long_key, f"{TMP}unknown/file.zip"])
+    assert short_key not in _stored(raw, bucket)
     assert fetch(short)[0] in (403, 404)
     assert fetch(long)[2] == V2  # the unexpired URL still works
 
@@ -433,10 +407,10 @@ def test_purge_removes_expired_copies_and_keeps_the_others(
 
     everything = dg.purge_temp_files(bucket, expired_only=False)
     assert everything["Deleted"] == 2 and everything["Bytes"] == len(V2) + 1
-    assert stored(raw, bucket, TMP) == []
+    assert _stored(raw, bucket, TMP) == []
     # User objects untouched.
     assert dg.get_object(Bucket=bucket, Key="rel/app-1.zip")["Body"].read() == V1
-    assert "rel/reference.bin" in stored(raw, bucket)
+    assert "rel/reference.bin" in _stored(raw, bucket)
 
 
 # --- the local store -------------------------------------------------------------------------

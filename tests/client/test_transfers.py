@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
+from conftest import deltaglider_client, plain_client, remove_bucket
 from data import noise, release
-from servers import REGION, Server
+from servers import Server
 
 from deltaglider import create_client
 from deltaglider import format as fmt
@@ -42,48 +42,16 @@ def _config() -> Config:
     return Config.from_env(environ={}, cache_backend="memory")
 
 
-def _plain(server: Server, key: str | None = None, secret: str | None = None) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=key or server.access_key,
-        aws_secret_access_key=secret or server.secret_key,
-        region_name=REGION,
-    )
-
-
-def _dg(server: Server, key: str | None = None, secret: str | None = None) -> DeltaGliderClient:
-    return create_client(
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=key or server.access_key,
-        aws_secret_access_key=secret or server.secret_key,
-        region_name=REGION,
-        deltaglider_config=_config(),
-    )
-
-
-def _drop_bucket(raw: Any, bucket: str) -> None:
-    try:
-        for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                raw.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-        raw.delete_bucket(Bucket=bucket)
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("NoSuchBucket", "404"):
-            raise
-
-
 @pytest.fixture(scope="module")
 def raw(seaweedfs: Server) -> Any:
     """A plain boto3 client on SeaweedFS: the reference behaviour, and a look at what is
     really stored."""
-    return _plain(seaweedfs)
+    return plain_client(seaweedfs)
 
 
 @pytest.fixture(scope="module")
 def dg(seaweedfs: Server) -> Iterator[DeltaGliderClient]:
-    client = _dg(seaweedfs)
+    client = deltaglider_client(seaweedfs)
     yield client
     client.close()
 
@@ -106,7 +74,7 @@ def made(raw: Any) -> Iterator[Made]:
     m = Made(raw)
     yield m
     for name in m.names:
-        _drop_bucket(raw, name)
+        remove_bucket(raw, name)
 
 
 @dataclass
@@ -123,7 +91,7 @@ class Target:
     def fresh(self) -> DeltaGliderClient:
         """Another client on the same store, with a cold cache."""
         if self.server is not None:
-            return _dg(self.server)
+            return deltaglider_client(self.server)
         assert self.root is not None
         return create_client(self.root.as_uri(), deltaglider_config=_config())
 
@@ -340,10 +308,10 @@ def test_upload_refused_as_boto3(
     src = tmp_path / "app-1.zip"
     src.write_bytes(ZIP_V1)
     results = {}
-    dg_reader = _dg(seaweedfs, seaweedfs.reader_key, seaweedfs.reader_secret)
+    dg_reader = deltaglider_client(seaweedfs, seaweedfs.reader_key, seaweedfs.reader_secret)
     try:
         for side, client in (
-            ("s3", _plain(seaweedfs, seaweedfs.reader_key, seaweedfs.reader_secret)),
+            ("s3", plain_client(seaweedfs, seaweedfs.reader_key, seaweedfs.reader_secret)),
             ("dg", dg_reader),
         ):
             bucket = made.bucket(side)
@@ -369,8 +337,8 @@ def test_upload_refused_as_boto3(
 
 @pytest.fixture(scope="module")
 def moto_pair(moto_server: Server) -> Iterator[tuple[Any, DeltaGliderClient]]:
-    client = _dg(moto_server)
-    yield _plain(moto_server), client
+    client = deltaglider_client(moto_server)
+    yield plain_client(moto_server), client
     client.close()
 
 
