@@ -660,6 +660,27 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             for o in page.objects
         ]
 
+    def _listing(
+        self, page: ListResult, bucket: str, prefix: str, delimiter: str, max_keys: int
+    ) -> dict[str, Any]:
+        """What both listing versions answer for a page."""
+        response: dict[str, Any] = {
+            "IsTruncated": page.next_token is not None,
+            "Name": bucket,
+            "Prefix": prefix,
+            "MaxKeys": max_keys,
+            "EncodingType": "url",  # boto3 asks for it and decodes the keys: so does its answer
+            "ResponseMetadata": _metadata(),
+        }
+        contents = self._contents(page)
+        if contents:
+            response["Contents"] = contents
+        if delimiter:
+            response["Delimiter"] = delimiter
+        if page.prefixes:
+            response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
+        return response
+
     def list_objects_v2(
         self,
         *,
@@ -674,29 +695,15 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
     ) -> dict[str, Any]:
         """One page of the logical listing (logical sizes; references and deltaglider's own
         objects hidden)."""
-        self._refuse("ListObjectsV2", {**other, "EncodingType": EncodingType}, set())
+        self._refuse("ListObjectsV2", {**other, "EncodingType": EncodingType}, {"FetchOwner"})
         if other.get("FetchOwner"):
             raise NotSupportedError("ListObjectsV2", "FetchOwner")
         token = ContinuationToken
         if token is None and StartAfter:
             token = _after_token(StartAfter)
         page = self._page("ListObjectsV2", Bucket, Prefix, Delimiter, MaxKeys, token)
-        response: dict[str, Any] = {
-            "IsTruncated": page.next_token is not None,
-            "Name": Bucket,
-            "Prefix": Prefix,
-            "MaxKeys": MaxKeys,
-            "KeyCount": len(page.objects) + len(page.prefixes),
-            "EncodingType": "url",  # boto3 asks for it and decodes the keys: so does its answer
-            "ResponseMetadata": _metadata(),
-        }
-        contents = self._contents(page)
-        if contents:
-            response["Contents"] = contents
-        if Delimiter:
-            response["Delimiter"] = Delimiter
-        if page.prefixes:
-            response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
+        response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys)
+        response["KeyCount"] = len(page.objects) + len(page.prefixes)
         if ContinuationToken is not None:
             response["ContinuationToken"] = ContinuationToken
         if StartAfter:
@@ -720,22 +727,8 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         self._refuse("ListObjects", {**other, "EncodingType": EncodingType}, set())
         token = _after_token(Marker) if Marker else None
         page = self._page("ListObjects", Bucket, Prefix, Delimiter, MaxKeys, token)
-        response: dict[str, Any] = {
-            "IsTruncated": page.next_token is not None,
-            "Marker": Marker,
-            "Name": Bucket,
-            "Prefix": Prefix,
-            "MaxKeys": MaxKeys,
-            "EncodingType": "url",
-            "ResponseMetadata": _metadata(),
-        }
-        contents = self._contents(page)
-        if contents:
-            response["Contents"] = contents
-        if Delimiter:
-            response["Delimiter"] = Delimiter
-        if page.prefixes:
-            response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
+        response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys)
+        response["Marker"] = Marker
         if page.next_token is not None:
             # The last key or prefix of the page (AWS gives it only with a delimiter; S3 servers
             # such as SeaweedFS always do; a program may use it or the last key either way).
