@@ -242,3 +242,9 @@ def write(path: Path, data: bytes) -> Path:
 
 def any_args(*args: Any) -> list[str]:
     return [str(a) for a in args]
+
+
+# Tests import this folder's helpers as ``cli_conftest``: every folder has a ``conftest``, and when
+# pytest is given files from several folders it imports all the conftests before any test, so
+# the name ``conftest`` would be the last folder's.
+sys.modules.setdefault("cli_conftest", sys.modules[__name__])

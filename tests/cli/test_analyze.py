@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import Dg, Target, executable, ok
+from cli_conftest import Dg, Target, executable, ok
 from data import noise, release
 
 from deltaglider import format as fmt

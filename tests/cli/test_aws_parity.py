@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Target, executable, remove_bucket
+from cli_conftest import Target, executable, remove_bucket
 from originals import awscli
 from test_cp import release
 

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import Dg, Target, ok, write
+from cli_conftest import Dg, Target, ok, write
 
 from deltaglider import format as fmt
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Dg, Target, executable, ok, write
+from cli_conftest import Dg, Target, executable, ok, write
 from test_cp import release
 
 from deltaglider import __version__

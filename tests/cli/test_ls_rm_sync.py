@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import Dg, Target, ok, write
+from cli_conftest import Dg, Target, ok, write
 from test_cp import release
 
 

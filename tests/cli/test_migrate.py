@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import Dg, Target, executable, ok, remove_bucket, write
+from cli_conftest import Dg, Target, executable, ok, remove_bucket, write
 from test_cp import release
 
 from deltaglider import format as fmt

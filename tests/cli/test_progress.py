@@ -9,7 +9,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from conftest import Target, executable, write
+from cli_conftest import Target, executable, write
 from test_cp import release
 
 

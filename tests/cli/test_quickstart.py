@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import base_env, write
+from cli_conftest import base_env, write
 from test_cp import release
 
 

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import Dg, Target, executable, ok, write
+from cli_conftest import Dg, Target, executable, ok, write
 from test_cp import release
 
 CACHE = ".deltaglider/stats_detailed.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,3 +183,9 @@ def make_pair(buckets: Buckets, s3_client: Any, dg_client: DeltaGliderClient) ->
 def pair(buckets: Buckets, s3_client: Any, dg_client: DeltaGliderClient) -> Pair:
     """A fresh bucket for each client."""
     return make_pair(buckets, s3_client, dg_client)
+
+
+# Tests import this folder's helpers as ``client_conftest``: every folder has a ``conftest``,
+# and when pytest is given files from several folders it imports all the conftests before
+# any test, so the name ``conftest`` would be the last folder's.
+sys.modules.setdefault("client_conftest", sys.modules[__name__])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Buckets, deltaglider_client, physical_keys, plain_client
+from client_conftest import Buckets, deltaglider_client, physical_keys, plain_client
 from data import noise, release
 from servers import Server
 

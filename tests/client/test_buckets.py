@@ -17,7 +17,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config as BotoConfig
-from conftest import deltaglider_client, physical_keys, remove_bucket
+from client_conftest import deltaglider_client, physical_keys, remove_bucket
 from data import noise, release
 from servers import REGION, Server
 

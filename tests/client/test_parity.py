@@ -28,7 +28,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from conftest import Buckets, Pair, Side, make_pair, physical_keys
+from client_conftest import Buckets, Pair, Side, make_pair, physical_keys
 from data import noise, release
 
 from deltaglider.client import DIFFERENCES, DeltaGliderClient

@@ -18,7 +18,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
-from conftest import deltaglider_client, plain_client, remove_bucket
+from client_conftest import deltaglider_client, plain_client, remove_bucket
 from data import noise, release
 from servers import Server
 

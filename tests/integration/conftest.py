@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,9 @@ def store(storage: Storage) -> Iterator[DeltaStore]:
     yield engine
     engine._pool.shutdown(wait=True)
     engine._io.shutdown(wait=True)
+
+
+# Tests import this folder's helpers as ``integration_conftest``: every folder has a ``conftest``,
+# and when pytest is given files from several folders it imports all the conftests before
+# any test, so the name ``conftest`` would be the last folder's.
+sys.modules.setdefault("integration_conftest", sys.modules[__name__])

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from conftest import make_config
 from data import release
+from integration_conftest import make_config
 
 from deltaglider.analyze import analyze, reference_of, spread
 from deltaglider.cache import MemoryCache

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
-from conftest import make_config
 from data import noise, release
+from integration_conftest import make_config
 
 from deltaglider import format as fmt
 from deltaglider.cache import FilesystemCache, MemoryCache

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import make_config, s3_storage
 from data import release
+from integration_conftest import make_config, s3_storage
 from originals import build
 from servers import Server
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import race_worker
-from conftest import make_config, s3_storage
+from integration_conftest import make_config, s3_storage
 
 from deltaglider.cache import MemoryCache
 from deltaglider.engine import DeltaStore

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import s3_storage
+from integration_conftest import s3_storage
 from servers import Server
 
 from deltaglider.errors import (
