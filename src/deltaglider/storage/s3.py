@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -40,6 +42,8 @@ from ..errors import (
 )
 from ._fasthead import FALLBACK, FastHead
 from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
+
+log = logging.getLogger("deltaglider")
 
 __all__ = ["S3Storage", "translate"]
 
@@ -356,10 +360,24 @@ class S3Storage(Storage):
         return self.endpoint_url or "AWS S3"
 
     def _call(self, action: str, bucket: str, key: str, fn: Any, /, **kwargs: Any) -> Any:
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic() if debug else 0.0
         try:
-            return fn(**kwargs)
+            result = fn(**kwargs)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise translate(exc, bucket=bucket, key=key, action=action) from exc
+            error = translate(exc, bucket=bucket, key=key, action=action)
+            if debug:
+                log.debug(
+                    "%s s3://%s/%s: %s (%.0f ms)",
+                    action, bucket, key, type(error).__name__, (time.monotonic() - started) * 1e3,
+                )  # fmt: skip
+            raise error from exc
+        if debug:
+            # What was asked and how long it took; never headers or credentials.
+            log.debug(
+                "%s s3://%s/%s (%.0f ms)", action, bucket, key, (time.monotonic() - started) * 1e3
+            )
+        return result
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:

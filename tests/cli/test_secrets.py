@@ -1,0 +1,58 @@
+"""Credentials never reach the output: not in results, errors, --debug logs or tracebacks, for
+the commands that talk to the store, with right and with wrong keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_conftest import Dg, Target, write
+from test_cp import release
+
+
+def _no_secret(proc_out: bytes, proc_err: bytes, *secrets: str) -> None:
+    for text in (proc_out, proc_err):
+        for secret in secrets:
+            assert secret.encode() not in text, text.decode(errors="replace")[-2000:]
+
+
+def test_no_credentials_in_output_or_debug_logs(
+    s3_target: Target, workdir: Path, tmp_path: Path
+) -> None:
+    server = s3_target.server
+    assert server is not None and server.reader_secret
+    secrets = (server.secret_key, server.reader_secret)
+    dg = Dg(s3_target, workdir)
+    for v in range(3):
+        write(workdir / f"up/app-{v}.zip", release(v))
+    loud = {"DG_LOG_LEVEL": "DEBUG"}
+    runs = [
+        ("--debug", "cp", "-r", "up", s3_target.url("s/")),
+        ("--debug", "ls", "-r", "--stored", s3_target.url()),
+        ("--debug", "sync", s3_target.url("s/"), "down/"),
+        ("--debug", "stats", s3_target.bucket, "--detailed", "--json"),
+        ("--debug", "verify", "-r", s3_target.url("s/")),
+        ("--debug", "analyze", s3_target.url("s/")),
+        ("--debug", "migrate", s3_target.url("s/"), f"s3://{s3_target.bucket}/m/", "--yes"),
+    ]
+    logged = b""
+    for args in runs:
+        proc = dg.exe(*args, env=loud)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        _no_secret(proc.stdout, proc.stderr, *secrets)
+        logged += proc.stderr
+    assert b"deltaglider: DEBUG: " in logged  # the debug logs were there to look at
+    # Wrong keys: an error (with a traceback under --debug), and still no secret in it.
+    wrong = "not-the-secret-0123456789abcdef"
+    for extra in ((), ("--debug",)):
+        proc = dg.exe(*extra, "ls", s3_target.url(), env={**loud, "AWS_SECRET_ACCESS_KEY": wrong})
+        assert proc.returncode == 1 and b"access denied" in proc.stderr
+        _no_secret(proc.stdout, proc.stderr, wrong, *secrets)
+    # The reader's keys, refused a write.
+    reader = {
+        **loud,
+        "AWS_ACCESS_KEY_ID": server.reader_key or "",
+        "AWS_SECRET_ACCESS_KEY": server.reader_secret,
+    }
+    proc = dg.exe("--debug", "cp", "up/app-0.zip", s3_target.url("r/"), env=reader)
+    assert proc.returncode == 1 and b"access denied" in proc.stderr.lower()
+    _no_secret(proc.stdout, proc.stderr, *secrets)
