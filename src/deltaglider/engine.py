@@ -1480,7 +1480,16 @@ class DeltaStore:
                 src_bucket, src_key, bucket, key, user, ctype, delta, max_ratio, progress
             )
         candidate = delta if delta is not None else self.config.is_delta_candidate(key)
-        if src.is_delta or src.kind == "foreign" or src.sha256 is None or (candidate and src.size):
+        if (
+            src.is_delta
+            or src.kind == "foreign"
+            or src.sha256 is None
+            or (candidate and src.size)
+            # A direct object lives at its direct key. Anything else that reads as direct may
+            # be a delta whose HEAD lost its last headers (a connection closed inside them
+            # looks complete to boto3): copied as is, its delta would be stored as the file.
+            or src.physical_key != fmt.direct_key(src_key)
+        ):
             # Foreign bytes get their sha256 recorded; a delta candidate goes through the
             # delta route like any upload.
             return self._copy_rebuilt(

@@ -113,6 +113,49 @@ def translate(exc: Exception, *, bucket: str = "", key: str = "", action: str = 
     return exc
 
 
+#: Operations whose successful answer always names the object's ETag.
+_ETAG_OPERATIONS = frozenset({"HeadObject", "GetObject", "PutObject", "UploadPart"})
+_INCOMPLETE = (
+    b"<Error><Code>IncompleteResponse</Code><Message>the connection closed inside the "
+    b"response headers</Message></Error>"
+)
+
+
+def _reject_cut_headers(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+    """Turns a 2xx answer that was cut short into a retryable error (a 500).
+
+    http.client takes the end of the connection for the end of the headers: a connection that
+    closes inside them gives a 200 with the headers so far, an empty body, and no error (the
+    known boto3 trap); botocore does not check the length of a body it does not stream either.
+    An answer with a body says how long it is (or is chunked, or ends with the connection, as
+    it then says); an object's answer names its ETag, and a HEAD of one its size. (Headers cut
+    after those are caught where an object's body is read: see :meth:`S3Storage.get`.)
+    """
+    status = int(response_dict.get("status_code") or 0)
+    if not 200 <= status < 300 or status == 204:
+        return
+    headers = response_dict.get("headers") or {}
+    body = response_dict.get("body")
+    operation = operation_model.name
+    incomplete = operation in _ETAG_OPERATIONS and "etag" not in headers
+    if operation == "HeadObject":
+        incomplete |= "content-length" not in headers
+    elif operation_model.http.get("method") != "HEAD" and "transfer-encoding" not in headers:
+        length = headers.get("content-length")
+        if length is None:
+            incomplete |= "close" not in str(headers.get("connection", "")).lower()
+        elif isinstance(body, bytes):
+            incomplete |= length.strip() != str(len(body))
+    if not incomplete:
+        return
+    close = getattr(body, "close", None)
+    if close is not None:  # a streamed body: its connection is of no further use
+        with contextlib.suppress(Exception):
+            close()
+    response_dict["status_code"] = 500
+    response_dict["body"] = _INCOMPLETE
+
+
 def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[Any]], None]:
     """A done-callback that reports a part's bytes once it is uploaded."""
 
@@ -202,6 +245,28 @@ class _ResumingBody:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Prefixed:
+    """A body whose first bytes were read already."""
+
+    def __init__(self, head: bytes, body: Any) -> None:
+        self._head = head
+        self._body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            data: bytes = self._body.read() if size is None or size < 0 else self._body.read(size)
+            return data
+        if size is None or size < 0:
+            data = self._head + self._body.read()
+            self._head = b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data
+
+    def close(self) -> None:
+        self._body.close()
 
 
 class _PartsBody:
@@ -327,6 +392,7 @@ class S3Storage(Storage):
         self._head_workers = max_pool_connections
         if client is not None:
             self.client = client
+            client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
             return
         if profile and (aws_access_key_id or aws_secret_access_key):
             raise ConfigError("give either a profile or access keys, not both")
@@ -354,6 +420,7 @@ class S3Storage(Storage):
             tcp_keepalive=True,
         )
         self.client = session.client("s3", endpoint_url=endpoint_url, config=config, verify=verify)
+        self.client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
         self._session = session
 
     def describe(self) -> str:
@@ -505,13 +572,34 @@ class S3Storage(Storage):
         # response; a larger one continues in parts fetched in parallel, ahead of the reader.
         part = self.multipart_chunksize
         first_end = start + part if end is None else min(end, start + part)
-        try:
-            r = self._get_object(bucket, key, start, first_end, if_match)
-        except InvalidRange:
-            if start or end is not None:
-                raise
-            r = self._get_object(bucket, key, 0, None, if_match)  # an empty object
-        length = int(r.get("ContentLength", 0))
+        for attempt in range(_READ_RETRIES + 1):
+            try:
+                r = self._get_object(bucket, key, start, first_end, if_match)
+            except InvalidRange:
+                if start or end is not None:
+                    raise
+                r = self._get_object(bucket, key, 0, None, if_match)  # an empty object
+            length = int(r.get("ContentLength", 0))
+            # The headers (size, ETag, metadata) are believed only once the body has begun: a
+            # connection closed inside them leaves an answer with some of them missing whose
+            # body then breaks off, and resuming that body would pass it off as complete.
+            try:
+                head: bytes = r["Body"].read(min(length, 1 << 16)) if length else b""
+                if length and not head:
+                    raise StorageError(
+                        f"s3://{bucket}/{key}: the answer ended before its body",
+                        code="IncompleteBody",
+                        bucket=bucket,
+                        key=key,
+                    )
+                break
+            except (botocore.exceptions.BotoCoreError, OSError, StorageError) as exc:
+                with contextlib.suppress(Exception):
+                    r["Body"].close()
+                if attempt == _READ_RETRIES:
+                    if isinstance(exc, StorageError):
+                        raise
+                    raise translate(exc, bucket=bucket, key=key, action="get") from exc
         total = length
         content_range = r.get("ContentRange")
         if content_range and "/" in content_range:
@@ -521,7 +609,9 @@ class S3Storage(Storage):
                 total = length
         info = self._info(key, r, size=total)
         stop = total if end is None else min(end, total)
-        first = _ResumingBody(self, bucket, key, info.etag, start, start + length, r["Body"])
+        first = _ResumingBody(
+            self, bucket, key, info.etag, start, start + length, _Prefixed(head, r["Body"])
+        )
         if start + length >= stop:
             return info, first
         return info, _PartsBody(self, bucket, key, info.etag, first, start + length, stop, part)
