@@ -1,0 +1,204 @@
+"""The native decoder under hostile input: the fuzz corpus replayed, a fixed-seed mutation loop,
+and a short coverage-guided atheris run (the longer, sanitized run is fuzz/run.sh).
+
+Every input goes through ``fuzz/decoder_target.py``: one-shot, copy_stream and stream_reader
+decoding against the corpus's reference and against a reference derived from the input. The
+only accepted failure is DecodeError; the three forms must agree and stay within
+max_output_size. Anything else, a crash, a hang or memory growth fails the test with the input
+(base64) so that it can become a regression test.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from deltaglider.errors import DecodeError
+
+ROOT = Path(__file__).resolve().parents[2]
+FUZZ = ROOT / "fuzz"
+CORPUS = FUZZ / "corpus" / "decoder"
+
+#: The atheris run's share of the CI budget (the whole file stays under a minute).
+FUZZ_SECONDS = 30
+#: Inputs of the fixed-seed mutation loop.
+MUTATIONS = 20_000
+
+
+def _load_target() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dg_fuzz_target", FUZZ / "decoder_target.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+target = _load_target()
+
+
+def _corpus() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(CORPUS.iterdir()) if p.is_file()}
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def _finding(data: bytes, exc: BaseException) -> str:
+    return (
+        f"{type(exc).__name__}: {exc}\n"
+        f"input ({len(data)} bytes, base64): {base64.b64encode(data).decode()}"
+    )
+
+
+def test_corpus_is_kept_in_the_repo() -> None:
+    corpus = _corpus()
+    seeds = [n for n in corpus if n.startswith("seed-")]
+    assert any(n.startswith("seed-ours-") for n in seeds)
+    assert any(n.startswith("seed-xdelta3-") for n in seeds)
+    assert {"lzma", "djw", "fgk", "none"} <= {
+        s for n in seeds for s in ("lzma", "djw", "fgk", "none") if f"-{s}-" in n
+    }
+    assert sum(len(d) for d in corpus.values()) < 256 << 10, "keep the corpus small"
+
+
+def test_seeds_decode() -> None:
+    """The seeds are real deltas against the fixed reference: every one decodes, every way."""
+    for name, data in _corpus().items():
+        if name.startswith("seed-"):
+            out = target.check_with(target.SOURCE, data, 100)
+            assert not isinstance(out, DecodeError), f"{name}: {out}"
+
+
+def test_corpus_replays_cleanly() -> None:
+    failures = []
+    for name, data in _corpus().items():
+        try:
+            target.check(data)
+        except Exception as exc:
+            failures.append(f"{name}: {_finding(data, exc)}")
+    assert not failures, "\n".join(failures)
+
+
+def test_findings_stay_fixed() -> None:
+    """Inputs the fuzzer once flagged (fuzz/README.md, "Findings") are clean DecodeErrors."""
+    # UBSan in vendored xdelta3: an ADD of size 0 from an empty, NULL data section is
+    # memcpy(out, NULL, 0); the window is then refused.
+    data = (CORPUS / "regress-ubsan-add0-null-data.vcdiff").read_bytes()
+    out = target.check_with(target.SOURCE, data, 7)
+    assert isinstance(out, DecodeError) and "data underflow" in str(out)
+
+
+def _mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
+    """One of the mutations that break real deltas: flips, truncation, splices, edits."""
+    b = bytearray(data)
+    for _ in range(rng.choice((1, 1, 2, 3, 5))):
+        kind = rng.randrange(8)
+        n = len(b)
+        if kind == 0 and n:  # flip bits
+            b[rng.randrange(n)] ^= 1 << rng.randrange(8)
+        elif kind == 1 and n:  # a byte set to an interesting value
+            b[rng.randrange(n)] = rng.choice((0x00, 0x01, 0x7F, 0x80, 0xFF, 0x04, 0x05))
+        elif kind == 2:  # truncate
+            del b[rng.randrange(n + 1) :]
+        elif kind == 3:  # splice: this input's head, another's tail
+            other = rng.choice(corpus)
+            b = b[: rng.randrange(n + 1)] + other[rng.randrange(len(other) + 1) :]
+        elif kind == 4 and n:  # delete a range
+            i = rng.randrange(n)
+            del b[i : i + rng.randrange(1, 64)]
+        elif kind == 5 and n:  # duplicate a range
+            i = rng.randrange(n)
+            b[i:i] = b[i : i + rng.randrange(1, 256)]
+        elif kind == 6 and n:  # a large VCDIFF integer where a small one was
+            i = rng.randrange(n)
+            b[i : i + 1] = rng.choice((b"\xff\xff\xff\xff\x0f", b"\xa0\x80\x80\x00", b"\x84\x00"))
+        elif kind == 7 and n:  # random bytes over a range
+            i = rng.randrange(n)
+            b[i : i + 8] = rng.randbytes(8)
+    return bytes(b)
+
+
+def test_fixed_seed_mutations() -> None:
+    """Reproducible hostile inputs, with memory checked to stay flat across them."""
+    corpus = list(_corpus().values())
+    rng = random.Random(0xF0221)
+    rss_start = None
+    slowest = 0.0
+    for i in range(MUTATIONS):
+        if i == MUTATIONS // 5:
+            rss_start = _rss_bytes()  # after warm-up: pools, caches and arenas are in place
+        data = _mutate(rng, rng.choice(corpus), corpus)
+        t = time.perf_counter()
+        try:
+            target.check(data)
+        except Exception as exc:
+            pytest.fail(f"mutation {i}: {_finding(data, exc)}")
+        slowest = max(slowest, time.perf_counter() - t)
+    assert slowest < 5, f"an input took {slowest:.1f} s to reject"
+    rss_end = _rss_bytes()
+    if rss_start is not None and rss_end is not None:
+        growth = rss_end - rss_start
+        assert growth < 32 << 20, f"RSS grew {growth >> 20} MiB over {MUTATIONS} inputs"
+
+
+def _atheris_expected() -> bool:
+    # atheris ships wheels for Linux x86_64 only; it is in the test extras there.
+    return sys.platform == "linux" and platform.machine() == "x86_64"
+
+
+@pytest.mark.slow
+def test_atheris_short_run(tmp_path: Path) -> None:
+    """Coverage-guided fuzzing for FUZZ_SECONDS; any crash, hang, OOM or finding fails."""
+    if importlib.util.find_spec("atheris") is None:
+        if _atheris_expected():
+            pytest.fail("atheris is not installed: pip install '.[test]'")
+        pytest.skip("atheris has no wheel for this platform")
+    seed = int(os.environ.get("DG_FUZZ_SEED", random.randrange(1, 1 << 31)))
+    work = tmp_path / "corpus"
+    work.mkdir()
+    cmd = [
+        sys.executable,
+        str(FUZZ / "fuzz_decoder.py"),
+        f"-max_total_time={FUZZ_SECONDS}",
+        "-timeout=10",
+        "-rss_limit_mb=1024",
+        f"-seed={seed}",
+        f"-dict={FUZZ / 'vcdiff.dict'}",
+        f"-artifact_prefix={tmp_path}/",
+        "-print_final_stats=1",
+        str(work),
+        str(CORPUS),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=FUZZ_SECONDS + 90, cwd=tmp_path
+    )
+    log = proc.stdout + proc.stderr
+    artifacts = sorted(
+        p for p in tmp_path.iterdir() if re.match(r"(crash|timeout|oom|leak|slow-unit)-", p.name)
+    )
+    if proc.returncode != 0 or artifacts:
+        found = "\n".join(
+            f"{p.name}: {base64.b64encode(p.read_bytes()).decode()}" for p in artifacts
+        )
+        pytest.fail(
+            f"the fuzzer found a problem (exit {proc.returncode}, DG_FUZZ_SEED={seed}); "
+            f"replay with python fuzz/fuzz_decoder.py <file>\n{found}\n{log[-6000:]}"
+        )
+    runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
+    assert runs and int(runs.group(1)) > 10_000, f"the fuzzer barely ran:\n{log[-3000:]}"
