@@ -57,6 +57,9 @@ def run(op: tuple[Any, ...]) -> tuple[str, Any]:
         if kind == "get":
             data = STORE.get_bytes(bucket, key)
             return "ok", hashlib.sha256(data).hexdigest()
+        if kind == "copy":  # key is "source>destination"
+            source, destination = key.split(">")
+            return "ok", STORE.copy(bucket, source, bucket, destination).sha256
         raise ValueError(kind)
     except ObjectNotFound:
         return "missing", None

@@ -31,7 +31,7 @@ FUZZ = ROOT / "fuzz"
 CORPUS = FUZZ / "corpus" / "decoder"
 
 #: The atheris run's share of the CI budget (the whole file stays under a minute).
-FUZZ_SECONDS = 30
+FUZZ_SECONDS = 15
 #: Inputs of the fixed-seed mutation loop.
 MUTATIONS = 20_000
 
@@ -201,4 +201,4 @@ def test_atheris_short_run(tmp_path: Path) -> None:
             f"replay with python fuzz/fuzz_decoder.py <file>\n{found}\n{log[-6000:]}"
         )
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
-    assert runs and int(runs.group(1)) > 10_000, f"the fuzzer barely ran:\n{log[-3000:]}"
+    assert runs and int(runs.group(1)) > 3_000, f"the fuzzer barely ran:\n{log[-3000:]}"

@@ -51,6 +51,8 @@ class Settings:
     quiet: bool = False
     no_progress: bool = False
     max_workers: int | None = None
+    cli_read_timeout: float | None = None
+    cli_connect_timeout: float | None = None
 
 
 class CommandError(click.ClickException):
@@ -135,6 +137,13 @@ class App:
                 "multipart_chunksize": config.multipart_chunksize,
                 "max_pool_connections": max(32, config.max_workers * 4),
             }
+            # As the AWS CLI: seconds, 0 waits forever.
+            for option, value in (
+                ("read_timeout", s.cli_read_timeout),
+                ("connect_timeout", s.cli_connect_timeout),
+            ):
+                if value is not None:
+                    options[option] = value or None
             if s.no_verify_ssl:
                 # Asked for: not worth a warning on every request.
                 import urllib3
@@ -218,6 +227,22 @@ def _global_option_specs(on_group: bool) -> list[tuple[tuple[str, ...], dict[str
                 "metavar": "N",
                 "help": "Parallel transfers (default 8).",
                 **env("DG_MAX_WORKERS"),
+            },
+        ),
+        (
+            ("--cli-read-timeout",),
+            {
+                "type": click.FloatRange(min=0),
+                "metavar": "SECONDS",
+                "help": "Socket read timeout (default 60; 0 waits forever).",
+            },
+        ),
+        (
+            ("--cli-connect-timeout",),
+            {
+                "type": click.FloatRange(min=0),
+                "metavar": "SECONDS",
+                "help": "Socket connect timeout (default 10; 0 waits forever).",
             },
         ),
     ]

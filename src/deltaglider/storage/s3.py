@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -107,10 +108,21 @@ def translate(exc: Exception, *, bucket: str = "", key: str = "", action: str = 
             key=key,
         )
     if isinstance(exc, (botocore.exceptions.BotoCoreError, OSError)):
+        text = str(exc)
+        short = _SHORT_READ.search(text)
+        if short:  # urllib3's and http.client's words for a body cut short
+            got, total, more = short.groups()
+            want = int(total) if total else int(got) + int(more)
+            text = f"the connection closed after {got} of {want} bytes of the answer"
         return StorageError(
-            f"{action or 'request'} on {where} failed: {exc}", bucket=bucket, key=key
+            f"{action or 'request'} on {where} failed: {text}", bucket=bucket, key=key
         )
     return exc
+
+
+_SHORT_READ = re.compile(
+    r"(\d+) (?:bytes )?read(?:, but total bytes expected is (\d+)|, (\d+) more expected)"
+)
 
 
 #: Operations whose successful answer always names the object's ETag.
@@ -372,8 +384,8 @@ class S3Storage(Storage):
         multipart_threshold: int = 16 << 20,
         multipart_chunksize: int = 8 << 20,
         conditional_writes: bool = True,
-        connect_timeout: float = 10,
-        read_timeout: float = 60,
+        connect_timeout: float | None = 10,
+        read_timeout: float | None = 60,
         client: Any = None,
     ) -> None:
         self.endpoint_url = endpoint_url
