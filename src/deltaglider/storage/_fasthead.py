@@ -180,6 +180,9 @@ class FastHead:
         if sock is not None:
             sock.close()
             self._local.sock = None
+            with self._lock:  # not kept for close(): a long run would pile them up
+                if sock in self._conns:
+                    self._conns.remove(sock)
 
     def _exchange(self, request: bytes) -> tuple[int, dict[str, str]] | None:
         """Sends a HEAD request and reads the response headers; None if the connection
