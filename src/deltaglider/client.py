@@ -960,9 +960,12 @@ def create_client(
             config=ours.merge(config) if config is not None else ours,
             verify=verify,
         )
+    pool = getattr(getattr(boto3_client, "meta", None), "config", None)
     storage = S3Storage(
         client=boto3_client,
         multipart_threshold=settings.multipart_threshold,
         multipart_chunksize=settings.multipart_chunksize,
+        # Our threads as many as the client's connections: no more threads than sockets.
+        max_pool_connections=int(getattr(pool, "max_pool_connections", None) or 10),
     )
     return DeltaGliderClient(DeltaStore(storage, cache, settings), boto3_client)

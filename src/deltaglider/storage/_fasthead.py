@@ -175,6 +175,10 @@ class FastHead:
             self._conns.append(sock)
         return sock
 
+    def forget_connection(self) -> None:
+        """Closes this thread's connection, if it has one."""
+        self._drop_connection()
+
     def _drop_connection(self) -> None:
         sock = getattr(self._local, "sock", None)
         if sock is not None:

@@ -536,6 +536,7 @@ class S3Storage(Storage):
         if known:
             return fast
         answer = fast.head(bucket, probe_key)
+        fast.forget_connection()  # the caller's thread may be short-lived: keep no socket for it
         try:
             expected: ObjectInfo | None = self.head(bucket, probe_key)
         except ObjectNotFound:
