@@ -6,9 +6,14 @@ and directly (to check what the store really holds afterwards).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -63,6 +68,64 @@ def proxy(fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
     fault_proxy.clear()
     yield fault_proxy
     fault_proxy.clear()
+
+
+# --- the soak runs beside the rest of the suite --------------------------------------------
+
+
+@dataclass
+class Soak:
+    """The soak runner (tests/reliability/soak.py) started in the background."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+    log: Path
+    seconds: float
+    workers: int
+
+
+SOAK = pytest.StashKey[Soak]()
+
+
+def soak_settings() -> tuple[float, int, float]:
+    """Seconds, workers and mean pause between a worker's operations (DG_SOAK_SECONDS,
+    DG_SOAK_WORKERS, DG_SOAK_PAUSE): by default 150 s (a first and a last minute that do not
+    overlap), 3 processes, 100 ms (light enough to run beside the other tests)."""
+    return (
+        float(os.environ.get("DG_SOAK_SECONDS", "150")),
+        int(os.environ.get("DG_SOAK_WORKERS", "3")),
+        float(os.environ.get("DG_SOAK_PAUSE", "0.1")),
+    )
+
+
+def start_soak() -> Soak:
+    seconds, workers, pause = soak_settings()
+    folder = Path(tempfile.mkdtemp(prefix="dg-soak-report-"))
+    out, log = folder / "soak.json", folder / "soak.log"
+    runner = Path(__file__).with_name("soak.py")
+    cmd = [sys.executable, str(runner), "--seconds", str(seconds), "--workers", str(workers)]
+    cmd += ["--pause", str(pause), "--out", str(out)]
+    with open(log, "wb") as fh:
+        process = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    return Soak(process, out, log, seconds, workers)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The soak takes minutes of wall time but little CPU: when its test is selected, it starts
+    as soon as collection ends and runs while the other tests do; its test waits for it."""
+    if any(item.nodeid.split("::")[0].endswith("test_soak.py") for item in session.items):
+        session.config.stash[SOAK] = start_soak()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    soak = config.stash.get(SOAK, None)
+    if soak is not None and soak.process.poll() is None:
+        soak.process.terminate()  # the runner stops its SeaweedFS and workers
+        try:
+            soak.process.wait(30)
+        except subprocess.TimeoutExpired:
+            soak.process.kill()
+            soak.process.wait()
 
 
 # Tests import this folder's helpers as ``reliability_conftest`` (see tests/cli/conftest.py).
