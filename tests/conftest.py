@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import originals
 import pytest
 from hypothesis import HealthCheck, settings
 from servers import Moto, SeaweedFS, Server
@@ -31,6 +32,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The other tools' environments install in the background while the first tests run."""
+    files = {item.nodeid.split("::")[0] for item in session.items}
+    originals.prefetch(
+        originals=any(f.endswith("test_original_compat.py") for f in files),
+        aws=any(f.endswith("test_aws_parity.py") for f in files),
+    )
 
 
 # --- real S3 servers, one of each per session -----------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import venv
 from pathlib import Path
 
@@ -19,31 +20,60 @@ VENV_ROOT = Path(
 
 #: The AWS CLI the parity tests and benchmarks compare against (v1, from PyPI).
 AWSCLI_VERSION = "1.46.3"
+#: The original DeltaGlider releases the compatibility tests read and write with.
+ORIGINAL_VERSIONS = ("6.2.0", "6.1.1", "5.2.0")
+
+_locks: dict[str, threading.Lock] = {}
+_locks_lock = threading.Lock()
 
 
 def tool(requirement: str, executable: str, name: str) -> Path:
-    """The executable ``executable`` of ``requirement`` installed in a venv named ``name``."""
-    target = VENV_ROOT / name
-    exe = target / "bin" / executable
-    stamp = target / ".complete"
-    if stamp.exists() and stamp.read_text() == requirement and exe.exists():
+    """The executable ``executable`` of ``requirement`` installed in a venv named ``name``
+    (one install at a time per venv: a second caller waits for the first)."""
+    with _locks_lock:
+        lock = _locks.setdefault(name, threading.Lock())
+    with lock:
+        target = VENV_ROOT / name
+        exe = target / "bin" / executable
+        stamp = target / ".complete"
+        if stamp.exists() and stamp.read_text() == requirement and exe.exists():
+            return exe
+        VENV_ROOT.mkdir(parents=True, exist_ok=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(target)
+        subprocess.run(
+            [
+                str(target / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-compile",
+                "--disable-pip-version-check",
+                requirement,
+            ],
+            check=True,
+        )
+        stamp.write_text(requirement)
         return exe
-    VENV_ROOT.mkdir(parents=True, exist_ok=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(target)
-    subprocess.run(
-        [
-            str(target / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            requirement,
-        ],
-        check=True,
-    )
-    stamp.write_text(requirement)
-    return exe
+
+
+def prefetch(originals: bool, aws: bool) -> None:
+    """Starts installing the environments the selected tests will need, in the background,
+    so that they are (nearly) ready when the first of those tests runs."""
+
+    def quietly(fn: object, *args: str) -> None:
+        try:
+            fn(*args)  # type: ignore[operator]
+        except Exception:  # the test that needs it installs it again, and fails
+            pass
+
+    jobs: list[tuple[object, tuple[str, ...]]] = []
+    if originals:
+        jobs += [(build, (v,)) for v in ORIGINAL_VERSIONS]
+    if aws:
+        jobs.append((awscli, ()))
+    for fn, args in jobs:
+        threading.Thread(target=quietly, args=(fn, *args), daemon=True).start()
 
 
 def build(version: str) -> Path:

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from data import release
 from integration_conftest import make_config, s3_storage
-from originals import build
+from originals import ORIGINAL_VERSIONS, build
 from servers import Server
 
 from deltaglider.cache import MemoryCache
 from deltaglider.engine import DeltaStore
 
-VERSIONS = ["6.2.0", "6.1.1", "5.2.0"]
+VERSIONS = list(ORIGINAL_VERSIONS)
 
 
 @pytest.fixture(scope="session")
