@@ -126,7 +126,7 @@ class FilesystemCache(ReferenceCache):
         path = self._path(sha256)
         try:
             blob = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
+        except OSError:  # missing, unreadable, a folder, a symlink loop: a miss
             return None
         try:
             data = self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], bytes.fromhex(sha256))
@@ -146,15 +146,23 @@ class FilesystemCache(ReferenceCache):
             return
         nonce = os.urandom(_NONCE)
         blob = nonce + self._aead.encrypt(nonce, bytes(data), bytes.fromhex(sha256))
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        # Best effort: a cache that cannot take an entry (its folder removed or full, a folder
+        # in the entry's place) must not fail the read that fetched it.
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        except OSError:
+            return
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(blob)
             os.replace(tmp, self._path(sha256))
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                return
             raise
-        self._evict()
+        with contextlib.suppress(OSError):
+            self._evict()
 
     def discard(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)

@@ -73,6 +73,8 @@ _SPOOL = 64 << 20
 _CHUNK = 1 << 20
 _WRITE_ATTEMPTS = 5
 _TRASH = fmt.RESERVED_PREFIX + "trash/"
+#: Metadata fields only a delta has: an object with any of them claims to be a delta.
+_DELTA_ONLY_FIELDS = ("ref_key", "ref_sha256", "delta_size", "delta_cmd")
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
@@ -931,6 +933,7 @@ class DeltaStore:
         info, body = self._open_physical(bucket, key)
         summary = self._summary(bucket, key, info)
         try:
+            self._check_delta(bucket, key, info)
             self._check_range(summary, start, end)
             verifier = _Verifier(key, summary.sha256, summary.size)
             if summary.is_delta:
@@ -943,6 +946,39 @@ class DeltaStore:
             body.close()
             raise
         return summary, VerifiedReader(inner, verifier, start, end, closers)
+
+    @staticmethod
+    def _check_delta(bucket: str, key: str, info: ObjectInfo) -> None:
+        """Refuses to read an object stored as ``key``'s delta whose metadata marks it as a
+        delta but lacks what rebuilding and checking it needs: the file's sha256 and size (the
+        bound on what the delta may decode to), and the reference's key and sha256. Read as
+        plain bytes, it would be the delta itself, or an unbounded decode. Objects with no
+        delta field at all (another tool's ``x.delta``) are still served as they are."""
+        if info.key != fmt.delta_key(key):
+            return
+        raw = {k.lower(): v for k, v in (info.metadata or {}).items()}
+        legacy = not any(k.startswith(("dg-", "dg_")) for k in raw)
+        if not any(fmt.read_field(raw, f, bare=legacy) for f in _DELTA_ONLY_FIELDS):
+            return
+        meta = fmt.parse_metadata(raw, info.key)
+        bad = [
+            name
+            for name, value in (
+                ("dg-file-sha256", meta.file_sha256),
+                ("dg-file-size", meta.file_size),
+                ("dg-ref-key", meta.ref_key),
+                ("dg-ref-sha256", meta.ref_sha256),
+            )
+            if value is None
+        ]
+        if meta.ref_key is not None and fmt.basename(meta.ref_key) != fmt.REFERENCE_NAME:
+            bad.append("dg-ref-key")  # a delta is made against a reference.bin, nothing else
+        if bad:
+            raise IntegrityError(
+                f"s3://{bucket}/{info.key}: the delta's metadata is damaged (missing or invalid: "
+                f"{', '.join(bad)}); it cannot be rebuilt and checked",
+                key=key,
+            )
 
     def _check_range(self, summary: ObjectSummary, start: int, end: int | None) -> None:
         size = summary.size or 0
@@ -993,6 +1029,7 @@ class DeltaStore:
         info, body = self._open_physical(bucket, key)
         try:
             summary = self._summary(bucket, key, info)
+            self._check_delta(bucket, key, info)
             self._check_range(summary, start, end)
             verifier = _Verifier(key, summary.sha256, summary.size)
             writer = _RangeWriter(out, verifier, start, end, progress)

@@ -21,6 +21,21 @@ def open_storage(endpoint_url: str | None = None, **options: object) -> Storage:
 
             raise ConfigError(f"file URLs name a local path (file:///path), not {endpoint_url}")
         return LocalStorage(unquote(parsed.path))
+    if endpoint_url:
+        from urllib.parse import urlparse
+
+        try:
+            parsed = urlparse(endpoint_url)
+            port = parsed.port  # raises ValueError when out of range
+            valid = parsed.scheme in ("http", "https") and bool(parsed.hostname) and port != 0
+        except ValueError:
+            valid = False
+        if not valid:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"endpoint URL {endpoint_url!r} is neither http(s)://host[:port] nor file:///path"
+            )
     from .s3 import S3Storage
 
     return S3Storage(endpoint_url=endpoint_url, **options)  # type: ignore[arg-type]
