@@ -174,6 +174,21 @@ pass_app = click.make_pass_decorator(App)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _Ratio(click.FloatRange):
+    """A fraction in (0, 1]; NaN is not one (FloatRange lets it through)."""
+
+    name = "ratio"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number in (0, 1]", param, ctx)
+        return number
+
+
+RATIO = _Ratio(0, 1, min_open=True)
+
+
 def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         source = ctx.get_parameter_source(param.name or name)

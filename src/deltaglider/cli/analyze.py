@@ -15,7 +15,7 @@ import click
 
 from ..analyze import DEFAULT_MAX_SAMPLE_BYTES, DEFAULT_SAMPLE, Analysis, SpaceEstimate
 from ..analyze import analyze as run_analysis
-from ._app import EXIT_FAILED, App, DGCommand, common_options, describe_error, pass_app
+from ._app import EXIT_FAILED, RATIO, App, DGCommand, common_options, describe_error, pass_app
 from ._paths import parse_s3
 
 __all__ = ["COMMANDS", "analyze", "decimal_size", "parse_size"]
@@ -138,7 +138,7 @@ def _report(result: Analysis) -> list[str]:
 )
 @click.option(
     "--max-ratio",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=RATIO,
     metavar="RATIO",
     help="Count a delta only if it is at most this fraction of the file, as cp would "
     "store it (default 0.5, DG_MAX_RATIO).",

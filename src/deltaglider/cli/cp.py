@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..engine import ObjectSummary
-from ._app import EXIT_FAILED, EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
+from ._app import EXIT_FAILED, EXIT_USAGE, RATIO, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
 from ._paths import (
     S3Url,
@@ -57,7 +57,7 @@ def transfer_options(fn: Any) -> Any:
     fn = click.option("--no-delta", is_flag=True, help="Store files whole, never as deltas.")(fn)
     fn = click.option(
         "--max-ratio",
-        type=click.FloatRange(0, 1, min_open=True),
+        type=RATIO,
         metavar="RATIO",
         help="Store a delta only if it is at most this fraction of the file (default 0.5, "
         "DG_MAX_RATIO).",

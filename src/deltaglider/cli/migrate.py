@@ -32,7 +32,7 @@ from .. import format as fmt
 from ..engine import ObjectSummary, _natural
 from ..errors import BucketNotFound
 from . import _ec2
-from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
+from ._app import EXIT_USAGE, RATIO, App, DGCommand, abort, common_options, pass_app
 from ._console import human_size
 from ._filters import Filters, filter_options, filters_from
 from ._paths import S3Url, parse_s3
@@ -198,7 +198,7 @@ def _region_warnings(app: App, buckets: list[str]) -> list[str]:
 @click.option("--no-delta", is_flag=True, help="Store every file whole (no deltas).")
 @click.option(
     "--max-ratio",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=RATIO,
     metavar="RATIO",
     help="Store a file whole if its delta is larger than this fraction of it (default 0.5).",
 )
