@@ -7,7 +7,10 @@ store's own files (locks, files being written) are under ``<root>/.dgstore/``.
 Writes are atomic: data and metadata go to temporary files on the same filesystem and are renamed
 into place together under the bucket's lock, so a reader sees the old object or the new one,
 never a mix; conditional writes (create-only, if-match) are checked under that lock too. Locks
-are ``flock`` locks: safe between threads and processes of one machine (not across NFS).
+are ``flock`` locks: safe between threads and processes of one machine (not across NFS). A
+process killed between the two renames leaves the data in place and the metadata in
+``.dgstore/tmp/`` (which names the object and its data file's inode): the next ``LocalStorage``
+opened on the root renames it into place, so the object is the new one, whole.
 
 Listing has S3's semantics: keys in lexicographic (UTF-8) order, prefix, delimiter, pages of at
 most ``max_keys`` with a continuation token.
@@ -112,6 +115,41 @@ class LocalStorage(Storage):
         self._state = self.root / _STATE
         (self._state / "tmp").mkdir(parents=True, exist_ok=True)
         (self._state / "locks").mkdir(parents=True, exist_ok=True)
+        self._finish_interrupted_writes()
+
+    def _finish_interrupted_writes(self) -> None:
+        """Completes the writes killed between the rename of their data and of their metadata:
+        a temporary metadata file whose data file is gone from ``tmp/`` (a write in progress
+        has both, or neither once under the lock). Its metadata goes into place only if the
+        object's data is still that file (same inode and time), else it is dropped."""
+        for meta_tmp in (self._state / "tmp").glob("data-*" + _META):
+            data_tmp = meta_tmp.with_name(meta_tmp.name[: -len(_META)])
+            if data_tmp.exists():
+                continue
+            try:
+                written = json.loads(meta_tmp.read_text(encoding="utf-8"))["written_as"]
+                bucket, key = str(written["bucket"]), str(written["key"])
+                path = self._path(bucket, key)
+            except (OSError, ValueError, KeyError, TypeError, StorageError):
+                continue  # gone meanwhile, or not a write of this version
+            try:
+                with self._lock(bucket, exclusive=True):
+                    if data_tmp.exists() or not meta_tmp.exists():
+                        continue
+                    try:
+                        stat = path.stat()
+                        same = (stat.st_ino, stat.st_mtime_ns) == (
+                            written["ino"],
+                            written["mtime_ns"],
+                        )
+                    except OSError:
+                        same = False
+                    if same:
+                        os.replace(meta_tmp, self._meta_path(path))
+                    else:
+                        meta_tmp.unlink(missing_ok=True)
+            except OSError:
+                continue  # a store we cannot write to: its readers see what is there
 
     def describe(self) -> str:
         return f"file://{self.root}"
@@ -276,12 +314,20 @@ class LocalStorage(Storage):
                     f"expected {size} bytes for {key}, read {written}", bucket=bucket, key=key
                 )
             now = datetime.now(timezone.utc)
+            data_stat = tmp.stat()
             meta = {
                 "size": written,
                 "etag": f'"{md5.hexdigest()}"',
                 "last_modified": now.isoformat(),
                 "content_type": content_type or "binary/octet-stream",
                 "metadata": {k.lower(): v for k, v in (metadata or {}).items()},
+                # What finishes this write if the process dies between its two renames.
+                "written_as": {
+                    "bucket": bucket,
+                    "key": key,
+                    "ino": data_stat.st_ino,
+                    "mtime_ns": data_stat.st_mtime_ns,
+                },
             }
             meta_tmp = tmp.with_name(tmp.name + _META)
             meta_tmp.write_text(json.dumps(meta), encoding="utf-8")
@@ -298,8 +344,9 @@ class LocalStorage(Storage):
                 os.replace(meta_tmp, self._meta_path(path))
             return self._info(key, meta)
         finally:
-            tmp.unlink(missing_ok=True)
+            # The metadata first: a metadata file without its data file is a write to finish.
             tmp.with_name(tmp.name + _META).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
     def _check_conditions(
         self, bucket: str, key: str, path: Path, if_none_match: bool, if_match: str | None
