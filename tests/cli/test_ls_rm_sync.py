@@ -102,8 +102,17 @@ def test_sync_up_and_down_is_idempotent(dg: Dg, target: Target, workdir: Path) -
     write(src / "app-1.zip", release(1))
     write(src / "app-2.zip", release(2))
     write(src / "docs/index.html", b"<html>1</html>")
+    # A download killed midway left its partial file: never uploaded (cp -r or sync).
+    write(src / "docs/.index.html.k3x_9a0b.dgpart", b"<ht")
     first = ok(dg("sync", "site", target.url("mirror/")))
     assert first.stdout.count("upload: ") == 3
+    assert not [k for k in target.logical_keys("mirror/") if k.endswith(".dgpart")]
+    ok(dg("cp", "-r", "site", target.url("tree/")))
+    assert sorted(target.logical_keys("tree/")) == [
+        "tree/app-1.zip",
+        "tree/app-2.zip",
+        "tree/docs/index.html",
+    ]
     again = ok(dg("sync", "site", target.url("mirror/")))
     assert "upload:" not in again.stdout and "nothing to do" in again.stdout
     # A changed file (new size) and a new one go up; nothing else.

@@ -894,7 +894,7 @@ USAGE: list[tuple[tuple[str, ...], int, str]] = [
     (("cp", "{f}", "s3://{b}/x.zip", "--max-workers", "1.5"), 2, r"'1\.5' is not a valid integer"),
     (("--max-workers", "9999", "ls", "s3://{b}/"), 2, r"'--max-workers'.*9999 is not in the range"),
     (("cp", "{f}", "s3://{b}/x.zip", "--max-ratio", "0"), 2, r"'--max-ratio': 0\.0 is not in"),
-    (("cp", "{f}", "s3://{b}/x.zip", "--max-ratio", "nan"), 2, r"'nan' is not a number in \(0, 1\]"),
+    (("cp", "{f}", "s3://{b}/x.zip", "--max-ratio", "nan"), 2, r"'nan' is not a number in"),
     (("cp", "{f}", "s3://{b}/x.zip", "--cli-read-timeout", "-1"), 2, r"-1\.0 is not in the range"),
     (("cp", "{f}", "s3://{b}/x.zip", "--metadata", "{{bad json"), 2, r"not valid JSON"),
     (("cp", "{f}", "s3://{b}/x.zip", "--endpoint-url", "not-a-url"), 2, r"'not-a-url' is neither"),

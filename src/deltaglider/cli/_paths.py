@@ -4,6 +4,7 @@ rules that turn a source and a destination into the keys and files a transfer to
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,12 +94,20 @@ class LocalFile:
     mtime: float
 
 
-def walk_local(root: Path, *, follow_symlinks: bool = True) -> Iterator[LocalFile]:
+#: A download in progress (or killed): ``.<name>.<8 random>.dgpart``, see DeltaStore.get.
+_PARTIAL = re.compile(r"\..+\.[a-z0-9_]{8}\.dgpart")
+
+
+def walk_local(
+    root: Path, *, follow_symlinks: bool = True, partials: bool = False
+) -> Iterator[LocalFile]:
     """Every regular file under ``root``, sorted by relative path (as S3 lists keys).
 
     Symbolic links are followed (as ``aws s3`` does by default) without looping; files
     that vanish or cannot be read while walking are skipped here and fail when
-    transferred."""
+    transferred. Our own partial downloads (``.<name>.<random>.dgpart``, left by a process
+    that was killed) are not files of the user's: listed only with ``partials`` (a download's
+    destination, where ``sync --delete`` removes them)."""
     seen: set[tuple[int, int]] = set()
 
     def walk(directory: Path, rel: str) -> Iterator[LocalFile]:
@@ -133,7 +142,7 @@ def walk_local(root: Path, *, follow_symlinks: bool = True) -> Iterator[LocalFil
                 info = entry.stat(follow_symlinks=follow_symlinks)
             except OSError:
                 continue
-            if stat.S_ISREG(info.st_mode):
+            if stat.S_ISREG(info.st_mode) and (partials or not _PARTIAL.fullmatch(entry.name)):
                 yield LocalFile(path, rel + entry.name, info.st_size, info.st_mtime)
 
     yield from walk(root, "")

@@ -169,7 +169,7 @@ def sync(
         local = (
             {
                 f.rel: f
-                for f in walk_local(root, follow_symlinks=not no_follow_symlinks)
+                for f in walk_local(root, follow_symlinks=not no_follow_symlinks, partials=True)
                 if filters.included(f.rel)
             }
             if root.exists()
