@@ -56,6 +56,7 @@ from .codec import Decoder, Encoder
 from .config import Config
 from .errors import (
     DecodeError,
+    DeltaGliderError,
     DeltaTooLargeError,
     IntegrityError,
     InvalidRange,
@@ -1513,6 +1514,18 @@ class DeltaStore:
                         info.etag,
                         ref_key=fmt.reference_key(prefix),
                     )
+                # The reference changed under the copy (a delete of the deltaspace's last
+                # delta, racing): rebuild instead. If that fails too (the source is gone),
+                # the delta copied above must not stay as the answer to a failed copy.
+                try:
+                    return self._copy_rebuilt(
+                        src_bucket, src_key, bucket, key, user, ctype, delta, max_ratio, progress
+                    )
+                except DeltaGliderError:
+                    with contextlib.suppress(DeltaGliderError):
+                        self.storage.delete(bucket, info.key, if_match=info.etag)
+                        self._maybe_drop_reference(bucket, prefix)
+                    raise
             return self._copy_rebuilt(
                 src_bucket, src_key, bucket, key, user, ctype, delta, max_ratio, progress
             )

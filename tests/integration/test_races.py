@@ -174,6 +174,7 @@ def test_randomized_races_lose_nothing(race_env: tuple[Any, Storage]) -> None:
         if want is None:
             with pytest.raises(ObjectNotFound):
                 fresh.head(bucket, key)
+                pytest.fail(f"{key} should not exist (seed 2026)")
         else:
             assert sha(fresh.get_bytes(bucket, key)) == want, key
     for key, acceptable in choices.items():

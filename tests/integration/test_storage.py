@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,30 @@ def test_profile_gives_credentials_and_region(
             aws_access_key_id="x",
             aws_secret_access_key="y",
         )
+
+
+def test_an_empty_put_does_not_stall_the_next(seaweedfs: Server) -> None:
+    """botocore 1.43 with urllib3 2.7 (what CI machines have): an empty PUT sent with
+    ``Expect: 100-continue`` made the next upload on its connection wait out the whole read
+    timeout. S3Storage sends empty bodies without it."""
+    storage = s3_storage(seaweedfs, read_timeout=10)
+    bucket = f"stall-{os.getpid()}"
+    storage.create_bucket(bucket)
+    try:
+        bodies = [b"", b"x" * 10, b"", b"y" * 1000]
+        for i, body in enumerate(bodies):
+            started = time.monotonic()
+            storage.put(bucket, f"k{i}", body, metadata={"dg-n": str(i)})
+            took = time.monotonic() - started
+            assert took < 5, f"put {i} ({len(body)} bytes) took {took:.1f} s: a stall"
+        for i, body in enumerate(bodies):
+            _, stored = storage.get(bucket, f"k{i}")
+            with stored:
+                assert stored.read() == body
+    finally:
+        storage.delete_many(bucket, [f"k{i}" for i in range(4)])
+        storage.delete_bucket(bucket)
+        storage.close()
 
 
 def test_head_many_agrees_with_head(storage: Storage, bucket: str) -> None:

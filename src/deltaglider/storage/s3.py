@@ -133,6 +133,31 @@ _INCOMPLETE = (
 )
 
 
+def _no_expect_for_empty_body(request: Any, **_: Any) -> None:
+    """Sends an empty body without ``Expect: 100-continue``.
+
+    With botocore 1.43 and urllib3 2.7, an empty PUT that asks for 100-continue leaves its
+    connection in a state where the next upload on it waits for the whole read timeout (60 s
+    by default) against SeaweedFS. There is nothing to wait for with an empty body anyway.
+    """
+    if "Expect" not in request.headers:
+        return
+    body = request.body
+    if body is None or (isinstance(body, (bytes, bytearray)) and not body):
+        size = 0
+    elif hasattr(body, "seek") and hasattr(body, "tell"):
+        try:
+            here = body.tell()
+            size = body.seek(0, io.SEEK_END) - here
+            body.seek(here)
+        except (OSError, ValueError):
+            return
+    else:
+        return
+    if size == 0:
+        del request.headers["Expect"]
+
+
 def _reject_cut_headers(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
     """Turns a 2xx answer that was cut short into a retryable error (a 500).
 
@@ -405,6 +430,7 @@ class S3Storage(Storage):
         if client is not None:
             self.client = client
             client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
+            client.meta.events.register("before-send.s3", _no_expect_for_empty_body)
             return
         if profile and (aws_access_key_id or aws_secret_access_key):
             raise ConfigError("give either a profile or access keys, not both")
@@ -433,6 +459,7 @@ class S3Storage(Storage):
         )
         self.client = session.client("s3", endpoint_url=endpoint_url, config=config, verify=verify)
         self.client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
+        self.client.meta.events.register("before-send.s3", _no_expect_for_empty_body)
         self._session = session
 
     def describe(self) -> str:
