@@ -185,8 +185,16 @@ def test_atheris_short_run(tmp_path: Path) -> None:
         str(work),
         str(CORPUS),
     ]
+    # Started as the grandchild of a shell: Linux keeps a process's peak RSS (ru_maxrss, which
+    # libFuzzer's -rss_limit_mb reads) across fork and exec, so a fuzzer exec'd straight from
+    # this test process starts with pytest's own peak (over 1 GiB late in a CI run) and reports
+    # an OOM on its first check. A child forked by the shell starts counting from zero.
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=FUZZ_SECONDS + 90, cwd=tmp_path
+        ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_SECONDS + 90,
+        cwd=tmp_path,
     )
     log = proc.stdout + proc.stderr
     artifacts = sorted(
