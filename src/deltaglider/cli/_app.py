@@ -60,7 +60,7 @@ class CommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
-        self.exit_code = exit_code  # type: ignore[misc]
+        self.exit_code = exit_code  # type: ignore[misc,unused-ignore]  # a ClassVar in click < 8.2
 
     def show(self, file: Any = None) -> None:
         click.echo(f"deltaglider: error: {self.format_message()}", err=True, file=file)
