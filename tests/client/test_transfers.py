@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
 from client_conftest import deltaglider_client, plain_client, remove_bucket
 from data import noise, release
-from servers import Server
+from servers import REGION, Server
 
 from deltaglider import create_client
 from deltaglider import format as fmt
@@ -214,6 +215,36 @@ def test_path_like_filenames(raw: Any, dg: DeltaGliderClient, made: Made, tmp_pa
     for client, b in ((raw, made.bucket("s3")), (dg, bucket)):
         with pytest.raises(ValueError, match="Filename must be a string or a path-like object"):
             client.upload_file(123, b, "k")
+
+
+def test_a_wrapped_clients_own_transfers_still_work(
+    seaweedfs: Server, made: Made, tmp_path: Path
+) -> None:
+    """``create_client(boto3_client=c)`` hooks into ``c``; the program's own boto3 calls on
+    ``c`` keep working, empty files included (s3transfer sends a reader whose ``seek()``
+    returns None: the hook once raised TypeError on it), without a stall after them."""
+    own = boto3.client(
+        "s3",
+        endpoint_url=seaweedfs.endpoint_url,
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+        region_name=REGION,
+    )
+    dg = create_client(boto3_client=own, deltaglider_config=_config())
+    bucket = made.bucket("own")
+    bodies = {"e1.bin": b"", "small.bin": b"x" * 100, "e2.txt": b"", "zip.zip": ZIP_V1}
+    for name, data in bodies.items():
+        (tmp_path / name).write_bytes(data)
+        started = time.monotonic()
+        own.upload_file(str(tmp_path / name), bucket, f"file/{name}")
+        own.upload_fileobj(io.BytesIO(data), bucket, f"obj/{name}")
+        own.put_object(Bucket=bucket, Key=f"put/{name}", Body=data)
+        took = time.monotonic() - started
+        assert took < 10, f"{name}: {took:.1f} s, a stall"
+    for name, data in bodies.items():
+        for kind in ("file", "obj", "put"):
+            assert own.get_object(Bucket=bucket, Key=f"{kind}/{name}")["Body"].read() == data
+            assert dg.get_object(Bucket=bucket, Key=f"{kind}/{name}")["Body"].read() == data
 
 
 def test_upload_and_download_fileobj_as_boto3(raw: Any, dg: DeltaGliderClient, made: Made) -> None:

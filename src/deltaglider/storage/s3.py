@@ -143,14 +143,17 @@ def _no_expect_for_empty_body(request: Any, **_: Any) -> None:
     if "Expect" not in request.headers:
         return
     body = request.body
-    if body is None or (isinstance(body, (bytes, bytearray)) and not body):
+    empty_body = body is None or (isinstance(body, (bytes, bytearray)) and not body)
+    if empty_body or request.headers.get("Content-Length") in ("0", b"0"):
         size = 0
     elif hasattr(body, "seek") and hasattr(body, "tell"):
+        # Not seek()'s return value: some readers (s3transfer's ReadFileChunk) return None.
         try:
             here = body.tell()
-            size = body.seek(0, io.SEEK_END) - here
+            body.seek(0, io.SEEK_END)
+            size = body.tell() - here
             body.seek(here)
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             return
     else:
         return
