@@ -46,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -74,6 +74,10 @@ _SPOOL = 64 << 20
 _CHUNK = 1 << 20
 _WRITE_ATTEMPTS = 5
 _TRASH = fmt.RESERVED_PREFIX + "trash/"
+_PROBE = fmt.RESERVED_PREFIX + "probe/"
+#: A reference set aside (``trash/``) or a create-only probe (``probe/``) lives for the seconds
+#: of the call that made it; one this old was left by a process killed meanwhile.
+STALE_BOOKKEEPING = timedelta(hours=24)
 #: Metadata fields only a delta has: an object with any of them claims to be a delta.
 _DELTA_ONLY_FIELDS = ("ref_key", "ref_sha256", "delta_size", "delta_cmd")
 
@@ -611,7 +615,7 @@ class DeltaStore:
             known = self._create_only.get(bucket)
         if known is not None:
             return known
-        probe = f"{fmt.RESERVED_PREFIX}probe/{os.urandom(8).hex()}"
+        probe = f"{_PROBE}{os.urandom(8).hex()}"
         self.storage.put(bucket, probe, b"1", if_none_match=True)
         try:
             self.storage.put(bucket, probe, b"2", if_none_match=True)
@@ -1262,7 +1266,9 @@ class DeltaStore:
     def delete(self, bucket: str, key: str) -> bool:
         """Removes the logical object (every representation of it); False if there was none.
 
-        When it was the last delta of its deltaspace, the reference goes too.
+        When it was the last delta of its deltaspace, the reference goes too; when there was
+        none, a reference left in a deltaspace that holds no delta goes (a delete killed
+        between the two, run again, completes).
         """
         fmt.check_key(key)
         first, second = self._candidates(key)
@@ -1278,8 +1284,13 @@ class DeltaStore:
                 pass  # rewritten meanwhile: the newer object stands, as if written after
             except ObjectNotFound:
                 pass
+        space = fmt.deltaspace(key)
         if any(i.key.endswith(fmt.DELTA_SUFFIX) for i in found):
-            self._maybe_drop_reference(bucket, fmt.deltaspace(key))
+            self._maybe_drop_reference(bucket, space)
+        elif not found and self._head_or_none(bucket, fmt.reference_key(space)) is not None:
+            # Deleted already, maybe by a process killed before it removed the reference
+            # its deltaspace no longer needs: the delete run again finishes that work.
+            self._maybe_drop_reference(bucket, space)
         return bool(found)
 
     def delete_many(self, bucket: str, keys: Iterable[str]) -> dict[str, Exception]:
@@ -1315,6 +1326,55 @@ class DeltaStore:
         for space in sorted(spaces):
             self._maybe_drop_reference(bucket, space)
         return len({fmt.physical(o.key).logical for o in physical})
+
+    def drop_unused_references(self, bucket: str, prefix: str = "") -> list[str]:
+        """Removes the references of deltaspaces under ``prefix`` that hold no delta, and
+        returns those deltaspaces.
+
+        A process killed after it deleted a deltaspace's last delta and before its reference
+        leaves such a reference behind, and no later delete would find it (a listing of the
+        deltaspace shows nothing to delete). Each goes the safe way, as when a delete leaves a
+        deltaspace empty: only with no delta left, and put back if a writer stores one meanwhile.
+        """
+        with_ref: set[str] = set()
+        with_delta: set[str] = set()
+        for obj in self.storage.iter_objects(bucket, prefix=prefix):
+            kind = fmt.physical(obj.key).kind
+            if kind == "reference":
+                with_ref.add(fmt.deltaspace(obj.key))
+            elif kind == "delta":
+                with_delta.add(fmt.deltaspace(obj.key))
+        unused = sorted(with_ref - with_delta)
+        for space in unused:
+            self._maybe_drop_reference(bucket, space)
+        self.drop_stale_bookkeeping(bucket)
+        return unused
+
+    def drop_stale_bookkeeping(
+        self, bucket: str, *, older_than: timedelta = STALE_BOOKKEEPING
+    ) -> list[str]:
+        """Removes the references set aside and the create-only probes that processes killed
+        in the middle of a reference removal or a probe left in the bucket (a set-aside copy
+        costs as much storage as its reference), once they are ``older_than``; returns their
+        keys. Nothing else under ``.deltaglider/`` is touched."""
+        cutoff = datetime.now(timezone.utc) - older_than
+        stale = [
+            o.key
+            for folder in (_TRASH, _PROBE)
+            for o in self.storage.iter_objects(bucket, prefix=folder)
+            if o.last_modified is not None and _aware(o.last_modified) <= cutoff
+        ]
+        if stale:
+            failures = self.storage.delete_many(bucket, stale)
+            for key, exc in failures.items():
+                log.warning("could not remove s3://%s/%s: %s", bucket, key, exc)
+            log.info(
+                "removed %d stale object(s) under s3://%s/%s",
+                len(stale),
+                bucket,
+                fmt.RESERVED_PREFIX,
+            )
+        return stale
 
     def _has_delta(self, bucket: str, prefix: str, sha256: str | None = None) -> list[str]:
         """Deltas in the deltaspace (those against ``sha256`` only, when given)."""
@@ -1707,3 +1767,8 @@ def _decode_token(token: str) -> tuple[str, frozenset[str]]:
             "invalid continuation token", code="InvalidArgument", status=400
         ) from None
     return after, frozenset(skip)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A listed time as an aware one (a store that gives naive times gives UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -8,6 +8,7 @@ import os
 import random
 import threading
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -365,6 +366,35 @@ def test_delete_prefix_and_many(store: DeltaStore, bucket: str) -> None:
     assert not [k for k in physical_keys(store.storage, bucket) if k.startswith("a/")]
     assert store.delete_many(bucket, [f"b/app-{v}.zip" for v in (1, 2, 3)]) == {}
     assert physical_keys(store.storage, bucket) == []
+
+
+def test_unused_references_and_stale_bookkeeping_are_removed(
+    store: DeltaStore, bucket: str
+) -> None:
+    """What a killed delete leaves: a reference whose deltas are gone (no listing shows it), a
+    reference set aside under ``trash/``, a create-only probe. ``drop_unused_references``
+    removes the first, under its prefix only; the others once they are older than any call
+    that could still use them; other bookkeeping and every delta's reference stay."""
+    for space in ("r", "s", "t/u"):
+        store.put(bucket, f"{space}/app-1.zip", release(1))
+        store.put(bucket, f"{space}/app-2.zip", release(2))
+    for v in (1, 2):  # a run killed after the deltas of r and t/u, before their references
+        store.storage.delete(bucket, f"r/app-{v}.zip.delta")
+        store.storage.delete(bucket, f"t/u/app-{v}.zip.delta")
+    left = [".deltaglider/trash/0123456789abcdef-000000000000.bin", ".deltaglider/probe/00"]
+    kept = [".deltaglider/refs/keep.bin", ".deltaglider/stats/keep.json"]
+    for key in left + kept:
+        store.storage.put(bucket, key, b"bookkeeping")
+    assert store.drop_unused_references(bucket, "t/") == ["t/u"]
+    assert store.drop_unused_references(bucket, "") == ["r"]
+    physical = physical_keys(store.storage, bucket)
+    assert [k for k in physical if k.endswith("reference.bin")] == ["s/reference.bin"]
+    assert set(left + kept) <= set(physical)  # fresh: maybe a call in flight still uses them
+    assert store.get_bytes(bucket, "s/app-2.zip") == release(2)
+    assert sorted(store.drop_stale_bookkeeping(bucket, older_than=timedelta(0))) == sorted(left)
+    physical = physical_keys(store.storage, bucket)
+    assert not set(left) & set(physical) and set(kept) <= set(physical)
+    assert [o.key for o in store.iter_objects(bucket)] == ["s/app-1.zip", "s/app-2.zip"]
 
 
 def test_copy(store: DeltaStore, bucket: str) -> None:

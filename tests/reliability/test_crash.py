@@ -204,6 +204,7 @@ class Command:
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
     hook: bool = False  # through the rename hook (local store)
+    script: str | None = None  # a Python program run with ``args``, instead of the CLI
 
     def run(self, point: Point | None = None) -> Run:
         env = {**os.environ, **self.target.env, **self.env}
@@ -211,7 +212,10 @@ class Command:
         env.pop("DG_CRASH_AFTER_RENAMES", None)
         if point is not None and point.renames is not None:
             env["DG_CRASH_AFTER_RENAMES"] = str(point.renames)
-        if self.hook:
+        if self.script is not None:
+            argv = [sys.executable, "-c", self.script, *self.args]
+            pattern = _REQUEST
+        elif self.hook:
             argv = [sys.executable, "-c", _HOOK, "--debug", *self.args]
             pattern = _RENAME
         else:
@@ -274,18 +278,19 @@ def draw_point(
     *,
     renames: bool = False,
     horizon: float = 0.0,
-    focus: tuple[str, str] | None = None,
+    focus: tuple[str, str | None] | None = None,
 ) -> Point:
     """The ``i``-th kill point drawn within the complete run ``full`` (which took ``horizon``
     seconds, or less if a later complete run was quicker): by request (or rename) count and by
     time, alternately. With ``focus`` (two patterns), requests are drawn from the one that
-    matches the first to the one before the one that matches the second."""
+    matches the first to the one before the one that matches the second (None: to the last)."""
     # After the last request too: the work done, the command killed before it reports.
     first, last = 1, full.requests - 1 if renames else full.requests
     if focus is not None:
         logged = [line for line in full.stderr.splitlines() if _REQUEST.match(line)]
         first = 1 + next(n for n, line in enumerate(logged) if re.search(focus[0], line))
-        last = next(n for n, line in enumerate(logged) if re.search(focus[1], line))
+        if focus[1] is not None:
+            last = next(n for n, line in enumerate(logged) if re.search(focus[1], line))
     if i % 2 == 0 and last >= first:
         n = rng.randint(first, last)
         if renames:
@@ -505,7 +510,7 @@ def exercise(
     renames: bool = False,
     points: list[Point] | None = None,
     full: Run | None = None,
-    focus: tuple[str, str] | None = None,
+    focus: tuple[str, str | None] | None = None,
 ) -> None:
     """A complete run (which measures the command), then runs killed at random points until
     ``kills`` of them were killed before they ended (or one run per point of ``points``, each
@@ -799,3 +804,164 @@ def test_migrate_killed(s3: Any, tmp_path: Path) -> None:
         exercise(Scenario("migrate", attempt, after_kill, after_rerun), kills=3)
     finally:
         _cli.remove_bucket(storage, source)
+
+
+# --- rm -r ---------------------------------------------------------------------------------
+
+
+def test_rm_recursive_killed(s3: Any, tmp_path: Path) -> None:
+    """``rm -r`` (excluding one deltaspace and one file) killed anywhere: each key it deletes is
+    whole or gone, what it excludes is untouched, no delta loses its reference; a re-run
+    removes the rest and leaves no reference behind in a deltaspace it emptied (one whose last
+    delta a killed run deleted before its reference: no listing shows it any more)."""
+    files = tree()
+    kept = {k for k in files if k.startswith("lib/") or k == "README.txt"}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+
+    def prefix(i: int) -> str:
+        return f"rmr/k{i}/"
+
+    def attempt(i: int) -> Command:
+        seed_bucket(s3, prefix(i), files)
+        args = ["rm", "-r", s3.url(prefix(i)), "--exclude", "lib/*", "--exclude", "README.txt"]
+        return Command(s3, args, workdir)
+
+    def after_kill(i: int, where: str) -> None:
+        allowed = {k: {v} if k in kept else {v, None} for k, v in files.items()}
+        check_bucket(s3, workdir, prefix(i), allowed, where)
+
+    def after_rerun(i: int, where: str) -> None:
+        check_done(s3, workdir, prefix(i), {k: files[k] for k in kept}, where)
+
+    exercise(Scenario("rm -r", attempt, after_kill, after_rerun), kills=4)
+
+
+# --- between two S3 locations -------------------------------------------------------------
+
+
+def test_cp_recursive_s3_to_s3_killed(
+    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """``cp -r s3://other-bucket/ s3://bucket/prefix/`` killed anywhere (every object rebuilt
+    from the source's deltaspaces and stored again against the destination's): only whole
+    objects at the destination, the source untouched; a re-run completes the copy."""
+    source = make_target("seaweedfs", tmp_path / "source", request)
+    files = tree()
+    seed_bucket(source, "tree/", files)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+
+    def prefix(i: int) -> str:
+        return f"s2s/k{i}/"
+
+    def attempt(i: int) -> Command:
+        return Command(s3, ["cp", "-r", source.url("tree/"), s3.url(prefix(i))], workdir)
+
+    def after_kill(i: int, where: str) -> None:
+        check_bucket(s3, workdir, prefix(i), {k: {v, None} for k, v in files.items()}, where)
+        check_bucket(source, workdir, "tree/", {k: {v} for k, v in files.items()}, where)
+
+    def after_rerun(i: int, where: str) -> None:
+        check_done(s3, workdir, prefix(i), files, where)
+
+    try:
+        exercise(Scenario("cp -r s3 to s3", attempt, after_kill, after_rerun), kills=4)
+        check_done(source, workdir, "tree/", files, "the source after every run")
+    finally:
+        _cli.drop_target(source)
+
+
+def test_sync_s3_to_s3_delete_killed(s3: Any, tmp_path: Path) -> None:
+    """``sync s3://.../src/ s3://.../dst/ --delete`` in one bucket killed anywhere: unchanged
+    objects stay; a changed one is the old or the new version; a new one is whole or absent;
+    a deleted one is whole or gone; the source is untouched; a re-run makes the destination
+    the source, and the emptied deltaspace keeps no reference."""
+    before, wanted, _unchanged = sync_up_states()
+    seed_bucket(s3, "src/", wanted)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+
+    def prefix(i: int) -> str:
+        return f"s2sync/k{i}/"
+
+    def attempt(i: int) -> Command:
+        # Seeded after the source: an unchanged object is newer there, and not copied.
+        seed_bucket(s3, prefix(i), before)
+        return Command(s3, ["sync", s3.url("src/"), s3.url(prefix(i)), "--delete"], workdir)
+
+    def after_kill(i: int, where: str) -> None:
+        allowed: dict[str, set[bytes | None]] = {}
+        for key in set(before) | set(wanted):
+            allowed[key] = {before.get(key), wanted.get(key)}
+        check_bucket(s3, workdir, prefix(i), allowed, where)
+        check_bucket(s3, workdir, "src/", {k: {v} for k, v in wanted.items()}, where)
+
+    def after_rerun(i: int, where: str) -> None:
+        check_done(s3, workdir, prefix(i), wanted, where)
+
+    exercise(Scenario("sync s3 to s3 --delete", attempt, after_kill, after_rerun), kills=4)
+
+
+# --- a program using the library ------------------------------------------------------------
+
+#: A boto3-style program on ``create_client()``: uploads every file under a folder with
+#: ``upload_file``, in order, then removes the keys listed in a file with ``delete_objects``
+#: (in batches of 3). Its requests are logged as ``--debug`` logs them.
+_LIBRARY = """
+import logging, sys
+from pathlib import Path
+handler = logging.StreamHandler(sys.stderr)
+handler.setFormatter(logging.Formatter("deltaglider: %(levelname)s: %(message)s"))
+logger = logging.getLogger("deltaglider")
+logger.addHandler(handler)
+logger.setLevel(logging.DEBUG)
+from deltaglider import create_client
+root, bucket, prefix, gone = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+client = create_client()
+for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    client.upload_file(str(path), bucket, prefix + path.relative_to(root).as_posix())
+keys = Path(gone).read_text().split()
+for i in range(0, len(keys), 3):
+    batch = [{"Key": prefix + k} for k in keys[i : i + 3]]
+    answer = client.delete_objects(Bucket=bucket, Delete={"Objects": batch})
+    assert not answer.get("Errors"), answer
+"""
+
+
+def test_library_program_killed(s3: Any, tmp_path: Path) -> None:
+    """A program using ``create_client()`` (``upload_file`` of a folder, then
+    ``delete_objects`` of what it no longer has, one deltaspace emptied) killed anywhere, and
+    killed among its deletes: the same guarantees as ``sync --delete``; run again, it completes
+    the work, and the emptied deltaspace keeps no reference (a delete of a key deleted already
+    removes a reference its deltaspace no longer needs)."""
+    before, local, _unchanged = sync_up_states()
+    workdir = tmp_path / "work"
+    write_tree(workdir / "local", local)
+    (workdir / "gone.txt").write_text("\n".join(sorted(set(before) - set(local))))
+
+    def scenario(name: str) -> Scenario:
+        def prefix(i: int) -> str:
+            return f"lib/{name}/k{i}/"
+
+        def attempt(i: int) -> Command:
+            seed_bucket(s3, prefix(i), before)
+            args = ["local", s3.bucket, prefix(i), "gone.txt"]
+            return Command(s3, args, workdir, script=_LIBRARY)
+
+        def after_kill(i: int, where: str) -> None:
+            allowed: dict[str, set[bytes | None]] = {}
+            for key in set(before) | set(local):
+                allowed[key] = {before.get(key), local.get(key)}
+            check_bucket(s3, workdir, prefix(i), allowed, where)
+
+        def after_rerun(i: int, where: str) -> None:
+            check_done(s3, workdir, prefix(i), local, where)
+
+        return Scenario(f"library program ({name})", attempt, after_kill, after_rerun)
+
+    exercise(scenario("anywhere"), kills=3)
+    exercise(scenario("deleting"), kills=3, focus=(r"^deltaglider: DEBUG: delete s3://", None))
+    # Between the delete of the emptied deltaspace's first delta and that of its reference.
+    gone = (r"delete s3://\S+/gone/g-", r"delete s3://\S+/gone/reference\.bin")
+    exercise(scenario("emptying"), kills=3, focus=gone)

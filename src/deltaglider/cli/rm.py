@@ -1,6 +1,8 @@
 """``deltaglider rm``: one object, or everything under a prefix with ``--recursive``.
 
-A deltaspace's reference goes with its last delta, never before (the engine's rule).
+A deltaspace's reference goes with its last delta, never before (the engine's rule); ``rm -r``
+also removes, under its prefix, the references of deltaspaces already left without a delta (by
+an earlier run that was killed).
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def rm(
             if filters.included(obj.key[len(prefix) :])
         ]
     outcome = run_tasks(app, tasks, dryrun=dryrun)
+    if recursive and not dryrun:
+        # A run killed between a deltaspace's last delta and its reference left the reference,
+        # which no listing shows: this run (or its re-run) removes it.
+        app.store.drop_unused_references(url.bucket, url.dir_prefix)
     finish(app, outcome, many=recursive, dryrun=dryrun)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import click
 
-from .. import format as fmt
 from ..engine import ObjectSummary
 from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
@@ -206,25 +205,9 @@ def sync(
             deletions = [delete_task(app, dest.bucket, obj.key) for _, obj in there.values()]
     outcome = run_tasks(app, tasks + deletions, dryrun=dryrun)
     if delete and dst_s3 and not dryrun:
-        _drop_unused_references(app, dest)
+        # A run killed between a deltaspace's last delta and its reference left the reference.
+        app.store.drop_unused_references(dest.bucket, dest.dir_prefix)
     finish(app, outcome, many=True, dryrun=dryrun)
-
-
-def _drop_unused_references(app: App, dest: S3Url) -> None:
-    """Removes the references of deltaspaces under ``dest`` that hold no delta: left by a
-    run killed after it deleted a deltaspace's last delta and before its reference (which no
-    later run would delete, the deltaspace having nothing left to list). The engine removes
-    each the safe way, as when a delete leaves a deltaspace empty."""
-    with_ref: set[str] = set()
-    with_delta: set[str] = set()
-    for obj in app.storage.iter_objects(dest.bucket, prefix=dest.dir_prefix):
-        kind = fmt.physical(obj.key).kind
-        if kind == "reference":
-            with_ref.add(fmt.deltaspace(obj.key))
-        elif kind == "delta":
-            with_delta.add(fmt.deltaspace(obj.key))
-    for space in sorted(with_ref - with_delta):
-        app.store._maybe_drop_reference(dest.bucket, space)
 
 
 def _local_delete(path: Path) -> Task:
