@@ -44,10 +44,10 @@ delta against an existing reference; an overwrite of a delta; a direct upload of
 PUT; a 6 MiB new reference in 5 MiB parts), ``cp -r`` of 40 files in 5 deltaspaces (SeaweedFS
 and the local store), ``sync`` up with ``--delete`` (new, changed, unchanged and removed files,
 one deltaspace emptied), ``sync`` down with ``--delete`` (a 6 MiB file among small ones, so that
-kills land inside a download), and a short ``migrate``.
-
-Not covered: ``cp -r`` and ``sync`` between two S3 locations, ``rm``, and kills of the engine
-used as a library (the CLI is the engine's only multi-request driver here).
+kills land inside a download), a short ``migrate``, ``rm -r`` with ``--exclude``, ``cp -r`` from
+another bucket and ``sync --delete`` between two S3 prefixes, and a Python program on
+``create_client()`` (``upload_file`` of a folder, then ``delete_objects``), its requests logged
+as ``--debug`` logs them.
 """
 
 from __future__ import annotations
