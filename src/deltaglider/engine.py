@@ -816,9 +816,38 @@ class DeltaStore:
 
     def _head_or_none(self, bucket: str, physical_key: str) -> ObjectInfo | None:
         try:
-            return self.storage.head(bucket, physical_key)
+            return self._proven(bucket, self.storage.head(bucket, physical_key))
         except ObjectNotFound:
             return None
+
+    def _proven(self, bucket: str, info: ObjectInfo) -> ObjectInfo:
+        """``info`` from a HEAD, or, for an object named as deltaglider names its own (a
+        ``.delta`` or a ``reference.bin``) that came without the metadata deltaglider writes
+        there (none of it, or only part), the info of a one-byte GET of it. A HEAD has no body
+        to prove its headers arrived whole: a connection cut inside them gives an answer with
+        part of the metadata, which would make a delta look like a foreign or direct object
+        (its stored size taken for its size) and a reference like none. A GET's headers are
+        believed only once its body has begun."""
+        if not _unproven(info):
+            return info
+        try:
+            got, body = self.storage.get(bucket, info.key, start=0, end=1)
+        except InvalidRange:
+            return info  # an empty object: nothing deltaglider writes
+        try:
+            first = body.read(1)
+        finally:
+            body.close()
+        if not first:
+            raise StorageError(
+                f"s3://{bucket}/{info.key}: the answer ended before its body",
+                code="IncompleteBody",
+                bucket=bucket,
+                key=info.key,
+            )
+        if got.metadata != info.metadata:
+            log.debug("s3://%s/%s: the HEAD's answer lacked metadata its GET has", bucket, info.key)
+        return got
 
     @staticmethod
     def _newer(a: ObjectInfo, b: ObjectInfo) -> bool:
@@ -1207,6 +1236,11 @@ class DeltaStore:
 
     def _fill_sizes(self, bucket: str, objects: list[ObjectSummary]) -> list[ObjectSummary]:
         heads = self.storage.head_many(bucket, [o.physical_key for o in objects if o.is_delta])
+        # Rare (a foreign object named like a delta, or a HEAD cut short): one after another,
+        # on this thread (the pool it runs on may be busy with the next page).
+        for key, info in heads.items():
+            if info is not None and _unproven(info):
+                heads[key] = self._proven(bucket, info)
 
         def fill(obj: ObjectSummary) -> ObjectSummary:
             info = heads.get(obj.physical_key) if obj.is_delta else None
@@ -1772,3 +1806,12 @@ def _decode_token(token: str) -> tuple[str, frozenset[str]]:
 def _aware(moment: datetime) -> datetime:
     """A listed time as an aware one (a store that gives naive times gives UTC)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _unproven(info: ObjectInfo) -> bool:
+    """Whether a HEAD's answer for a ``.delta`` or a ``reference.bin`` lacks the metadata of
+    what deltaglider stores under that name (none, or only some of it: a cut answer)."""
+    named = fmt.physical(info.key).kind
+    if named not in ("delta", "reference"):
+        return False
+    return fmt.parse_metadata(info.metadata or {}, info.key).kind != named
