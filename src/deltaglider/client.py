@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import botocore.exceptions
 
@@ -50,14 +50,18 @@ from .errors import (
 from .storage.base import Storage
 
 __all__ = [
+    "BEHAVIOURS",
     "DIFFERENCES",
     "DeltaGliderClient",
     "NotSupportedError",
     "StreamingBody",
     "create_client",
+    "differences_markdown",
 ]
 
-#: What differs from boto3, by design (see docs/sdk.md).
+#: What differs from boto3 in response fields, by design: the parity suite lets exactly these
+#: differ (its HONOURED says how). With :data:`BEHAVIOURS`, every difference from boto3;
+#: docs/sdk.md's "Differences from boto3" is :func:`differences_markdown`, checked by a test.
 DIFFERENCES: dict[str, str] = {
     "ETag": "the ETag of the stored representation (a delta's own ETag for a delta), not of the "
     "logical bytes; stable while the object is unchanged, so IfMatch/IfNoneMatch work with it",
@@ -79,10 +83,96 @@ DIFFERENCES: dict[str, str] = {
     "guess a type from the bytes or the name instead (SeaweedFS)",
     "Error details": "an error's Error entry has Code, Message and, where S3 names them, Key "
     "and BucketName; not a server's other elements (Resource, Condition, RangeRequested...)",
+    "DeltaGliderInfo": "an extra key in put_object, get_object, head_object and copy_object "
+    "responses: IsDelta, OriginalSize, StoredSize, Savings, ReferenceKey, PhysicalKey",
+}
+
+#: What differs from boto3 in behaviour (not a response field), by design.
+BEHAVIOURS: dict[str, str] = {
+    "Unknown operations": "an operation boto3's S3 client has and this one does not raises "
+    "NotSupportedError naming it (select_object_content, versioning, the multipart upload "
+    "calls: the client does multipart itself); an attribute that is no S3 operation raises "
+    "AttributeError, and is a mypy error",
+    "Parameters": "a parameter the client cannot honour raises NotSupportedError naming the "
+    "operation and the parameter (VersionId, SSE-C keys, FetchOwner, ...); none is ignored",
+    "Keys": "a key under .deltaglider/ (deltaglider's own), ending in '/' or longer than 1024 "
+    "bytes is refused with ClientError InvalidArgument (put_object, copy_object; an Errors "
+    "entry in delete_objects); S3 stores the first two and says KeyTooLongError for the third",
+    "put_object ContentLength": "a ContentLength other than the body's length raises ClientError "
+    "IncompleteBody (400) before anything is stored; boto3 sends the header as given, so "
+    "the server reads a truncated body and the connection's next request fails, or waits for "
+    "bytes that never come",
+    "put_object Tagging": "Tagging is checked before the object is stored: S3's limits (10 "
+    "tags, keys 1-128 characters, values up to 256, each key once) give ClientError InvalidTag "
+    "(SeaweedFS itself stores more tags, and longer ones, through put_object); if tagging the "
+    "stored object still fails, the object is removed and the error raised (an object the put "
+    "replaced is then gone too: S3 would have kept it); copy_object likewise",
+    "EncodingType": "with EncodingType='url' given by the caller, listings encode key names as "
+    "S3 does (UTF-8 percent-encoding, spaces as '+', '/' kept) in Key, CommonPrefixes, "
+    "Delimiter and, for list_objects_v2, Prefix and StartAfter, for list_objects, Marker and "
+    "NextMarker: the fields botocore decodes when it asks for the encoding itself. SeaweedFS "
+    "encodes spaces before the last '/' as %20 and leaves Prefix, Delimiter and markers plain; "
+    "a value other than 'url' is ClientError InvalidArgument",
+    "head_object Range": "Range on head_object is answered as S3 answers it (206, the range's "
+    "ContentLength and ContentRange; several ranges: the whole object, 200); SeaweedFS "
+    "itself ignores it",
+    "Transfers ExtraArgs": "upload_file/upload_fileobj take ExtraArgs Metadata and ContentType "
+    "only, download_file/download_fileobj none: any other key raises NotSupportedError naming "
+    "it (a key boto3 rejects too is also a ValueError, as boto3's)",
+    "TransferConfig": "the engine transfers with the client's own settings "
+    "(deltaglider.config.Config). A TransferConfig field may be left unset, or set to: "
+    "multipart_threshold, multipart_chunksize the client's multipart_threshold, "
+    "multipart_chunksize; max_concurrency its max_workers; use_threads True; "
+    "preferred_transfer_client 'auto' or 'classic'; num_download_attempts, max_io_queue, "
+    "io_chunksize, max_bandwidth boto3's default. Anything else raises NotSupportedError "
+    "naming Config.<field>",
+    "download_fileobj": "writes the bytes as they are rebuilt and raises IntegrityError at the "
+    "end if they are not the ones stored (download_file writes a temporary file and renames it "
+    "only after the check)",
+    "generate_presigned_url": "works for get_object and head_object only (a presigned upload "
+    "would bypass delta storage: NotSupportedError); it contacts the store, so a missing key "
+    "raises NoSuchKey at once rather than when the URL is used; for a delta it writes a "
+    "verified temporary copy under .deltaglider/tmp/ that records its expiry (IfMatch, "
+    "IfNoneMatch, IfModifiedSince, IfUnmodifiedSince, PartNumber and SSE-C parameters are "
+    "refused for a delta), and purge_temp_files(Bucket) removes expired copies (a copy without "
+    "an expiry counts as expired after 7 days, the longest a SigV4 URL lives)",
+    "delete_bucket": "a bucket that lists empty but still holds deltaglider's own objects "
+    "(.deltaglider/, unused reference.bin) has them removed first, then is deleted; with user "
+    "objects it fails with BucketNotEmpty and nothing is removed",
+    "Local store": "over a local store (file://): ACLs, tagging (put_object Tagging too, "
+    "before anything is stored) and presigned URLs raise NotSupportedError; Owner in "
+    "list_buckets is the local user",
 }
 
 
+def differences_markdown() -> str:
+    """docs/sdk.md's "Differences from boto3" section body: :data:`DIFFERENCES` as a table,
+    :data:`BEHAVIOURS` as a list (a test checks the doc against it)."""
+    lines = [
+        "All of them, in one place: `deltaglider.client.DIFFERENCES` (response fields; the parity",
+        "suite `tests/client/test_parity.py` lets exactly these differ) and",
+        "`deltaglider.client.BEHAVIOURS` (behaviour), rendered here by",
+        "`deltaglider.client.differences_markdown()` (a test checks that they agree).",
+        "",
+        "| field | deltaglider |",
+        "|---|---|",
+        *(f"| {name} | {text} |" for name, text in DIFFERENCES.items()),
+        "",
+        "| behaviour | deltaglider |",
+        "|---|---|",
+        *(f"| {name} | {text} |" for name, text in BEHAVIOURS.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+
+
+
 _metadata = metadata_response
+
+#: A streamed put_object body checked against ContentMD5/ContentLength is held in memory up
+#: to this size, beyond in a temporary file.
+_SPOOL_BODY = 64 << 20
 
 #: S3's content type for an object stored without one.
 _DEFAULT_TYPE = "binary/octet-stream"
@@ -204,6 +294,15 @@ class StreamingBody(io.RawIOBase):
 
 #: Operations whose errors come without a body (HEAD requests): a code and a status only.
 _BODILESS = frozenset({"HeadObject", "HeadBucket"})
+
+#: Characters XML 1.0 cannot carry (a key holding one cannot be sent in a request's XML).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+#: S3's code and message, in a DeleteObjects Errors entry, for a bodiless error's status.
+_ENTRY_CODES = {
+    400: ("InvalidRequest", "Invalid Request"),
+    403: ("AccessDenied", "Access Denied"),
+}
 
 _STATUS = {
     "NoSuchKey": 404,
@@ -357,9 +456,9 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             if name not in allowed and value is not None:
                 raise NotSupportedError(operation, name)
 
-    def _require_boto(self, operation: str) -> Any:
+    def _require_boto(self, operation: str, parameter: str | None = None) -> Any:
         if self._boto is None:
-            raise NotSupportedError(operation, why="not on a local (file://) store")
+            raise NotSupportedError(operation, parameter, why="not on a local (file://) store")
         return self._boto
 
     # --- objects -----------------------------------------------------------------------------
@@ -373,33 +472,133 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         Metadata: Mapping[str, str] | None = None,
         ContentType: str | None = None,
         Tagging: str | None = None,
+        ContentMD5: str | None = None,
+        ContentLength: int | None = None,
         **other: Any,
     ) -> dict[str, Any]:
-        """Stores ``Body`` (bytes, str, or a readable binary file object) under ``Key``."""
-        self._refuse("PutObject", other, {"ContentLength", "ContentMD5"})
+        """Stores ``Body`` (bytes, str, or a readable binary file object) under ``Key``.
+
+        ``ContentMD5`` (the base64 MD5 of the body) and ``ContentLength`` are checked before
+        anything is stored: ``BadDigest``/``InvalidDigest`` and ``IncompleteBody`` as S3 gives
+        them. ``Tagging`` is checked first too (``InvalidTag``; NotSupportedError on a local
+        store); if tagging the stored object fails, the object is removed again and the error
+        raised, so the put and its tags succeed or fail together."""
+        self._refuse("PutObject", other, set())
         data: Any = b"" if Body is None else Body
         if isinstance(data, str):
             data = data.encode("utf-8")
-        with self._s3("PutObject", bucket=Bucket, key=Key):
-            result = self._store.put(
-                Bucket,
-                Key,
-                data,
-                metadata=dict(Metadata or {}),
-                content_type=ContentType or _DEFAULT_TYPE,
-            )
-            if Tagging:
-                self._tag(Bucket, result.physical_key, Tagging)
+        tags = None
+        if Tagging:
+            self._require_boto("PutObject", "Tagging")
+            tags = _tag_set(Tagging)
+            problem = _invalid_tags(tags)
+            if problem:
+                raise self._error(
+                    "PutObject", "InvalidTag", problem, 400, bucket=Bucket, key=Key
+                )
+        spooled = None
+        if ContentMD5 is not None or ContentLength is not None:
+            data, spooled = self._checked_body("PutObject", Bucket, Key, data, ContentMD5,
+                                               ContentLength)  # fmt: skip
+        try:
+            with self._s3("PutObject", bucket=Bucket, key=Key):
+                result = self._store.put(
+                    Bucket,
+                    Key,
+                    data,
+                    metadata=dict(Metadata or {}),
+                    content_type=ContentType or _DEFAULT_TYPE,
+                )
+        finally:
+            if spooled is not None:
+                spooled.close()
+        if tags:
+            try:
+                self._set_tags(Bucket, result.physical_key, tags, fresh=True)
+            except BaseException:
+                self._undo_put(Bucket, result)
+                raise
         return {
             "ETag": _quoted(result.etag),
             "DeltaGliderInfo": _put_info(result),
             "ResponseMetadata": _metadata(),
         }
 
-    def _tag(self, bucket: str, physical_key: str, tagging: str) -> None:
-        boto = self._require_boto("PutObject Tagging")
-        tags = _tag_set(tagging)
-        boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
+    def _checked_body(
+        self,
+        operation: str,
+        bucket: str,
+        key: str,
+        data: Any,
+        content_md5: str | None,
+        content_length: int | None,
+    ) -> tuple[Any, IO[bytes] | None]:
+        """The body, checked against ``ContentMD5`` and ``ContentLength`` before anything is
+        stored (a stream is read to its end first, into memory or a temporary file)."""
+        import base64
+        import binascii
+        import hashlib
+        import tempfile
+
+        md5 = hashlib.md5(usedforsecurity=False)
+        spooled: IO[bytes] | None = None
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            md5.update(data)
+            size = memoryview(data).nbytes
+        else:
+            spooled = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BODY)  # noqa: SIM115
+            size = 0
+            while chunk := data.read(1 << 20):
+                md5.update(chunk)
+                spooled.write(chunk)
+                size += len(chunk)
+            spooled.seek(0)
+            if size <= _SPOOL_BODY:
+                data = spooled.read()
+                spooled.close()
+                spooled = None
+            else:
+                data = spooled
+        try:
+            if content_md5 is not None:
+                try:
+                    given = base64.b64decode(content_md5, validate=True)
+                except (binascii.Error, ValueError):
+                    raise self._error(
+                        operation, "InvalidDigest", "The Content-Md5 you specified is not valid.",
+                        400, bucket=bucket, key=key,
+                    ) from None  # fmt: skip
+                if given != md5.digest():
+                    raise self._error(
+                        operation, "BadDigest",
+                        "The Content-Md5 you specified did not match what we received.",
+                        400, bucket=bucket, key=key,
+                    )  # fmt: skip
+            if content_length is not None and content_length != size:
+                # boto3 sends the header as given: a server then reads a truncated body and
+                # the connection's next request is garbage, or waits for bytes that never come.
+                # S3's error for a body that is not the Content-Length says: at once instead.
+                raise self._error(
+                    operation, "IncompleteBody",
+                    "You did not provide the number of bytes specified by the Content-Length "
+                    f"HTTP header (ContentLength={content_length}, the body has {size} bytes)",
+                    400, bucket=bucket, key=key,
+                )  # fmt: skip
+        except BaseException:
+            if spooled is not None:
+                spooled.close()
+            raise
+        return data, spooled
+
+    def _undo_put(self, bucket: str, result: PutResult) -> None:
+        """Removes what a put just stored (its tagging failed), unless it was replaced since;
+        and the reference it made for a new deltaspace, if no delta uses it."""
+        try:
+            self.storage.delete(bucket, result.physical_key, if_match=result.etag)
+            if result.is_delta:
+                self._store._maybe_drop_reference(bucket, fmt.deltaspace(result.physical_key))
+        except DeltaGliderError:
+            pass  # replaced meanwhile (PreconditionFailed), or the store is gone: left as is
 
     def get_object_tagging(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
         """The tags of a logical object (kept on its stored representation)."""
@@ -419,13 +618,17 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         if_modified_since: datetime | None,
         if_unmodified_since: datetime | None,
     ) -> None:
+        # RFC 7232's order, which S3 follows: If-Match, else If-Unmodified-Since (412); then
+        # If-None-Match, else If-Modified-Since (304). So IfMatch true with IfUnmodifiedSince
+        # false is a 200, and IfNoneMatch false with IfModifiedSince true a 304.
         etag = _quoted(head.etag)
         when = head.last_modified
-        if if_match is not None and if_match != "*" and _quoted(if_match) != etag:
-            raise PreconditionFailed(
-                f"{head.key}: ETag does not match", code="PreconditionFailed", status=412
-            )
-        if (
+        if if_match is not None:
+            if if_match != "*" and _quoted(if_match) != etag:
+                raise PreconditionFailed(
+                    f"{head.key}: ETag does not match", code="PreconditionFailed", status=412
+                )
+        elif (
             if_unmodified_since is not None
             and when is not None
             and when > _aware(if_unmodified_since)
@@ -459,7 +662,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             )
             size = head.size or 0
             response = self._object_fields(head)
-            if Range is not None:
+            if Range is not None and not _multiple_ranges(Range):
                 start, end = _parse_range(Range, size, head.key)
                 response.update(
                     ContentLength=end - start, ContentRange=f"bytes {start}-{end - 1}/{size}"
@@ -499,7 +702,12 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
                 "GetObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
             )
             size = head.size or 0
-            start, end = (0, size) if Range is None else _parse_range(Range, size, head.key)
+            # S3 does not serve several ranges at once: it answers the whole object, 200.
+            if Range is not None and not _multiple_ranges(Range):
+                start, end = _parse_range(Range, size, head.key)
+                ranged = True
+            else:
+                start, end, ranged = 0, size, False
             summary, reader = self._store.open(Bucket, Key, start=start, end=end)
         if summary.etag != head.etag:  # replaced between the two requests: the newer one
             head = summary
@@ -507,7 +715,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         response = self._object_fields(head)
         response["ContentLength"] = end - start
         response["Body"] = StreamingBody(reader, end - start)
-        if Range is not None:
+        if ranged:
             response["ContentRange"] = f"bytes {start}-{end - 1}/{size}"
             response["ResponseMetadata"] = _metadata(206)
         return response
@@ -530,6 +738,13 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             if "VersionId" in entry:
                 raise NotSupportedError("DeleteObjects", "VersionId")
             keys.append(entry["Key"])
+        if any(_NOT_XML.search(k) for k in keys):
+            # The request's XML cannot carry such a key: S3 refuses the whole request.
+            raise self._error(
+                "DeleteObjects", "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our "
+                "published schema.", 400, bucket=Bucket,
+            )  # fmt: skip
         with self._s3("DeleteObjects", bucket=Bucket):
             self.storage.head_bucket(Bucket)
             failures = self._store.delete_many(Bucket, keys)
@@ -546,6 +761,10 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
                         code, message, _ = _code_of(exc, "DeleteObjects")
                     except DeltaGliderError:
                         pass
+                    if code.isdigit():
+                        # The store refused a HEAD, whose error has no body: S3's code for
+                        # its status, as a DeleteObjects entry names it.
+                        code, message = _ENTRY_CODES.get(int(code), (code, message))
                 errors.append({"Key": key, "Code": code, "Message": message})
             response["Errors"] = errors
         return response
@@ -594,6 +813,11 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
                     ]
                 else:
                     tags = _tag_set(Tagging or "")
+                    problem = _invalid_tags(tags)
+                    if problem:
+                        raise self._error(
+                            "CopyObject", "InvalidTag", problem, 400, bucket=Bucket, key=Key
+                        )
             result = self._store.copy(
                 src_bucket,
                 src_key,
@@ -604,7 +828,11 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
                 content_type=(ContentType or _DEFAULT_TYPE) if directive == "REPLACE" else None,
             )
             if tags is not None:
-                self._set_tags(Bucket, result.physical_key, tags)
+                try:
+                    self._set_tags(Bucket, result.physical_key, tags)
+                except BaseException:
+                    self._undo_put(Bucket, result)  # the copy and its tags, or neither
+                    raise
             head = self._store.head(Bucket, Key)
         return {
             "CopyObjectResult": {"ETag": _quoted(result.etag), "LastModified": head.last_modified},
@@ -612,15 +840,19 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             "ResponseMetadata": _metadata(),
         }
 
-    def _set_tags(self, bucket: str, physical_key: str, tags: list[dict[str, str]]) -> None:
-        """Makes the stored object's tags ``tags`` (a server-side copy may have brought some)."""
+    def _set_tags(
+        self, bucket: str, physical_key: str, tags: list[dict[str, str]], fresh: bool = False
+    ) -> None:
+        """Makes the stored object's tags ``tags`` (a server-side copy may have brought some;
+        a ``fresh`` object, just written, has none)."""
         boto = self._require_boto("Tagging")
-        now = boto.get_object_tagging(Bucket=bucket, Key=physical_key)["TagSet"]
-        if now == tags:
-            return
+        if not fresh:
+            now = boto.get_object_tagging(Bucket=bucket, Key=physical_key)["TagSet"]
+            if now == tags:
+                return
         if tags:
             boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
-        else:
+        elif not fresh:
             boto.delete_object_tagging(Bucket=bucket, Key=physical_key)
 
     # --- listing -----------------------------------------------------------------------------
@@ -633,9 +865,21 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         delimiter: str,
         max_keys: int,
         token: str | None,
+        encoding_type: str | None,
     ) -> ListResult:
+        if max_keys < 0:
+            raise self._error(
+                operation, "InvalidArgument",
+                "Argument maxKeys must be an integer between 0 and 2147483647", 400,
+                bucket=bucket,
+            )  # fmt: skip
+        if encoding_type is not None and encoding_type != "url":
+            raise self._error(
+                operation, "InvalidArgument", "Invalid Encoding Method specified in Request",
+                400, bucket=bucket,
+            )  # fmt: skip
         with self._s3(operation, bucket=bucket):
-            if max_keys <= 0:
+            if max_keys == 0:
                 self.storage.head_bucket(bucket)
                 return ListResult()
             return self._store.list_objects(
@@ -648,10 +892,10 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             )
 
     @staticmethod
-    def _contents(page: ListResult) -> list[dict[str, Any]]:
+    def _contents(page: ListResult, encode: Callable[[str], str]) -> list[dict[str, Any]]:
         return [
             {
-                "Key": o.key,
+                "Key": encode(o.key),
                 "LastModified": o.last_modified,
                 "ETag": _quoted(o.etag),
                 "Size": o.size if o.size is not None else o.stored_size,
@@ -661,24 +905,33 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         ]
 
     def _listing(
-        self, page: ListResult, bucket: str, prefix: str, delimiter: str, max_keys: int
+        self,
+        page: ListResult,
+        bucket: str,
+        prefix: str,
+        delimiter: str,
+        max_keys: int,
+        encode: Callable[[str], str],
+        prefix_encoded: bool,
     ) -> dict[str, Any]:
-        """What both listing versions answer for a page."""
+        """What both listing versions answer for a page. ``encode`` is the identity, or, when
+        the caller asked for ``EncodingType="url"`` itself, S3's URL encoding of key names
+        (boto3 asks for it on its own too, and then decodes the answer: so does this one)."""
         response: dict[str, Any] = {
             "IsTruncated": page.next_token is not None,
             "Name": bucket,
-            "Prefix": prefix,
+            "Prefix": encode(prefix) if prefix_encoded else prefix,
             "MaxKeys": max_keys,
-            "EncodingType": "url",  # boto3 asks for it and decodes the keys: so does its answer
+            "EncodingType": "url",
             "ResponseMetadata": _metadata(),
         }
-        contents = self._contents(page)
+        contents = self._contents(page, encode)
         if contents:
             response["Contents"] = contents
         if delimiter:
-            response["Delimiter"] = delimiter
+            response["Delimiter"] = encode(delimiter)
         if page.prefixes:
-            response["CommonPrefixes"] = [{"Prefix": p} for p in page.prefixes]
+            response["CommonPrefixes"] = [{"Prefix": encode(p)} for p in page.prefixes]
         return response
 
     def list_objects_v2(
@@ -691,23 +944,29 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         ContinuationToken: str | None = None,
         StartAfter: str | None = None,
         EncodingType: str | None = None,
+        FetchOwner: bool | None = None,
         **other: Any,
     ) -> dict[str, Any]:
         """One page of the logical listing (logical sizes; references and deltaglider's own
-        objects hidden)."""
-        self._refuse("ListObjectsV2", {**other, "EncodingType": EncodingType}, {"FetchOwner"})
-        if other.get("FetchOwner"):
+        objects hidden). With ``EncodingType="url"`` the key names in the answer are
+        URL-encoded (``Key``, ``CommonPrefixes``, ``Prefix``, ``Delimiter``, ``StartAfter``),
+        as S3 answers it and boto3 hands it on; without, they are plain."""
+        self._refuse("ListObjectsV2", other, set())
+        if FetchOwner:
             raise NotSupportedError("ListObjectsV2", "FetchOwner")
         token = ContinuationToken
         if token is None and StartAfter:
             token = _after_token(StartAfter)
-        page = self._page("ListObjectsV2", Bucket, Prefix, Delimiter, MaxKeys, token)
-        response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys)
+        page = self._page(
+            "ListObjectsV2", Bucket, Prefix, Delimiter, MaxKeys, token, EncodingType
+        )
+        encode = _url_encode if EncodingType == "url" else _same
+        response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys, encode, True)
         response["KeyCount"] = len(page.objects) + len(page.prefixes)
         if ContinuationToken is not None:
             response["ContinuationToken"] = ContinuationToken
         if StartAfter:
-            response["StartAfter"] = StartAfter
+            response["StartAfter"] = encode(StartAfter)
         if page.next_token is not None:
             response["NextContinuationToken"] = page.next_token
         return response
@@ -723,16 +982,19 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         EncodingType: str | None = None,
         **other: Any,
     ) -> dict[str, Any]:
-        """ListObjects (v1): ``Marker`` is the last key seen, as S3 takes it."""
-        self._refuse("ListObjects", {**other, "EncodingType": EncodingType}, set())
+        """ListObjects (v1): ``Marker`` is the last key seen, as S3 takes it. ``EncodingType``
+        as for :meth:`list_objects_v2` (encoded: ``Key``, ``CommonPrefixes``, ``Delimiter``,
+        ``Marker``, ``NextMarker``)."""
+        self._refuse("ListObjects", other, set())
         token = _after_token(Marker) if Marker else None
-        page = self._page("ListObjects", Bucket, Prefix, Delimiter, MaxKeys, token)
-        response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys)
-        response["Marker"] = Marker
+        page = self._page("ListObjects", Bucket, Prefix, Delimiter, MaxKeys, token, EncodingType)
+        encode = _url_encode if EncodingType == "url" else _same
+        response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys, encode, False)
+        response["Marker"] = encode(Marker)
         if page.next_token is not None:
             # The last key or prefix of the page (AWS gives it only with a delimiter; S3 servers
             # such as SeaweedFS always do; a program may use it or the last key either way).
-            response["NextMarker"] = max([o.key for o in page.objects] + page.prefixes)
+            response["NextMarker"] = encode(max([o.key for o in page.objects] + page.prefixes))
         return response
 
     def get_paginator(self, operation_name: str) -> Paginator:
@@ -748,12 +1010,16 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
     def can_paginate(self, operation_name: str) -> bool:
         return operation_name in ("list_objects_v2", "list_objects")
 
-    def __getattr__(self, name: str) -> Any:
-        # Any other operation boto3's S3 client has: refused by name, never passed through
-        # to the store, where it would bypass deltaglider's layout.
-        if not name.startswith("_") and name in _s3_operations():
-            raise NotSupportedError(name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a call of a method this client does not have is a mypy
+        # error (attr-defined), not an Any.
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other operation boto3's S3 client has: refused by name, never passed through
+            # to the store, where it would bypass deltaglider's layout.
+            if not name.startswith("_") and name in _s3_operations():
+                raise NotSupportedError(name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class Paginator:
@@ -780,6 +1046,23 @@ class Paginator:
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+def _url_encode(name: str) -> str:
+    """A key name as S3 encodes it for ``EncodingType=url``: UTF-8 percent-encoding with
+    spaces as ``+`` and ``/`` kept (botocore decodes it with ``unquote_plus``)."""
+    from urllib.parse import quote_plus
+
+    return quote_plus(name, safe="/")
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def _multiple_ranges(text: str) -> bool:
+    """``bytes=0-1,3-4``: S3 serves no multipart/byteranges, it answers the whole object."""
+    return text.strip().startswith("bytes=") and "," in text
+
+
 def _parse_range(text: str, size: int, key: str) -> tuple[int, int]:
     """``bytes=a-b``, ``bytes=a-``, ``bytes=-n`` as S3 takes them: (start, end exclusive)."""
     match = _RANGE.match(text.strip())
@@ -797,6 +1080,21 @@ def _parse_range(text: str, size: int, key: str) -> tuple[int, int]:
     if start >= size or (last != "" and int(last) < start):
         raise InvalidRange(f"{key}: {text}", code="InvalidRange", status=416)
     return start, end
+
+
+def _invalid_tags(tags: list[dict[str, str]]) -> str | None:
+    """Why S3 refuses a TagSet (its limits: 10 tags, keys of 1 to 128 characters, values up
+    to 256, each key once), or None. Checked before an object is stored, so that the store's
+    refusal of the tags cannot come after the object is there."""
+    keys = [t["Key"] for t in tags]
+    if (
+        len(tags) > 10
+        or len(set(keys)) != len(keys)
+        or any(not 0 < len(k) <= 128 for k in keys)
+        or any(len(t["Value"]) > 256 for t in tags)
+    ):
+        return "The Tag value you have provided is invalid"
+    return None
 
 
 def _tag_set(tagging: str) -> list[dict[str, str]]:

@@ -15,8 +15,10 @@ checks that the two stay in step. Responses of deltaglider may carry one extra k
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import itertools
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -25,13 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus, unquote_plus
 
 import botocore.exceptions
 import pytest
 from client_conftest import Buckets, Pair, Side, make_pair, physical_keys
 from data import noise, release
 
-from deltaglider.client import DIFFERENCES, DeltaGliderClient
+from deltaglider.client import BEHAVIOURS, DIFFERENCES, DeltaGliderClient
 
 # --- the comparison --------------------------------------------------------------------------
 
@@ -65,6 +68,8 @@ HONOURED: dict[str, Allowance] = {
     "TagCount": Allowance(absent=frozenset({"TagCount"})),
     "ContentType": Allowance(dg_defaults={"ContentType": "binary/octet-stream"}),
     "Error details": Allowance(only={"Error": frozenset({"Code", "Message", "Key", "BucketName"})}),
+    # Checked by _compare itself: present only in deltaglider's, with exactly INFO_FIELDS.
+    "DeltaGliderInfo": Allowance(),
 }
 
 ABSENT = frozenset().union(*(a.absent for a in HONOURED.values()))
@@ -393,6 +398,82 @@ def test_conditions(objects: Pair, method: str, key: str) -> None:
                 assert code(got)[0] == "PreconditionFailed"
 
 
+CONDITIONS = {
+    "IfMatch": ("mine", "wrong"),
+    "IfNoneMatch": ("mine", "wrong"),
+    "IfModifiedSince": ("past", "future"),
+    "IfUnmodifiedSince": ("past", "future"),
+}
+
+
+def _combinations() -> list[dict[str, str]]:
+    """Every combination of two or more conditions, each true or false."""
+    out = []
+    names = list(CONDITIONS)
+    for mask in range(1, 1 << len(names)):
+        chosen = [n for i, n in enumerate(names) if mask >> i & 1]
+        if len(chosen) < 2:
+            continue
+        for values in itertools.product(*(CONDITIONS[n] for n in chosen)):
+            out.append(dict(zip(chosen, values, strict=True)))
+    return out
+
+
+@pytest.mark.parametrize("method", ["get_object", "head_object"])
+@pytest.mark.parametrize("key", ["small.txt", "releases/app-1.2.zip"])
+def test_combined_conditions(objects: Pair, method: str, key: str) -> None:
+    """Conditions together, as S3 combines them (RFC 7232): If-Match true wins over
+    If-Unmodified-Since false (200), If-None-Match false over If-Modified-Since true (304)."""
+    etags = objects.each(lambda s: s.client.head_object(Bucket=s.bucket, Key=key)["ETag"])
+    now = datetime.now(timezone.utc)
+    values: dict[str, Any] = {
+        "mine": lambda side: etags[0] if side is objects.s3 else etags[1],
+        "wrong": '"' + "0" * 32 + '"',
+        "past": now - timedelta(days=1),
+        "future": now + timedelta(days=1),
+    }
+    seen = {}
+    for combo in _combinations():
+        kwargs = {name: values[v] for name, v in combo.items()}
+        _, got = same(objects, method, Key=key, **kwargs)
+        status = got.response["ResponseMetadata"]["HTTPStatusCode"] if isinstance(
+            got, Exception) else got["ResponseMetadata"]["HTTPStatusCode"]  # fmt: skip
+        seen[tuple(sorted(combo.items()))] = status
+    # The two rules the issue names, so a server that agreed with a wrong client fails too.
+    assert seen[(("IfMatch", "mine"), ("IfUnmodifiedSince", "past"))] == 200
+    assert seen[(("IfModifiedSince", "past"), ("IfNoneMatch", "mine"))] == 304
+    assert seen[(("IfMatch", "wrong"), ("IfNoneMatch", "wrong"))] == 412
+    assert seen[(("IfNoneMatch", "wrong"), ("IfUnmodifiedSince", "past"))] == 412
+
+
+MULTI_RANGES = ["bytes=0-1,3-4", "bytes=0-1, 3-4", "bytes=0-1,100000000-100000001",
+                "bytes=100000000-100000001,0-1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", ["small.txt", "releases/app-1.3.zip"])
+@pytest.mark.parametrize("rng", MULTI_RANGES)
+def test_multiple_ranges_get_the_whole_object(objects: Pair, key: str, rng: str) -> None:
+    """S3 serves no multipart/byteranges: several ranges give the whole object, 200."""
+    ref, got = objects.call("get_object", Key=key, Range=rng)
+    bodies = ref["Body"].read(), got["Body"].read()
+    assert bodies[0] == bodies[1] == PUTS[key][1]
+    assert_parity(objects, ref, got)
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in got
+    _, head = same(objects, "head_object", Key=key, Range=rng)
+    assert head["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in head
+
+
+@pytest.mark.parametrize("method", ["list_objects_v2", "list_objects"])
+def test_negative_max_keys(objects: Pair, method: str) -> None:
+    for max_keys in (-1, -1000):
+        _, got = same(objects, method, MaxKeys=max_keys)
+        assert code(got) == ("InvalidArgument", 400)
+        _, got = same(objects, method, MaxKeys=max_keys, Bucket=lambda s: s.bucket + "-absent")
+        assert code(got) == ("InvalidArgument", 400)
+    _, got = same(objects, method, MaxKeys=0)
+    assert "Contents" not in got
+
+
 def test_missing_objects_and_buckets(objects: Pair, buckets: Buckets) -> None:
     missing = lambda side: f"{side.bucket}-missing"  # noqa: E731
     _, got = same(objects, "get_object", Key="no/such/key.zip")
@@ -513,6 +594,185 @@ def test_delete_object_and_objects(pair: Pair) -> None:
     _, got = same(pair, "list_objects_v2")
     assert got["KeyCount"] == 0 and "Contents" not in got
     assert physical_keys(pair.dg.client.boto_client, pair.dg.bucket, "d/") == []
+
+
+def _no_object(pair: Pair, key: str) -> None:
+    """Neither side stored ``key`` (and deltaglider nothing under it either)."""
+    _, got = same(pair, "head_object", Key=key)
+    assert code(got) == ("404", 404)
+    assert not [k for k in physical_keys(pair.dg.client.boto_client, pair.dg.bucket) if
+                k.startswith(key)]  # fmt: skip
+
+
+def test_put_content_md5_and_length(pair: Pair) -> None:
+    body = b"hello world\n"
+    right = base64.b64encode(hashlib.md5(body).digest()).decode()
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    # right: stored, by both
+    same(pair, "put_object", Key="md5/right.txt", Body=body, ContentMD5=right)
+    same(pair, "put_object", Key="md5/stream.txt", Body=lambda s: io.BytesIO(body),
+         ContentMD5=right, ContentLength=len(body))  # fmt: skip
+    same(pair, "put_object", Key="md5/len.txt", Body=body, ContentLength=len(body))
+    same(pair, "put_object", Key="md5/str.txt", Body="héllo", ContentMD5=base64.b64encode(
+        hashlib.md5("héllo".encode()).digest()).decode())  # fmt: skip
+    for key in ("md5/right.txt", "md5/stream.txt", "md5/len.txt"):
+        reads = pair.each(lambda s, key=key: s.client.get_object(Bucket=s.bucket, Key=key))
+        assert reads[0]["Body"].read() == reads[1]["Body"].read() == body
+    # wrong: BadDigest, and nothing stored (over an existing object: it stays)
+    _, got = same(pair, "put_object", Key="md5/wrong.txt", Body=body, ContentMD5=wrong)
+    assert code(got) == ("BadDigest", 400)
+    _no_object(pair, "md5/wrong.txt")
+    _, got = same(pair, "put_object", Key="md5/wrong.zip", Body=release(1), ContentMD5=wrong)
+    assert code(got) == ("BadDigest", 400)
+    _no_object(pair, "md5/wrong.zip")
+    _, got = same(pair, "put_object", Key="md5/right.txt", Body=b"new", ContentMD5=wrong)
+    assert code(got) == ("BadDigest", 400)
+    reads = pair.each(lambda s: s.client.get_object(Bucket=s.bucket, Key="md5/right.txt"))
+    assert reads[0]["Body"].read() == reads[1]["Body"].read() == body
+    # not base64 at all: InvalidDigest
+    _, got = same(pair, "put_object", Key="md5/bad.txt", Body=body, ContentMD5="not base64!")
+    assert code(got) == ("InvalidDigest", 400)
+    _no_object(pair, "md5/bad.txt")
+
+
+def test_put_content_length_that_is_not_the_body(pair: Pair) -> None:
+    """boto3 sends such a header as given (against SeaweedFS: a truncated body and a broken
+    connection, or a read timeout): not comparable. deltaglider answers S3's IncompleteBody at
+    once and stores nothing (documented in BEHAVIOURS)."""
+    dg = pair.dg
+    for length, body in ((3, b"hello"), (10, b"hello"), (3, io.BytesIO(b"hello")), (0, b"x")):
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            dg.client.put_object(Bucket=dg.bucket, Key="cl/x.txt", Body=body, ContentLength=length)
+        assert code(caught.value) == ("IncompleteBody", 400)
+        assert caught.value.response["Error"]["Key"] == "cl/x.txt"
+    with pytest.raises(botocore.exceptions.ClientError):
+        dg.client.head_object(Bucket=dg.bucket, Key="cl/x.txt")
+    assert physical_keys(dg.client.boto_client, dg.bucket) == []
+    assert "put_object ContentLength" in BEHAVIOURS
+
+
+def test_put_tagging_is_checked_before_storing(pair: Pair) -> None:
+    _, got = same(pair, "put_object", Key="tags/dup.txt", Body=b"x", Tagging="a=1&a=2")
+    assert code(got) == ("InvalidTag", 400)
+    _no_object(pair, "tags/dup.txt")
+    _, got = same(pair, "put_object", Key="tags/dup.zip", Body=release(2), Tagging="a=1&a=2")
+    assert code(got) == ("InvalidTag", 400)
+    _no_object(pair, "tags/dup.zip")
+    same(pair, "put_object", Key="tags/ok.txt", Body=b"x", Tagging="a=1&b=2")
+    same(pair, "get_object_tagging", Key="tags/ok.txt")
+    # S3's limits, which SeaweedFS's put_object does not enforce (its put_object_tagging does:
+    # deltaglider tags after storing, so checks them first; documented in BEHAVIOURS).
+    dg = pair.dg
+    for tagging in ("&".join(f"k{i}=v" for i in range(11)), "k" * 129 + "=v",
+                    "k=" + "v" * 257, "=v"):  # fmt: skip
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            dg.client.put_object(Bucket=dg.bucket, Key="tags/limit.zip", Body=release(3),
+                                 Tagging=tagging)  # fmt: skip
+        assert code(caught.value) == ("InvalidTag", 400)
+    with pytest.raises(botocore.exceptions.ClientError):
+        dg.client.head_object(Bucket=dg.bucket, Key="tags/limit.zip")
+    assert "put_object Tagging" in BEHAVIOURS
+
+
+def test_delete_objects_errors(pair: Pair) -> None:
+    pair.call("put_object", Key="keep.txt", Body=b"x")
+    for quiet in (False, True):
+        _, got = same(
+            pair,
+            "delete_objects",
+            Delete={"Objects": [{"Key": "a/../b"}, {"Key": "./c"}, {"Key": "never"}],
+                    "Quiet": quiet},
+        )  # fmt: skip
+        assert [e["Key"] for e in got["Errors"]] == ["a/../b", "./c"]
+        assert {e["Code"] for e in got["Errors"]} == {"InvalidRequest"}
+        assert ("Deleted" in got) is not quiet
+    # A key XML cannot carry: the whole request is refused.
+    _, got = same(pair, "delete_objects", Delete={"Objects": [{"Key": "ab\x01c"}]})
+    assert code(got) == ("MalformedXML", 400)
+    same(pair, "list_objects_v2")
+    # Keys deltaglider refuses (BEHAVIOURS "Keys"): an Errors entry each, the rest deleted.
+    dg = pair.dg
+    got = dg.client.delete_objects(
+        Bucket=dg.bucket,
+        Delete={"Objects": [{"Key": "x" * 1025}, {"Key": ".deltaglider/x"}, {"Key": "keep.txt"}]},
+    )
+    assert [e["Code"] for e in got["Errors"]] == ["InvalidArgument", "InvalidArgument"]
+    assert got["Deleted"] == [{"Key": "keep.txt"}]
+
+
+ODD_KEYS = [
+    "enc/a dir/naïve file + plus & more.txt",
+    "enc/a dir/sub dir/é.txt",
+    "enc/odd%2F?y=z#.txt",
+    "enc/plain.txt",
+    "enc/spaced name.txt",
+    "enc/ü/x.txt",
+]
+#: What botocore decodes, when it asked for EncodingType=url itself.
+ENCODED = {
+    "list_objects_v2": ("Delimiter", "Prefix", "StartAfter"),
+    "list_objects": ("Delimiter", "Marker", "NextMarker"),
+}
+
+
+def _decoded(response: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The response with its encoded names decoded (``fields`` and the keys and prefixes)."""
+    out = dict(response)
+    for name in fields:
+        if name in out:
+            out[name] = unquote_plus(out[name])
+    out["Contents"] = [dict(o, Key=unquote_plus(o["Key"])) for o in out.get("Contents", [])]
+    out["CommonPrefixes"] = [{"Prefix": unquote_plus(p["Prefix"])}
+                             for p in out.get("CommonPrefixes", [])]  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("method", ["list_objects_v2", "list_objects"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"Delimiter": "/"}, {"Prefix": "enc/a dir/", "Delimiter": " "}, {"MaxKeys": 2},
+     {"Prefix": "enc/", "Delimiter": "/"}, {"After": "enc/a dir/n", "MaxKeys": 1}],
+    ids=repr,
+)  # fmt: skip
+def test_encoding_type_url(pair: Pair, method: str, kwargs: dict[str, Any]) -> None:
+    """Key names with spaces, '+', '%', non-ASCII: plain without EncodingType (boto3 asks for
+    url itself and decodes), encoded as S3 encodes them with EncodingType='url' given."""
+    for key in ODD_KEYS:
+        pair.call("put_object", Key=key, Body=b"x")
+    params = dict(kwargs)
+    if "After" in params:
+        params["StartAfter" if method == "list_objects_v2" else "Marker"] = params.pop("After")
+    ref, got = pair.call(method, **params)
+    if "NextMarker" in ref:
+        # SeaweedFS leaves NextMarker plain, and botocore decodes it anyway (S3 encodes it):
+        # a '+' in it comes back a space. deltaglider's is the key as it is.
+        assert unquote_plus(got["NextMarker"]) == ref["NextMarker"]
+        ref = dict(ref, NextMarker=got["NextMarker"])
+    assert_parity(pair, ref, got)
+    ref, got = pair.call(method, EncodingType="url", **params)
+    assert got["EncodingType"] == ref["EncodingType"] == "url"
+    # The same names once decoded as botocore decodes them (SeaweedFS encodes keys and
+    # prefixes only) ...
+    assert_parity(pair, _decoded(ref, ()), _decoded(got, ENCODED[method]))
+    plain = pair.call_one(pair.dg, method, **params)
+    lists = {"Contents": plain.get("Contents", []), "CommonPrefixes": plain.get("CommonPrefixes", [])}
+    assert _decoded(got, ENCODED[method]) == plain | lists
+    # ... and encoded as S3 does: UTF-8 percent-encoding, '+' for a space, '/' kept.
+    names = [(o["Key"], p["Key"]) for o, p in zip(got.get("Contents", []),
+             plain.get("Contents", []), strict=True)]  # fmt: skip
+    names += [(o["Prefix"], p["Prefix"]) for o, p in zip(got.get("CommonPrefixes", []),
+              plain.get("CommonPrefixes", []), strict=True)]  # fmt: skip
+    names += [(got[n], plain[n]) for n in ENCODED[method] if n in plain]
+    assert names
+    for encoded, name in names:
+        assert encoded == quote_plus(name, safe="/"), (encoded, name)
+    # SeaweedFS encodes the last segment of a key as S3 does (it differs before a '/').
+    for o, r in zip(got.get("Contents", []), ref.get("Contents", []), strict=True):
+        if " " not in o["Key"].rpartition("/")[0] and "%20" not in r["Key"]:
+            assert o["Key"] == r["Key"]
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        pair.dg.client.list_objects_v2(Bucket=pair.dg.bucket, EncodingType="xml")
+    assert code(caught.value) == ("InvalidArgument", 400)
 
 
 # --- listings --------------------------------------------------------------------------------
