@@ -5,9 +5,11 @@ The four transfer methods take boto3's parameters and behave as boto3's do: they
 ``Callback(bytes_transferred)`` gets increments that add up to the file's size, a download of
 a missing object raises the ``ClientError`` "404" of a ``HeadObject`` (boto3 HEADs first), and
 a failed ``upload_file`` raises ``boto3.exceptions.S3UploadFailedError`` with boto3's message.
-What differs: ``Config`` (a ``TransferConfig``) is accepted but does not change how the engine
-transfers; ``ExtraArgs`` may only hold ``Metadata`` and ``ContentType`` (uploads), anything else
-raises :class:`~deltaglider._client_common.NotSupportedError` naming it.
+What differs: ``Config`` (a ``TransferConfig``) may only set what the client does anyway
+(:func:`check_transfer_config`): the engine's own thresholds, part sizes and workers apply,
+so any other value raises :class:`~deltaglider._client_common.NotSupportedError` naming the
+field; ``ExtraArgs`` may only hold ``Metadata`` and ``ContentType`` (uploads), anything else
+raises NotSupportedError naming it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,73 @@ UPLOAD_EXTRA_ARGS = frozenset({"Metadata", "ContentType"})
 DOWNLOAD_EXTRA_ARGS: frozenset[str] = frozenset()
 
 ProgressCallback = Callable[[int], Any]
+
+#: ``TransferConfig`` fields the client honours, as the engine setting (of the client's
+#: :class:`~deltaglider.config.Config`) each must equal: the engine transfers with its own.
+TRANSFER_CONFIG_SETTINGS: dict[str, str] = {
+    "multipart_threshold": "multipart_threshold",
+    "multipart_chunksize": "multipart_chunksize",
+    "max_concurrency": "max_workers",
+}
+#: ``TransferConfig`` fields with the values the client honours whatever its configuration.
+TRANSFER_CONFIG_VALUES: dict[str, tuple[Any, ...]] = {
+    "use_threads": (True,),  # the engine always uses its worker threads
+    "preferred_transfer_client": ("auto", "classic"),  # the engine's own, never the CRT
+}
+
+
+def check_transfer_config(operation: str, config: Any, settings: Any) -> None:
+    """Refuses (NotSupportedError naming ``Config.<field>``) a ``TransferConfig`` field set to
+    a value the engine would not transfer with. A field left unset is fine; one of
+    :data:`TRANSFER_CONFIG_SETTINGS` must equal the client's own setting; one of
+    :data:`TRANSFER_CONFIG_VALUES` must be one of its values; any other field
+    (``num_download_attempts``, ``max_io_queue``, ``io_chunksize``, ``max_bandwidth``) must be
+    unset or boto3's default."""
+    if config is None:
+        return
+    from boto3.s3.transfer import TransferConfig
+
+    if not isinstance(config, TransferConfig):
+        raise TypeError(f"Config must be a boto3.s3.transfer.TransferConfig, not {config!r}")
+    unset = getattr(TransferConfig, "UNSET_DEFAULT", None)
+    defaults: dict[str, Any] = getattr(TransferConfig, "DEFAULTS", {})
+    for name in (
+        "multipart_threshold",
+        "max_concurrency",
+        "multipart_chunksize",
+        "num_download_attempts",
+        "max_io_queue",
+        "io_chunksize",
+        "use_threads",
+        "max_bandwidth",
+        "preferred_transfer_client",
+    ):
+        try:
+            value = object.__getattribute__(config, name)
+        except AttributeError:
+            continue
+        if unset is not None and value is unset:
+            continue
+        default = name in defaults and value == defaults[name]
+        if default and (unset is None or name not in TRANSFER_CONFIG_SETTINGS):
+            continue  # boto3's default: asks for nothing the engine does not do
+        if name in TRANSFER_CONFIG_SETTINGS:
+            setting = TRANSFER_CONFIG_SETTINGS[name]
+            own = getattr(settings, setting)
+            if value == own:
+                continue
+            why = (
+                f"the engine transfers with its own {setting}={own}: set it on the client, "
+                f"create_client(deltaglider_config=Config({setting}=...))"
+            )
+        elif name in TRANSFER_CONFIG_VALUES:
+            if value in TRANSFER_CONFIG_VALUES[name]:
+                continue
+            allowed = ", ".join(repr(v) for v in TRANSFER_CONFIG_VALUES[name])
+            why = f"only {allowed}"
+        else:
+            why = "the engine's transfers have no such setting"
+        raise NotSupportedError(operation, f"Config.{name}", f"{value!r}: {why}")
 
 
 class _UnknownExtraArg(NotSupportedError, ValueError):
@@ -180,9 +249,9 @@ class TransferMixin:
             NotSupportedError naming it.
         :param Callback: called with the number of bytes done since the last call (encoded or
             sent); the calls add up to the file's size.
-        :param Config: a ``boto3.s3.transfer.TransferConfig``, accepted for compatibility; it
-            does not change how the engine transfers (thresholds, part sizes and threads come
-            from the client's own configuration).
+        :param Config: a ``boto3.s3.transfer.TransferConfig``; the engine transfers with the
+            client's own thresholds, part sizes and workers, so a field set to anything else
+            raises NotSupportedError naming it (see :func:`check_transfer_config`).
         :raises boto3.exceptions.S3UploadFailedError: the store refused the upload (boto3's
             message: ``Failed to upload {Filename} to {Bucket}/{Key}: {error}``).
         """
@@ -191,6 +260,7 @@ class TransferMixin:
         if not isinstance(Filename, str):
             raise ValueError("Filename must be a string or a path-like object")
         options = _upload_options("upload_file", ExtraArgs)
+        check_transfer_config("upload_file", Config, self._store.config)
         try:
             with self._s3("PutObject"):
                 self._store.put(Bucket, Key, Filename, progress=_reporter(Callback), **options)
@@ -217,6 +287,7 @@ class TransferMixin:
         if not hasattr(Fileobj, "read"):
             raise ValueError("Fileobj must implement read")
         options = _upload_options("upload_fileobj", ExtraArgs)
+        check_transfer_config("upload_fileobj", Config, self._store.config)
         with self._s3("PutObject"):
             self._store.put(Bucket, Key, Fileobj, progress=_reporter(Callback), **options)
 
@@ -236,7 +307,7 @@ class TransferMixin:
         :param ExtraArgs: no download argument is supported (VersionId, SSE-C keys...): any
             raises NotSupportedError naming it.
         :param Callback: called with the number of bytes written since the last call.
-        :param Config: accepted for compatibility; it does not change how the engine transfers.
+        :param Config: as for :meth:`upload_file`.
         :raises botocore.exceptions.ClientError: code ``"404"`` from ``HeadObject`` for a
             missing key or bucket, as boto3 (which HEADs first).
         :raises deltaglider.errors.IntegrityError: the rebuilt bytes are not the ones stored.
@@ -246,6 +317,7 @@ class TransferMixin:
         if not isinstance(Filename, str):
             raise ValueError("Filename must be a string or a path-like object")
         _extra_args("download_file", ExtraArgs, DOWNLOAD_EXTRA_ARGS, upload=False)
+        check_transfer_config("download_file", Config, self._store.config)
         self._download("download_file", Bucket, Key, Filename, Callback)
 
     def download_fileobj(
@@ -264,6 +336,7 @@ class TransferMixin:
         if not hasattr(Fileobj, "write"):
             raise ValueError("Fileobj must implement write")
         _extra_args("download_fileobj", ExtraArgs, DOWNLOAD_EXTRA_ARGS, upload=False)
+        check_transfer_config("download_fileobj", Config, self._store.config)
         self._download("download_fileobj", Bucket, Key, Fileobj, Callback)
 
     def _download(

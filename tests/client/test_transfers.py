@@ -485,17 +485,65 @@ def test_unsupported_extra_args_are_refused_by_name(
     assert keys == ["a.txt"]
 
 
-def test_transfer_config_is_accepted(dg: DeltaGliderClient, made: Made, tmp_path: Path) -> None:
+def test_transfer_config_fields_honoured_or_refused(
+    dg: DeltaGliderClient, made: Made, tmp_path: Path
+) -> None:
+    """A TransferConfig may set what the engine does anyway (the client's own thresholds,
+    part size and workers; boto3's defaults of the rest); anything else is refused by name,
+    before anything is transferred (BEHAVIOURS "TransferConfig")."""
     bucket = made.bucket("dg")
     data = noise(6 << 20, seed=9)
     src = tmp_path / "d.bin"
     src.write_bytes(data)
-    config = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
-    counter = Counter()
-    dg.upload_file(str(src), bucket, "d.bin", Callback=counter, Config=config)
-    dg.download_file(bucket, "d.bin", str(tmp_path / "back"), Config=config)
-    assert (tmp_path / "back").read_bytes() == data
-    assert counter.total == len(data)
+    own = dg.store.config
+    honoured = [
+        TransferConfig(),
+        TransferConfig(
+            multipart_threshold=own.multipart_threshold,
+            multipart_chunksize=own.multipart_chunksize,
+            max_concurrency=own.max_workers,
+            use_threads=True,
+            preferred_transfer_client="classic",
+            num_download_attempts=5,
+            io_chunksize=256 << 10,
+            max_io_queue=100,
+        ),
+    ]
+    for config in honoured:
+        counter = Counter()
+        dg.upload_file(str(src), bucket, "d.bin", Callback=counter, Config=config)
+        dg.download_file(bucket, "d.bin", str(tmp_path / "back"), Config=config)
+        assert (tmp_path / "back").read_bytes() == data
+        assert counter.total == len(data)
+        out = io.BytesIO()
+        dg.upload_fileobj(io.BytesIO(data), bucket, "f.bin", Config=config)
+        dg.download_fileobj(bucket, "f.bin", out, Config=config)
+        assert out.getvalue() == data
+    refused = {
+        "multipart_threshold": TransferConfig(multipart_threshold=own.multipart_threshold + 1),
+        "multipart_chunksize": TransferConfig(multipart_chunksize=5 << 20),
+        "max_concurrency": TransferConfig(max_concurrency=own.max_workers + 1),
+        "use_threads": TransferConfig(use_threads=False),
+        "max_bandwidth": TransferConfig(max_bandwidth=1 << 20),
+        "num_download_attempts": TransferConfig(num_download_attempts=2),
+        "io_chunksize": TransferConfig(io_chunksize=1 << 20),
+        "max_io_queue": TransferConfig(max_io_queue=7),
+        "preferred_transfer_client": TransferConfig(preferred_transfer_client="crt"),
+    }
+    for name, config in refused.items():
+        calls = [
+            lambda c=config: dg.upload_file(str(src), bucket, "r.bin", Config=c),
+            lambda c=config: dg.upload_fileobj(io.BytesIO(b"x"), bucket, "r.bin", Config=c),
+            lambda c=config: dg.download_file(bucket, "d.bin", str(tmp_path / "r"), Config=c),
+            lambda c=config: dg.download_fileobj(bucket, "d.bin", io.BytesIO(), Config=c),
+        ]
+        for call in calls:
+            with pytest.raises(NotSupportedError, match=name) as info:
+                call()
+            assert info.value.parameter == f"Config.{name}"
+    assert not (tmp_path / "r").exists()
+    keys = sorted(o["Key"] for o in dg.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["d.bin", "f.bin"]  # nothing stored by a refused upload
 
 
 # --- on the local store -------------------------------------------------------------------
@@ -818,3 +866,70 @@ def test_one_client_from_eight_threads(target: Target, tmp_path: Path) -> None:
         body = client.get_object(Bucket=target.bucket, Key=key["Key"])["Body"].read()
         assert body == expected, key["Key"]
     assert any(k.endswith(".delta") for k in target.physical_keys("t/"))
+
+
+def test_one_client_object_calls_from_eight_threads(dg: DeltaGliderClient, made: Made) -> None:
+    """One client, eight threads, each doing put_object, get_object, list_objects_v2,
+    copy_object and delete_object at once (deltas of one deltaspace and plain objects):
+    every answer is checked."""
+    bucket = made.bucket("mt")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+    rounds = 4
+
+    def body(n: int, r: int) -> bytes:
+        return release(1 + (n * rounds + r) % 9) if n % 2 == 0 else noise(50_000 + n, seed=r)
+
+    def work(n: int) -> None:
+        try:
+            barrier.wait()
+            for r in range(rounds):
+                key = f"mt/{n}/app-{r}.zip" if n % 2 == 0 else f"mt/{n}/blob-{r}.bin"
+                data = body(n, r)
+                put = dg.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"n": str(n)})
+                assert put["DeltaGliderInfo"]["OriginalSize"] == len(data)
+                got = dg.get_object(Bucket=bucket, Key=key)
+                assert got["Body"].read() == data and got["Metadata"] == {"n": str(n)}
+                assert got["ContentLength"] == len(data)
+                copy_key = key.replace(f"mt/{n}/", f"mt/{n}/copy-")
+                copied = dg.copy_object(
+                    Bucket=bucket, Key=copy_key, CopySource={"Bucket": bucket, "Key": key}
+                )
+                assert copied["DeltaGliderInfo"]["OriginalSize"] == len(data)
+                back = dg.get_object(Bucket=bucket, Key=copy_key, Range="bytes=0-99")
+                assert back["Body"].read() == data[:100]
+                listed = dg.list_objects_v2(Bucket=bucket, Prefix=f"mt/{n}/")
+                names = {o["Key"]: o["Size"] for o in listed.get("Contents", [])}
+                assert names[key] == names[copy_key] == len(data), names
+                if r % 2:
+                    assert dg.delete_object(Bucket=bucket, Key=key)[
+                        "ResponseMetadata"]["HTTPStatusCode"] == 204  # fmt: skip
+                    with pytest.raises(botocore.exceptions.ClientError) as gone:
+                        dg.get_object(Bucket=bucket, Key=key)
+                    assert gone.value.response["Error"]["Code"] == "NoSuchKey"
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    expected: dict[str, bytes] = {}
+    for n in range(8):
+        for r in range(rounds):
+            key = f"mt/{n}/app-{r}.zip" if n % 2 == 0 else f"mt/{n}/blob-{r}.bin"
+            expected[key.replace(f"mt/{n}/", f"mt/{n}/copy-")] = body(n, r)
+            if r % 2 == 0:
+                expected[key] = body(n, r)
+    listed = [
+        o["Key"]
+        for page in dg.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
+    assert sorted(listed) == sorted(expected)
+    for key, data in expected.items():
+        assert dg.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
+    stored = [o["Key"] for o in made.raw.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.endswith(".delta") for k in stored)

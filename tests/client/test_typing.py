@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import deltaglider
 
 PROGRAM = """
@@ -36,9 +38,13 @@ def main() -> int:
 """
 
 
-def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    program = tmp_path / "program.py"
-    program.write_text(source)
+def _mypy(tmp_path: Path, source: str | None) -> subprocess.CompletedProcess[str]:
+    """mypy --strict on a program (``source``), or on the package itself (None)."""
+    if source is not None:
+        target = tmp_path / "program.py"
+        target.write_text(source)
+    else:
+        target = Path(deltaglider.__file__).resolve().parent
     # The package as it is in the tree (an editable install hides it behind an import hook
     # mypy does not follow); it carries py.typed and the native module's .pyi.
     src = Path(deltaglider.__file__).resolve().parent.parent
@@ -46,10 +52,10 @@ def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     if src.name not in ("site-packages", "dist-packages"):  # mypy finds installed ones itself
         env["MYPYPATH"] = str(src)
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(program)],
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(target)],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=tmp_path,  # for the package, the project's root: its pyproject.toml configures mypy
         env=env,
         timeout=600,
     )
@@ -69,3 +75,40 @@ def test_mypy_catches_a_wrong_argument(tmp_path: Path) -> None:
     proc = _mypy(tmp_path, wrong)
     assert proc.returncode == 1
     assert 'Argument "Bucket" to "put_object"' in proc.stdout
+
+
+def test_the_package_type_checks_strictly(tmp_path: Path) -> None:
+    """src/deltaglider itself, with the project's mypy configuration (strict; boto3 and
+    botocore ship no types)."""
+    root = Path(deltaglider.__file__).resolve().parent.parent.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("not a source tree")
+    proc = _mypy(root, None)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Success: no issues found" in proc.stdout
+
+
+def test_mypy_catches_a_method_the_client_does_not_have(tmp_path: Path) -> None:
+    """``__getattr__`` (which refuses boto3's other operations by name at run time) is hidden
+    from type checkers: an unknown method is an attr-defined error, not an Any."""
+    wrong = PROGRAM.replace("    s3.close()\n", "    s3.nonexistent_method()\n    s3.close()\n")
+    wrong = wrong.replace("    s3.close()\n", "    s3.select_object_content(Bucket='b')\n    s3.close()\n", 1)
+    assert "nonexistent_method" in wrong
+    proc = _mypy(tmp_path, wrong)
+    assert proc.returncode == 1, proc.stdout
+    assert '"DeltaGliderClient" has no attribute "nonexistent_method"  [attr-defined]' in proc.stdout
+    assert '"DeltaGliderClient" has no attribute "select_object_content"  [attr-defined]' in (
+        proc.stdout
+    )
+    # At run time: an S3 operation is refused by name, anything else is an AttributeError.
+    from deltaglider import create_client
+    from deltaglider.client import NotSupportedError
+
+    client = create_client((tmp_path / "store").as_uri())
+    try:
+        with pytest.raises(NotSupportedError, match="select_object_content"):
+            client.select_object_content(Bucket="b")  # type: ignore[attr-defined]
+        with pytest.raises(AttributeError, match="nonexistent_method"):
+            client.nonexistent_method()  # type: ignore[attr-defined]
+    finally:
+        client.close()
