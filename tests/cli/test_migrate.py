@@ -180,12 +180,31 @@ def test_usage_and_missing_buckets(dg: Dg, target: Target, dest: str) -> None:
     missing = dg("migrate", target.url(""), "s3://no-such-bucket-dg/", "-y")
     assert missing.exit_code == 1
     assert missing.stderr.strip() == (
-        "deltaglider: error: s3://no-such-bucket-dg: no such bucket "
+        "deltaglider: error: bucket no-such-bucket-dg does not exist "
         "(create it with: deltaglider mb s3://no-such-bucket-dg)"
     )
+    # Worded as every other command words it.
     nosrc = dg("migrate", "s3://no-such-bucket-dg/", f"s3://{dest}/", "-y")
-    assert nosrc.exit_code == 1 and "no such bucket" in nosrc.stderr
-    assert len(nosrc.stderr.strip().splitlines()) == 1
+    assert nosrc.exit_code == 1
+    assert nosrc.stderr.strip() == "deltaglider: error: bucket no-such-bucket-dg does not exist"
+
+
+def test_confirmation_without_a_terminal_is_a_usage_error(
+    dg: Dg, target: Target, dest: str
+) -> None:
+    """stdin at its end (a script, no terminal) and no --yes: exit 2 and one line saying what
+    to do, not "cancelled" and 130 as if interrupted."""
+    _plain(target, {"p/a-1.zip": release(1)})
+    for stdin in (None, ""):
+        out = dg("migrate", target.url("p/"), f"s3://{dest}/", input=stdin)
+        assert out.exit_code == 2, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("deltaglider:")]
+        assert errors == ["deltaglider: error: no terminal to confirm: pass --yes"]
+        assert "cancelled" not in out.stderr
+        assert list(target.storage().iter_objects(dest)) == []
+    # An answer that is neither yes nor no asks again; then the end of input.
+    again = dg("migrate", target.url("p/"), f"s3://{dest}/", input="maybe\n")
+    assert again.exit_code == 2 and again.stderr.count("Proceed? [y/N]") == 2
 
 
 def test_a_failure_does_not_stop_the_others(

@@ -22,6 +22,7 @@ does): those files are stored first, the rest after them, in parallel.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,6 +192,24 @@ def _region_warnings(app: App, buckets: list[str]) -> list[str]:
     return _ec2.region_warnings(buckets, lambda b: _ec2.bucket_region(client, b))
 
 
+def _confirm(question: str) -> bool:
+    """Asks on stderr, reads stdin (default no). Nothing to read (stdin at its end: no
+    terminal, a script without ``--yes``) is a usage error, not an interruption: click's own
+    confirm cannot tell the two apart."""
+    while True:
+        click.echo(f"{question} [y/N]: ", nl=False, err=True)
+        answer = sys.stdin.readline()
+        if not answer:
+            click.echo("", err=True)
+            abort("no terminal to confirm: pass --yes", EXIT_USAGE)
+        answer = answer.strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("", "n", "no"):
+            return False
+        click.echo("Error: answer y or n", err=True)
+
+
 @click.command(cls=DGCommand)
 @click.argument("source", metavar="SRC")
 @click.argument("destination", metavar="DST")
@@ -257,12 +276,11 @@ def migrate(
         app.storage.head_bucket(dst.bucket)
     except BucketNotFound:
         abort(
-            f"s3://{dst.bucket}: no such bucket (create it with: deltaglider mb s3://{dst.bucket})"
+            f"bucket {dst.bucket} does not exist (create it with: deltaglider mb s3://{dst.bucket})"
         )
-    try:
-        plan = plan_migration(app, src, dst.bucket, dest_prefix, filters_from(ctx))
-    except BucketNotFound as exc:
-        abort(f"s3://{exc.bucket or src.bucket}: no such bucket")
+    # A missing source bucket is the storage's BucketNotFound: "bucket X does not exist", as
+    # every command says it.
+    plan = plan_migration(app, src, dst.bucket, dest_prefix, filters_from(ctx))
     where = f"{src.child(src.dir_prefix)} to s3://{dst.bucket}/{dest_prefix}"
     console.line(f"Migrate {where}")
     parts = [f"{len(plan.todo):,} object(s), {human_size(plan.todo_bytes)} to migrate"]
@@ -277,7 +295,7 @@ def migrate(
     if not plan.todo:
         console.line("Nothing to do.")
         return
-    if not dryrun and not yes and not click.confirm("Proceed?", default=False, err=True):
+    if not dryrun and not yes and not _confirm("Proceed?"):
         console.error("deltaglider: migrate cancelled: nothing was copied")
         return
     options = put_options(no_delta, max_ratio)
