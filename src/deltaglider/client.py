@@ -14,8 +14,10 @@ Responses of object operations carry an extra ``DeltaGliderInfo`` entry (stored 
 size, whether a delta, savings, reference key). A parameter the client cannot honour raises
 :class:`NotSupportedError` naming the operation and the parameter; it is never ignored.
 
-The documented differences from boto3 are listed in ``docs/sdk.md`` and, as data, in
-:data:`DIFFERENCES`; the parity suite (``tests/client/test_parity.py``) checks everything else.
+The documented differences from boto3 are one list, as data: :data:`DIFFERENCES` (response
+fields) and :data:`BEHAVIOURS` (behaviour), rendered by :func:`differences_markdown` as
+``docs/sdk.md``'s "Differences from boto3" (a test keeps the two in step); the parity suite
+(``tests/client/test_parity.py``) checks everything else.
 """
 
 from __future__ import annotations
@@ -135,7 +137,9 @@ BEHAVIOURS: dict[str, str] = {
     "verified temporary copy under .deltaglider/tmp/ that records its expiry (IfMatch, "
     "IfNoneMatch, IfModifiedSince, IfUnmodifiedSince, PartNumber and SSE-C parameters are "
     "refused for a delta), and purge_temp_files(Bucket) removes expired copies (a copy without "
-    "an expiry counts as expired after 7 days, the longest a SigV4 URL lives)",
+    "an expiry counts as expired after 7 days, the longest a SigV4 URL lives); the URL's "
+    "answer comes from the store as is, so it shows deltaglider's own x-amz-meta-dg-* headers "
+    "next to the user's metadata",
     "delete_bucket": "a bucket that lists empty but still holds deltaglider's own objects "
     "(.deltaglider/, unused reference.bin) has them removed first, then is deleted; with user "
     "objects it fails with BucketNotEmpty and nothing is removed",

@@ -20,6 +20,7 @@ import hashlib
 import io
 import itertools
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -1137,6 +1138,20 @@ def test_bucket_lifecycle(s3_client: Any, dg_client: DeltaGliderClient, buckets:
         assert all(isinstance(b["CreationDate"], datetime) for b in listing["Buckets"])
     assert_parity(pair, {k: v for k, v in listings[0].items() if k != "Buckets"},
                   {k: v for k, v in listings[1].items() if k != "Buckets"})  # fmt: skip
+    # The entries of this test's buckets, field by field (both clients list the same server:
+    # the entries are the same ones, names included).
+    ours = [pair.s3.bucket, pair.dg.bucket]
+    entries = [[b for b in listing["Buckets"] if b["Name"] in ours] for listing in listings]
+    assert [b["Name"] for b in entries[0]] == [b["Name"] for b in entries[1]] == sorted(ours)
+    diffs = differences({"Buckets": entries[0]}, {"Buckets": entries[1]})
+    assert not diffs, diffs
+    for a, b in zip(*entries, strict=True):
+        assert a == b
+    # Prefix and MaxBuckets, as S3 takes them
+    prefix = pair.s3.bucket.rsplit("-", 1)[0]
+    paged = pair.each(lambda s: s.client.list_buckets(Prefix=prefix, MaxBuckets=1))
+    diffs = differences(paged[0], paged[1])
+    assert not diffs, diffs
     pair.call("put_object", Key="rel/app-1.0.zip", Body=release(0))
     pair.call("put_object", Key="rel/app-1.1.zip", Body=release(1))
     _, got = same(pair, "delete_bucket")
@@ -1177,3 +1192,50 @@ def test_generate_presigned_url(pair: Pair, key: str) -> None:
         assert isinstance(url, str) and url.startswith("http")
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.read() == expected, side.name
+
+
+@pytest.mark.parametrize("key", ["rel/app-1.1.zip", "plain.txt"])
+def test_presigned_head_object(pair: Pair, key: str) -> None:
+    """A presigned HEAD answers as boto3's: status, length, type, user metadata (a delta's
+    URL points at its rebuilt copy; the headers deltaglider keeps for itself, x-amz-meta-dg-*,
+    are visible there, as BEHAVIOURS says)."""
+    pair.call("put_object", Key="rel/app-1.0.zip", Body=release(0))
+    pair.call("put_object", Key="rel/app-1.1.zip", Body=release(1), Metadata={"v": "1"},
+              ContentType="application/zip")  # fmt: skip
+    pair.call("put_object", Key="plain.txt", Body=b"plain", Metadata={"v": "p"},
+              ContentType="text/plain")  # fmt: skip
+    answers = []
+    for side in pair.sides:
+        url = side.client.generate_presigned_url(
+            "head_object", Params={"Bucket": side.bucket, "Key": key}, ExpiresIn=300
+        )
+        request = urllib.request.Request(url, method="HEAD")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            answers.append((response.status, headers))
+        # A GET with the HEAD's URL is refused, as for boto3's (the signature is the method's).
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)
+        assert refused.value.code == 403, side.name
+    (status, ref), (got_status, got) = answers
+    assert status == got_status == 200
+    for name in ("content-length", "content-type", "x-amz-meta-v"):
+        assert ref.get(name) == got.get(name), name
+    assert re.fullmatch(r'"[0-9a-f]{32}"', got["etag"])
+    user = {k for k in got if k.startswith("x-amz-meta-") and not k.startswith("x-amz-meta-dg-")}
+    assert user == {k for k in ref if k.startswith("x-amz-meta-")}
+    head = pair.dg.client.head_object(Bucket=pair.dg.bucket, Key=key)
+    assert int(got["content-length"]) == head["ContentLength"]
+    # A missing key: boto3 presigns anyway (the URL answers 404); deltaglider raises at once.
+    url = pair.s3.client.generate_presigned_url(
+        "head_object", Params={"Bucket": pair.s3.bucket, "Key": "absent"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30)
+    assert missing.value.code == 404
+    with pytest.raises(botocore.exceptions.ClientError) as at_once:
+        pair.dg.client.generate_presigned_url(
+            "head_object", Params={"Bucket": pair.dg.bucket, "Key": "absent"}
+        )
+    assert at_once.value.response["Error"]["Code"] == "404"
+    assert "generate_presigned_url" in BEHAVIOURS
