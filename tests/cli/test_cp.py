@@ -204,3 +204,30 @@ def test_recursive_download_into_folders(dg: Dg, target: Target, workdir: Path, 
     root = workdir / dest
     assert (root / "a/1.zip").read_bytes() == release(1)
     assert (root / "b.txt").read_bytes() == b"b"
+
+
+def test_past_tense_of_every_action() -> None:
+    from deltaglider.cli._transfer import past_tense
+
+    got = {a: past_tense(a) for a in ("upload", "download", "copy", "delete", "migrate")}
+    assert got == {
+        "upload": "uploaded",
+        "download": "downloaded",
+        "copy": "copied",
+        "delete": "deleted",
+        "migrate": "migrated",
+    }
+
+
+def test_s3_to_s3_summaries_say_copied(dg: Dg, target: Target, workdir: Path) -> None:
+    write(workdir / "s/app-1.zip", release(1))
+    write(workdir / "s/app-2.zip", release(2))
+    ok(dg("cp", "-r", "s", target.url("a/")))
+    for command in (("cp", "-r"), ("sync",)):
+        name = command[0]
+        text = ok(dg(*command, target.url("a/"), target.url(f"{name}-text/"))).stdout
+        assert text.splitlines()[-1].startswith("2 copied; "), text
+        lines = ok(dg(*command, target.url("a/"), target.url(f"{name}-json/"), "--json")).stdout
+        summary = json.loads(lines.splitlines()[-1])["summary"]
+        assert summary["copied"] == 2 and summary["failed"] == 0, summary
+        assert "copyed" not in text + lines

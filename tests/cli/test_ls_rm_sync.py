@@ -128,6 +128,12 @@ def test_sync_up_and_down_is_idempotent(dg: Dg, target: Target, workdir: Path) -
     assert (workdir / "copy/app-3.zip").read_bytes() == release(3)
     assert ok(dg("sync", target.url("mirror/"), "copy")).stdout.count("download:") == 0
     # The local files took the objects' times (so a later sync compares like aws).
+    # Exactly the listing's time (what sync compares), not merely close: a download that
+    # kept its own time would be within a second of the upload in a run this fast.
+    for obj in target.engine().iter_objects(target.bucket, prefix="mirror/"):
+        local = workdir / "copy" / obj.key[len("mirror/") :]
+        assert obj.last_modified is not None
+        assert abs(local.stat().st_mtime - obj.last_modified.timestamp()) < 0.01, obj.key
     # --delete both ways.
     (src / "app-1.zip").unlink()
     gone = ok(dg("sync", "site", target.url("mirror/"), "--delete"))
@@ -182,4 +188,43 @@ def test_mb_rb_and_verify(dg: Dg, target: Target, workdir: Path) -> None:
     assert record["valid"] is True and record["delta"] is True and record["size"] == 200_000
     out = ok(dg("rb", "--force", f"s3://{name}"))
     assert out.stdout.endswith(f"remove_bucket: {name}\n")
+    # What rm -r prints: the logical keys, not the .delta files and reference.bin they are.
+    assert out.stdout.splitlines() == [
+        f"delete: s3://{name}/v/app-1.zip",
+        f"delete: s3://{name}/v/app-2.zip",
+        f"delete: 1 deltaglider bookkeeping object(s) in s3://{name} (references, .deltaglider/)",
+        f"remove_bucket: {name}",
+    ]
     assert name not in ok(dg("ls")).stdout
+
+
+def test_ls_takes_a_bare_bucket_like_aws(dg: Dg, target: Target, workdir: Path) -> None:
+    _seed(dg, target, workdir)
+    for bare, url in (
+        (target.bucket, target.url()),
+        (f"{target.bucket}/app/", target.url("app/")),
+        (f"{target.bucket}/ap", target.url("ap")),
+    ):
+        got = ok(dg("ls", bare))
+        assert got.stdout == ok(dg("ls", url)).stdout and got.stdout, bare
+    assert dg("ls", "not a bucket").exit_code == 2
+
+
+def test_sync_dryrun_transfers_nothing(dg: Dg, target: Target, workdir: Path) -> None:
+    write(workdir / "site/app-1.zip", release(1))
+    write(workdir / "site/docs/index.html", b"<html/>")
+    up = ok(dg("sync", "site", target.url("dry/"), "--dryrun"))
+    assert up.stdout.splitlines() == [
+        f"(dryrun) upload: site/app-1.zip to {target.url('dry/app-1.zip')}",
+        f"(dryrun) upload: site/docs/index.html to {target.url('dry/docs/index.html')}",
+    ]
+    assert target.physical_keys("dry/") == []
+    ok(dg("sync", "site", target.url("real/")))
+    down = ok(dg("sync", target.url("real/"), "down", "--dryrun"))
+    assert down.stdout.count("(dryrun) download: ") == 2 and not (workdir / "down").exists()
+    s3 = ok(dg("sync", target.url("real/"), target.url("copy/"), "--dryrun"))
+    assert s3.stdout.count("(dryrun) copy: ") == 2 and target.physical_keys("copy/") == []
+    (workdir / "site/app-1.zip").unlink()
+    gone = ok(dg("sync", "site", target.url("real/"), "--delete", "--dryrun"))
+    assert gone.stdout == f"(dryrun) delete: {target.url('real/app-1.zip')}\n"
+    assert target.logical_keys("real/") == ["real/app-1.zip", "real/docs/index.html"]

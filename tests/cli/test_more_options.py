@@ -175,9 +175,14 @@ def test_no_verify_ssl(s3_target: Target, tls_endpoint: str, workdir: Path) -> N
     assert s3_target.logical_keys("t/") == []
     ok(dg("cp", "a.zip", s3_target.url("t/"), "--no-verify-ssl", env=env))
     ok(dg("--no-verify-ssl", "cp", "a.zip", s3_target.url("t/b.zip"), env=env))
+    # From the environment: DG_NO_VERIFY_SSL=1 is the flag, =0 is not.
+    ok(dg("cp", "a.zip", s3_target.url("t/c.zip"), env={**env, "DG_NO_VERIFY_SSL": "1"}))
+    off = dg("cp", "a.zip", s3_target.url("t/d.zip"), env={**env, "DG_NO_VERIFY_SSL": "0"})
+    assert off.exit_code == 1 and "certificate" in off.stderr.lower()
     listed = ok(dg("ls", s3_target.url("t/"), "--no-verify-ssl", env=env)).stdout
     assert listed.splitlines()[0].split()[-2:] == ["200000", "a.zip"]  # logical size via TLS
     assert s3_target.read("t/b.zip") == release(1)
+    assert s3_target.logical_keys("t/") == ["t/a.zip", "t/b.zip", "t/c.zip"]
     # The executable: no warning on every request once the user asked for it.
     proc = dg.exe("ls", s3_target.url("t/"), "--no-verify-ssl", env=env)  # type: ignore[arg-type]
     assert proc.returncode == 0 and proc.stderr == b""

@@ -13,10 +13,12 @@ from cli_conftest import Target, executable, write
 from test_cp import release
 
 
-def _run(target: Target, workdir: Path, *args: str, tty: bool) -> tuple[int, str, str]:
+def _run(
+    target: Target, workdir: Path, *args: str, tty: bool, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """Runs the executable with stderr on a pseudo-terminal (or a pipe): exit code, stdout,
     and what reached stderr."""
-    env = {**os.environ, **target.env, "COLUMNS": "200"}
+    env = {**os.environ, **target.env, "COLUMNS": "200", **(env or {})}
     env.pop("AWS_PROFILE", None)
     if not tty:
         proc = subprocess.run(
@@ -76,6 +78,14 @@ def test_progress_on_a_terminal_only(s3_target: Target, workdir: Path) -> None:
         )
         assert code == 0 and "\r" not in err and "remaining" not in err, flag
         assert (out == "") == (flag == "--quiet")
+    # The same from their environment variables.
+    for var in ("DG_NO_PROGRESS", "DG_QUIET"):
+        code, out, err = _run(
+            s3_target, workdir, "cp", "-r", "up", s3_target.url(f"e{var}/"), tty=True,
+            env={var: "1"},
+        )  # fmt: skip
+        assert code == 0 and "\r" not in err and "remaining" not in err, var
+        assert (out == "") == (var == "DG_QUIET")
     # Not a terminal: no progress either.
     code, out, err = _run(s3_target, workdir, "cp", "-r", "up", s3_target.url("c/"), tty=False)
     assert code == 0 and err == "" and out.count("upload: ") == 12

@@ -546,3 +546,14 @@ def test_a_read_only_principal(s3_target: Target, workdir: Path) -> None:
     ok(dg("stats", s3_target.bucket, "--detailed"))
     hit = ok(dg("stats", s3_target.bucket, "--detailed", "--json", env=reader))
     assert json.loads(hit.stdout)["cache"]["status"] == "hit" and hit.stderr == ""
+
+
+def test_sampled_and_detailed_conflict(dg: Dg, target: Target) -> None:
+    for args in (("--sampled", "--detailed"), ("--detailed", "--sampled", "--json")):
+        out = dg("stats", target.bucket, *args)
+        assert out.exit_code == 2 and out.stdout == "", args
+        assert out.stderr == (
+            "deltaglider: error: --sampled and --detailed cannot be used together\n"
+        ), out.stderr
+    # Nothing was computed or cached.
+    assert [k for k in target.physical_keys() if k.startswith(".deltaglider/")] == []

@@ -48,11 +48,19 @@ def _register() -> None:
 _register()
 
 
+def _env_flag(name: str) -> bool:
+    """An environment variable read as click reads a flag's (1/true/yes/on...)."""
+    try:
+        return bool(click.BOOL.convert(os.environ.get(name) or "0", None, None))
+    except click.BadParameter:
+        return False  # the group reports the bad value itself
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console entry point: never a traceback for what a user can cause (unless
     ``--debug``), and ``aws``-style exit codes."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    debug = "--debug" in args or _env_flag("DG_DEBUG")
     try:
         rv = cli.main(args=args, prog_name="deltaglider", standalone_mode=False)
     except click.exceptions.Abort:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import unquote, urlparse
 
 import click
 
 from ..errors import ConfigError, DeltaGliderError
 from ._console import Console
+from ._paths import final_name, is_s3
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -71,19 +74,40 @@ def abort(message: str, exit_code: int = EXIT_FAILED) -> NoReturn:
     raise CommandError(message, exit_code)
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for an exception a user can cause."""
-    if isinstance(exc, PermissionError) and not isinstance(exc, DeltaGliderError):
-        return f"permission denied: {exc.filename or exc}"
-    if isinstance(exc, FileNotFoundError) and not isinstance(exc, DeltaGliderError):
-        return f"no such file or directory: {exc.filename or exc}"
-    if isinstance(exc, IsADirectoryError):
-        return f"is a directory: {exc.filename or exc}"
-    if isinstance(exc, OSError) and not isinstance(exc, DeltaGliderError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror.lower()}{where}"
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0] if text else type(exc).__name__
+_OS_ERRORS: tuple[tuple[type[OSError], str], ...] = (
+    (PermissionError, "permission denied"),
+    (FileNotFoundError, "no such file or directory"),
+    (IsADirectoryError, "is a directory"),
+)
+
+
+def describe_error(exc: BaseException, *, shown: Iterable[str | None] = ()) -> str:
+    """One line for an exception a user can cause.
+
+    ``shown`` are the names (URLs, local paths) the line already gives: they are not repeated
+    (the engine's errors start with the object's URL, and so does a failed transfer's line).
+    A file named is the one the user asked for, not our partial download beside it.
+    """
+    names = [n for n in shown if n]
+    if isinstance(exc, OSError) and not isinstance(exc, DeltaGliderError):
+        kind = next((text for cls, text in _OS_ERRORS if isinstance(exc, cls)), None)
+        if kind is None and exc.strerror:
+            kind = exc.strerror.lower()
+        if kind is not None:
+            if exc.filename is None:
+                return kind
+            path = final_name(os.fsdecode(exc.filename))
+            if any(not is_s3(n) and os.path.abspath(n) == os.path.abspath(path) for n in names):
+                return kind
+            return f"{kind}: {path}"
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    text = text.splitlines()[0]
+    for name in names:
+        if text.startswith(name + ": "):
+            return text[len(name) + 2 :]
+    return text
 
 
 class App:
@@ -96,6 +120,9 @@ class App:
         self._storage: Storage | None = None
         self._store: DeltaStore | None = None
         self.json_output = False
+        #: Whether a local store's root may be created: only ``mb`` does that; for the other
+        #: commands a missing root is a mistyped --endpoint-url, not a store to make.
+        self.create_store = False
 
     # --- settings and output ---------------------------------------------------------------
 
@@ -149,6 +176,12 @@ class App:
                 import urllib3
 
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            root = _local_root(s.endpoint_url)
+            if root is not None and not self.create_store and not root.exists():
+                abort(
+                    f"the local store {root} does not exist (check --endpoint-url; "
+                    "deltaglider mb creates it)"
+                )
             self._storage = open_storage(s.endpoint_url, **options)
         return self._storage
 
@@ -167,6 +200,17 @@ class App:
             self._storage.close()
         self._store = None
         self._storage = None
+
+
+def _local_root(endpoint_url: str | None) -> Path | None:
+    """The folder a ``file:///path`` endpoint names (None for S3, or a file URL that
+    open_storage refuses with its own message)."""
+    if not endpoint_url or not endpoint_url.startswith("file:"):
+        return None
+    parsed = urlparse(endpoint_url)
+    if parsed.netloc not in ("", "localhost"):
+        return None
+    return Path(unquote(parsed.path)).expanduser()
 
 
 pass_app = click.make_pass_decorator(App)
@@ -203,7 +247,9 @@ def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
 
 def _global_option_specs(on_group: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     def env(*names: str) -> dict[str, Any]:
-        return {"envvar": list(names), "show_envvar": True} if on_group else {}
+        # One name as a string: click then names it plainly in a bad value's error.
+        envvar: str | list[str] = names[0] if len(names) == 1 else list(names)
+        return {"envvar": envvar, "show_envvar": True} if on_group else {}
 
     return [
         (
@@ -221,19 +267,34 @@ def _global_option_specs(on_group: bool) -> list[tuple[tuple[str, ...], dict[str
         ),
         (
             ("--no-verify-ssl",),
-            {"is_flag": True, "default": None, "help": "Do not verify TLS certificates."},
+            {
+                "is_flag": True,
+                "default": None,
+                "help": "Do not verify TLS certificates.",
+                **env("DG_NO_VERIFY_SSL"),
+            },
         ),
         (
             ("--debug",),
-            {"is_flag": True, "default": None, "help": "Debug logging; tracebacks on errors."},
+            {
+                "is_flag": True,
+                "default": None,
+                "help": "Debug logging; tracebacks on errors.",
+                **env("DG_DEBUG"),
+            },
         ),
         (
             ("--quiet", "-q"),
-            {"is_flag": True, "default": None, "help": "Print errors only."},
+            {"is_flag": True, "default": None, "help": "Print errors only.", **env("DG_QUIET")},
         ),
         (
             ("--no-progress",),
-            {"is_flag": True, "default": None, "help": "No progress line."},
+            {
+                "is_flag": True,
+                "default": None,
+                "help": "No progress line.",
+                **env("DG_NO_PROGRESS"),
+            },
         ),
         (
             ("--max-workers",),

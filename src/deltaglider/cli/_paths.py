@@ -16,6 +16,7 @@ __all__ = [
     "LocalFile",
     "S3Url",
     "display_local",
+    "final_name",
     "into",
     "is_s3",
     "parse_s3",
@@ -96,6 +97,15 @@ class LocalFile:
 
 #: A download in progress (or killed): ``.<name>.<8 random>.dgpart``, see DeltaStore.get.
 _PARTIAL = re.compile(r"\..+\.[a-z0-9_]{8}\.dgpart")
+
+
+def final_name(path: str) -> str:
+    """The file a partial download becomes (``dir/.<name>.<random>.dgpart`` is ``dir/<name>``);
+    any other path as it is."""
+    head, tail = os.path.split(path)
+    if _PARTIAL.fullmatch(tail):
+        return os.path.join(head, tail[1 : -len(".12345678.dgpart")])
+    return path
 
 
 def walk_local(

@@ -6,6 +6,7 @@ the others, progress in bytes and files, and a summary.
 from __future__ import annotations
 
 import mimetypes
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,16 @@ from ..engine import ObjectSummary, PutResult
 from ._app import App, describe_error
 from ._console import human_size
 
-__all__ = ["Outcome", "Task", "guess_type", "run_tasks", "savings_note", "stored_cost"]
+__all__ = [
+    "Outcome",
+    "Task",
+    "format_traceback",
+    "guess_type",
+    "past_tense",
+    "run_tasks",
+    "savings_note",
+    "stored_cost",
+]
 
 
 @dataclass
@@ -57,10 +67,7 @@ class Outcome:
         return self.failed == 0
 
     def summary(self) -> str:
-        parts = [
-            f"{n} {action}ed" if not action.endswith("e") else f"{n} {action}d"
-            for action, n in sorted(self.done.items())
-        ]
+        parts = [f"{n} {past_tense(action)}" for action, n in sorted(self.done.items())]
         if self.failed:
             parts.append(f"{self.failed} failed")
         text = ", ".join(parts) or "nothing to do"
@@ -75,16 +82,24 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return {
             "summary": {
-                **{
-                    f"{action}ed" if not action.endswith("e") else f"{action}d": n
-                    for action, n in self.done.items()
-                },
+                **{past_tense(action): n for action, n in self.done.items()},
                 "failed": self.failed,
                 "logical_bytes": self.logical_bytes,
                 "stored_bytes": self.stored_bytes,
                 "deltas": self.deltas,
             }
         }
+
+
+#: Past tenses that are not the verb plus "ed"/"d".
+_IRREGULAR = {"copy": "copied"}
+
+
+def past_tense(action: str) -> str:
+    """``upload`` -> ``uploaded``, ``delete`` -> ``deleted``, ``copy`` -> ``copied``."""
+    if action in _IRREGULAR:
+        return _IRREGULAR[action]
+    return action + ("d" if action.endswith("e") else "ed")
 
 
 def guess_type(path: str) -> str | None:
@@ -118,7 +133,7 @@ def _record(task: Task, result: Any, error: BaseException | None) -> dict[str, A
         rec["destination"] = task.dest
     if error is not None:
         rec["status"] = "failed"
-        rec["error"] = describe_error(error)
+        rec["error"] = describe_error(error, shown=(task.source, task.dest))
         return rec
     rec["status"] = "ok"
     if isinstance(result, PutResult):
@@ -132,6 +147,11 @@ def _record(task: Task, result: Any, error: BaseException | None) -> dict[str, A
     elif isinstance(result, ObjectSummary):
         rec.update(size=result.size, sha256=result.sha256)
     return rec
+
+
+def format_traceback(error: BaseException) -> str:
+    """A failed file's traceback, for ``--debug`` (the failure itself is one line above it)."""
+    return "".join(traceback.format_exception(error)).rstrip()
 
 
 def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: str = "") -> Outcome:
@@ -164,9 +184,12 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
                 error = exc
         if error is not None:
             outcome.failed += 1
-            message = f"{task.action} failed: {where} {describe_error(error)}"
+            cause = describe_error(error, shown=(task.source, task.dest))
+            message = f"{task.action} failed: {where}: {cause}"
             outcome.errors.append(message)
             console.error(message)
+            if app.settings.debug:
+                console.error(format_traceback(error))
             console.record(_record(task, None, error))
             progress.file_done(failed=True)
             return

@@ -170,8 +170,9 @@ def analyze(
     console = app.console
 
     def warn(key: str, exc: BaseException) -> None:
+        where = f"s3://{url.bucket}/{key}"
         console.error(
-            f"deltaglider: warning: skipping s3://{url.bucket}/{key}: {describe_error(exc)}"
+            f"deltaglider: warning: skipping {where}: {describe_error(exc, shown=[where])}"
         )
 
     with console.progress(verb="analyze") as progress:

@@ -254,6 +254,8 @@ def download_tasks(
     if not recursive:
         if not src.key:
             abort(f"{src} names no object (use --recursive for a whole bucket)", EXIT_USAGE)
+        if src.key.endswith("/"):
+            abort(f"{src} is a prefix; use --recursive", EXIT_USAGE)
         if not filters.included(src.basename):
             return []
         obj = store.head(src.bucket, src.key)
@@ -304,6 +306,8 @@ def copy_tasks(
     if not recursive:
         if not src.key:
             abort(f"{src} names no object (use --recursive for a whole bucket)", EXIT_USAGE)
+        if src.key.endswith("/"):
+            abort(f"{src} is a prefix; use --recursive", EXIT_USAGE)
         if not filters.included(src.basename):
             return []
         obj = store.head(src.bucket, src.key)
@@ -350,6 +354,8 @@ def _from_stdin(app: App, dest: S3Url, options: dict[str, Any], dryrun: bool) ->
 def _to_stdout(app: App, src: S3Url, dryrun: bool) -> None:
     if not src.key:
         abort(f"{src} names no object", EXIT_USAGE)
+    if src.key.endswith("/"):
+        abort(f"{src} is a prefix (stdout takes one object)", EXIT_USAGE)
     if dryrun:
         app.console.error(f"(dryrun) download: {src} to -")
         return

@@ -12,7 +12,7 @@ from .. import format as fmt
 from ..engine import ObjectSummary
 from ._app import EXIT_FAILED, App, DGCommand, common_options, pass_app
 from ._console import human_size
-from ._paths import parse_s3
+from ._paths import is_s3, parse_s3
 
 __all__ = ["COMMANDS", "ls"]
 
@@ -50,7 +50,8 @@ def ls(
     stored: bool,
     as_json: bool,
 ) -> None:
-    """List buckets, or the objects and prefixes under S3_URL.
+    """List buckets, or the objects and prefixes under S3_URL (s3://bucket[/prefix], or
+    bucket[/prefix] as aws takes it).
 
     Sizes are what a download gives: a delta's original size, fetched concurrently (one
     HEAD per delta).
@@ -62,7 +63,8 @@ def ls(
             console.line(f"{_date(b.created)} {b.name}")
             console.record({"bucket": b.name, "created": _iso(b.created)})
         return
-    url = parse_s3(path, param="S3_URL")
+    # As aws: a bare bucket[/prefix] is taken as s3://bucket[/prefix].
+    url = parse_s3(path if is_s3(path) else f"s3://{path}", param="S3_URL")
     store = app.store
     size_of = human_size if human_readable else str
     total_objects = total_logical = total_stored = 0

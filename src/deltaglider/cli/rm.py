@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ._app import App, DGCommand, common_options, pass_app
+from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
 from ._filters import filter_options, filters_from
 from ._paths import parse_s3
 from ._transfer import Task, run_tasks
@@ -51,6 +51,8 @@ def rm(
     if not recursive:
         if not url.key:
             raise click.UsageError(f"{url} names no object (use --recursive for a bucket)")
+        if url.key.endswith("/"):
+            abort(f"{url} is a prefix; use --recursive", EXIT_USAGE)
         tasks = [delete_task(app, url.bucket, url.key)] if filters.included(url.basename) else []
     else:
         prefix = url.dir_prefix

@@ -21,6 +21,7 @@ from ._app import (
 )
 from ._filters import filter_options, filters_from
 from ._paths import parse_s3
+from ._transfer import format_traceback
 
 __all__ = ["COMMANDS", "verify"]
 
@@ -58,6 +59,8 @@ def verify(ctx: click.Context, app: App, path: str, recursive: bool, as_json: bo
     else:
         if not url.key:
             abort(f"{url} names no object (use --recursive for a prefix)", EXIT_USAGE)
+        if url.key.endswith("/"):
+            abort(f"{url} is a prefix; use --recursive", EXIT_USAGE)
         objects = [store.head(url.bucket, url.key)]
     progress = console.progress(
         total_bytes=sum(o.size or o.stored_size for o in objects),
@@ -83,8 +86,11 @@ def verify(ctx: click.Context, app: App, path: str, recursive: bool, as_json: bo
                 if not isinstance(error, (DeltaGliderError, OSError)):
                     raise error
                 bad += 1
-                record.update(valid=False, error=describe_error(error))
-                console.error(f"FAILED: {where}: {describe_error(error)}")
+                cause = describe_error(error, shown=[where])
+                record.update(valid=False, error=cause)
+                console.error(f"FAILED: {where}: {cause}")
+                if app.settings.debug:
+                    console.error(format_traceback(error))
                 progress.file_done(failed=True)
             console.record(record)
     finally:
