@@ -403,3 +403,32 @@ def test_log_level_from_the_environment(s3_target: Target, workdir: Path) -> Non
         proc = dg.exe("ls", s3_target.url(), env={"DG_LOG_LEVEL": level})
         assert proc.returncode == 0, proc.stderr
         assert (b"deltaglider: DEBUG: " in proc.stderr) == shown, (level, proc.stderr)
+
+
+def test_local_store_key_and_prefix_of_one_name(
+    tmp_path: Path, workdir: Path, request: pytest.FixtureRequest
+) -> None:
+    """docs/cli.md's limitation of the file:// store: an object rel and objects under rel/
+    cannot coexist; the second write fails with one line naming it once, the first stays."""
+    target = make_target("local", tmp_path, request)
+    try:
+        dg = Dg(target, workdir)
+        write(workdir / "rel", b"a")
+        write(workdir / "x", b"b")
+        ok(dg("cp", "rel", target.url("k/rel")))
+        under = dg("cp", "x", target.url("k/rel/x"))
+        assert under.exit_code == 1
+        assert under.stderr == (
+            f"upload failed: ./x to {target.url('k/rel/x')}: k/rel is an object, so it cannot "
+            "also be a prefix in a local store\n"
+        )
+        ok(dg("cp", "x", target.url("p/rel/x")))
+        over = dg("cp", "rel", target.url("p/rel"))
+        assert over.exit_code == 1
+        assert over.stderr == (
+            f"upload failed: ./rel to {target.url('p/rel')}: p/rel is a prefix of other objects "
+            "in this local store\n"
+        )
+        assert target.logical_keys() == ["k/rel", "p/rel/x"]
+    finally:
+        drop_target(target)

@@ -105,8 +105,11 @@ def describe_error(exc: BaseException, *, shown: Iterable[str | None] = ()) -> s
         return type(exc).__name__
     text = text.splitlines()[0]
     for name in names:
-        if text.startswith(name + ": "):
-            return text[len(name) + 2 :]
+        # The URL, or the key alone (as a storage error may start).
+        key = name[len("s3://") :].partition("/")[2] if is_s3(name) else ""
+        for given in (name, key):
+            if given and text.startswith(given + ": "):
+                return text[len(given) + 2 :]
     return text
 
 
