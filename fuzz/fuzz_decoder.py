@@ -35,6 +35,10 @@ def _instrument(prefixes: tuple[str, ...]) -> int:
 
 
 def main() -> None:
+    import deltaglider._xdelta3 as native
+
+    # Which build is being fuzzed (the test checks it is the sanitized one it built).
+    print(f"deltaglider._xdelta3 from {native.__file__}", file=sys.stderr, flush=True)
     _instrument(("deltaglider", "decoder_target"))
     atheris.Setup(sys.argv, decoder_target.check)
     atheris.Fuzz()

@@ -7,8 +7,9 @@
 # Needs clang (with compiler-rt: Debian's clang + libclang-rt-14-dev or newer) and liblzma's
 # headers. Environment:
 #   FUZZ_VENV   the sanitizer virtual environment (default: $TMPDIR/deltaglider-fuzz-venv);
-#               created on first use: atheris is built from source there (about 90 s) so that
-#               it provides asan_with_fuzzer.so, the ASan runtime with libFuzzer linked in
+#               created on first use; atheris's wheel brings asan_with_fuzzer.so, the ASan
+#               runtime with libFuzzer linked in (where there is no wheel, atheris is built
+#               from source there, about 90 s)
 #   FUZZ_WORK   new corpus entries and crash artifacts (default: $TMPDIR/deltaglider-fuzz)
 #   PYTHON      the interpreter to build the venv from (default: python3)
 set -euo pipefail
@@ -32,6 +33,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
 fi
+# atheris's Linux x86_64 wheel ships asan_with_fuzzer.so (the ASan runtime with libFuzzer linked
+# in) beside its package; elsewhere it has to be built from source with clang.
+"$venv/bin/python" -c 'import atheris' 2>/dev/null || "$venv/bin/pip" install -q atheris || true
 runtime=$("$venv/bin/python" -c 'import atheris; print(atheris.path())' 2>/dev/null || true)
 if [ -z "$runtime" ] || [ ! -f "$runtime/asan_with_fuzzer.so" ]; then
   echo "== building atheris from source with clang (it then ships asan_with_fuzzer.so)"
@@ -46,7 +50,8 @@ fi
 # The extension with ASan/UBSan (CMakeLists.txt, DG_SANITIZE) and coverage instrumentation;
 # the build directory is kept, so later runs rebuild only what changed.
 echo "== building deltaglider with -DDG_SANITIZE=ON -fsanitize=fuzzer-no-link"
-CC=clang CFLAGS="-fsanitize=fuzzer-no-link" "$venv/bin/pip" install -q "$root" \
+"$venv/bin/pip" install -q scikit-build-core cython cython-cmake
+CC=clang CFLAGS="-fsanitize=fuzzer-no-link" "$venv/bin/pip" install -q --no-build-isolation "$root" \
   -C cmake.define.DG_SANITIZE=ON -C build-dir="$venv/build" -C install.strip=false
 ext=$("$venv/bin/python" -c \
   'import importlib.util as u; print(u.find_spec("deltaglider._xdelta3").origin)')
