@@ -31,10 +31,14 @@ header) decode here. How the encoder is fast:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import io
 import math
+import mmap
 import os
+import stat
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -109,6 +113,16 @@ _PLAIN_WINDOW: Final = 1 << 17
 _RANDOM_MARGIN: Final = 3 * 255 / (2 * math.log(2))
 #: Streaming reads the target in blocks of this many windows.
 _BLOCK_WINDOWS: Final = 4
+#: The content-defined probe's table of reference anchors is kept within this.
+_ANCHOR_BUDGET: Final = 4 << 20
+#: Memory of one encoder beyond the reference: its two indexes (at most _INDEX_BUDGET and
+#: _ANCHOR_BUDGET) and its xdelta3 sessions (each has its own window hash tables: about 8.5 MiB
+#: for a 512 KiB window at level 3) share this. Sessions are created only while they fit, so
+#: peak memory does not grow with the thread count; with the target blocks and windows in
+#: flight (about 10 MiB), streaming stays within the reference plus 64 MiB.
+_ENCODER_BUDGET: Final = 48 << 20
+#: Streaming decode: bytes of batches (delta in, output out) in flight at once.
+_DECODE_BUDGET: Final = 24 << 20
 
 
 class _Readable(Protocol):
@@ -140,6 +154,30 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 def _default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _anchor_bits(size: int) -> int:
+    """The sparsest-needed anchor spacing (bits) whose table for ``size`` bytes fits the budget
+    (as AnchorIndex sizes it: a power of two above twice the expected anchors)."""
+    bits = 6
+    while bits < 20:
+        want, slots = (size >> bits) * 2 + 16, 16
+        while slots < want:
+            slots <<= 1
+        if slots * 8 <= _ANCHOR_BUDGET:
+            break
+        bits += 1
+    return bits
+
+
+def _session_bytes(window: int, params: tuple[int, ...], sprevsz: int = 1 << 18) -> int:
+    """What one xdelta3 encoding session allocates for windows of ``window`` bytes: its target
+    hash table (8 bytes a slot, the power of two at most the window), the chain of previous
+    positions when the matcher follows chains (8 bytes times sprevsz), the instruction buffer
+    (32768 instructions of 48 bytes) and its output (about two windows at worst)."""
+    table = 8 << (window.bit_length() - 1)
+    chain = 8 * sprevsz if params[3] > 1 or params[4] > 1 else 0
+    return table + chain + 48 * (1 << 15) + 2 * window
 
 
 def _ordered(tasks: Iterator[Callable[[], Any]], depth: int) -> Generator[Any, None, None]:
@@ -241,11 +279,17 @@ class Encoder:
             # The two indexes of the reference are independent: build them side by side.
             probe: Future[Any] | None = None
             if len(self._source):
+                anchors = functools.partial(
+                    _xdelta3.AnchorIndex,
+                    self._source,
+                    _anchor_bits(len(self._source)),
+                    2 * _ANCHOR_BUDGET,
+                )
                 if self.threads > 1:
-                    probe = _shared_pool().submit(_xdelta3.AnchorIndex, self._source)
+                    probe = _shared_pool().submit(anchors)
                 else:
                     probe = Future()
-                    probe.set_result(_xdelta3.AnchorIndex(self._source))
+                    probe.set_result(anchors())
             self._core = _xdelta3.EncoderCore(
                 self._source,
                 matcher=matcher,
@@ -265,27 +309,49 @@ class Encoder:
             )
         except MemoryError:
             raise EncodeError("not enough memory to index the reference") from None
-        self._lock = threading.Lock()
-        self._idle: list[_xdelta3.EncodeSession] = []
-        self._idle_plain: list[_xdelta3.EncodeSession] = []
+        # Sessions (xdelta3 streams, each with its own window tables) are kept for reuse. At
+        # most as many of each kind (against the reference, and plain) exist as fit in the
+        # budget left by the indexes, a pair per window encoded at once; when all are busy a
+        # window waits for one. They are never dropped and recreated in between: freeing
+        # their tables would also raise glibc's mmap threshold, after which every thread's
+        # heap holds more memory.
+        self._cond = threading.Condition()
+        self._idle: tuple[list[_xdelta3.EncodeSession], list[_xdelta3.EncodeSession]] = ([], [])
+        self._live = [0, 0]  # sessions of each kind (shared, plain), idle or in use
+        costs = _session_bytes(window_size, _PRESETS[_LEVEL_PRESET[level]]) + _session_bytes(
+            self._plain_window, _PRESETS[_SMATCH_FASTEST]
+        )
+        index = self._core.index_bytes + (self._probe.table_bytes if self._probe else 0)
+        #: Windows that can be encoded at once within the budget (at least one).
+        self._concurrency = max(1, min(self.threads, (_ENCODER_BUDGET - index) // costs))
 
     @property
     def source_size(self) -> int:
         """Size of the reference in bytes."""
         return len(self._source)
 
-    # Sessions are xdelta3 streams; they are expensive enough to keep (each has its own window
-    # hash tables) and not thread-safe, so each task borrows one.
     def _borrow(self, plain: bool) -> _xdelta3.EncodeSession:
-        with self._lock:
-            idle = self._idle_plain if plain else self._idle
-            if idle:
-                return idle.pop()
-        return (self._plain if plain else self._core).session()
+        kind = int(plain)
+        with self._cond:
+            while True:
+                if self._idle[kind]:
+                    return self._idle[kind].pop()
+                if self._live[kind] < self._concurrency:
+                    self._live[kind] += 1
+                    break
+                self._cond.wait()
+        try:
+            return (self._plain if plain else self._core).session()
+        except BaseException:
+            with self._cond:
+                self._live[kind] -= 1
+                self._cond.notify_all()
+            raise
 
     def _give_back(self, session: _xdelta3.EncodeSession, plain: bool) -> None:
-        with self._lock:
-            (self._idle_plain if plain else self._idle).append(session)
+        with self._cond:
+            self._idle[int(plain)].append(session)
+            self._cond.notify_all()
 
     def _encode_shared(
         self, data: memoryview, hint: int, session: _xdelta3.EncodeSession | None = None
@@ -357,7 +423,9 @@ class Encoder:
         # LZMA carries its state from window to window: one session, in order.
         lzma = self._core.session() if self._sequential else None
         # Twice the threads in flight: the next blocks are probed meanwhile.
-        depth = 1 if self._sequential or self.threads == 1 else 2 * self.threads
+        # Windows in flight: twice those that can be encoded at once, so that a slow window
+        # does not idle the others while its successors wait to be written in order.
+        depth = 1 if self._sequential or self.threads == 1 else 2 * self._concurrency
         any_window = False
         # Least sizes and target ends of the windows handed out, not yet returned.
         promised: deque[tuple[int, int]] = deque()
@@ -475,7 +543,7 @@ class Encoder:
         """Reads the target from ``reader`` and writes its delta to ``writer``.
 
         Neither the whole target nor the whole delta is held in memory: the target is read in
-        blocks (``read_size``, default eight windows) and each window's delta is written as
+        blocks (``read_size``, default four windows) and each window's delta is written as
         soon as it and those before it are done. Returns ``(bytes_read, bytes_written)``.
         ``progress`` is called with the number of target bytes encoded so far.
 
@@ -527,8 +595,28 @@ def _matcher(level: int, source_size: int) -> Any:
     return (params[0], step, *params[2:])
 
 
+#: Blocks at least this large are read into anonymous memory maps rather than malloc'd: glibc
+#: raises its mmap threshold to the size of a freed mapping, after which every block would sit
+#: in some thread's heap, and each thread's heap keeps twice the threshold when it trims.
+_MAPPED_BLOCK: Final = 1 << 18
+
+
 def _blocks(reader: _Readable, size: int, counted: list[int]) -> Iterator[tuple[memoryview, int]]:
     """The target read in blocks of ``size`` bytes, with their offsets; counts what it read."""
+    readinto = getattr(reader, "readinto", None)
+    if readinto is not None and size >= _MAPPED_BLOCK:
+        while True:
+            view = memoryview(mmap.mmap(-1, size))  # unmapped when the last view goes
+            n = 0
+            while n < size:
+                got = readinto(view[n:])
+                if not got:
+                    break
+                n += got
+            if not n:
+                return
+            yield view[:n], counted[0]
+            counted[0] += n
     while True:
         data = _read_full(reader, size)
         if not data:
@@ -619,9 +707,19 @@ class Decoder:
         return run
 
     def _decoded(
-        self, reader: _Readable, max_output_size: int | None, counters: list[int]
-    ) -> Iterator[memoryview]:
-        """Decoded pieces of the delta read from ``reader``, in order."""
+        self,
+        reader: _Readable,
+        max_output_size: int | None,
+        counters: list[int],
+        task: Callable[[_Batch], Callable[[], Any]] | None = None,
+    ) -> Generator[Any, None, None]:
+        """Results of decoding the delta read from ``reader``, batch by batch, in order.
+
+        The delta is framed as it arrives and cut into batches of whole windows of about
+        _BLOCK_WINDOWS default windows of output, decoded on the shared pool. ``task`` makes
+        the work of a batch (by default: decode it into new bytes, a memoryview of which is
+        the result). Counts the delta bytes read in ``counters[0]``.
+        """
         buf = bytearray()
         header_len = 0
         secondary = 0
@@ -637,13 +735,27 @@ class Decoder:
         header = bytes(buf[:header_len])
         del buf[:header_len]
         independent = _independent(secondary)
-        sequential = None if independent else _xdelta3.DecodeSession(self._source, header)
         batch_target = _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE
+        # Sessions are reused from batch to batch (creating one costs allocations, freeing it
+        # moves glibc's mmap threshold); with LZMA or FGK one session decodes all, in order.
+        sessions: list[_xdelta3.DecodeSession] = []
+        if not independent:
+            sessions.append(_xdelta3.DecodeSession(self._source, header))
+
+        def decode(batch: _Batch, out: Any) -> None:
+            try:
+                session = sessions.pop()
+            except IndexError:
+                session = _xdelta3.DecodeSession(self._source, header)
+            session.decode_windows(batch.data, 0, len(batch.data), out, 0, batch.length)
+            sessions.append(session)
+
+        make = task or functools.partial(_bytes_task, decode)
         produced = 0
         eof = False
         windows = 0
 
-        def batches() -> Iterator[Callable[[], memoryview]]:
+        def batches() -> Iterator[Callable[[], Any]]:
             nonlocal buf, eof, produced, windows
             pos = 0
             batch_start = 0
@@ -662,23 +774,24 @@ class Decoder:
                     pos += length
                     windows += 1
                     if batch_len >= batch_target:
-                        yield self._stream_task(
-                            bytes(buf[batch_start:pos]), header, batch_len, sequential
-                        )
-                        del buf[:pos]
+                        # The batch keeps this buffer (never touched again); reading goes on
+                        # in a new one that starts with the rest.
+                        data = memoryview(buf)[batch_start:pos]
+                        buf = bytearray(data.obj[pos:])  # type: ignore[index]
+                        yield make(_Batch(data, decode, produced - batch_len, batch_len))
                         pos = batch_start = batch_len = 0
                     continue
                 if eof:
                     if pos < len(buf):
                         raise DecodeError(f"truncated delta: window {windows} is incomplete")
                     if batch_len or pos > batch_start:
-                        yield self._stream_task(
-                            bytes(buf[batch_start:pos]), header, batch_len, sequential
-                        )
+                        data = memoryview(buf)[batch_start:pos]
+                        yield make(_Batch(data, decode, produced - batch_len, batch_len))
                     if not windows:
                         raise DecodeError("truncated delta: no windows after the header")
                     return
-                want = max(need - (len(buf) - pos), 1 << 16) if pos < len(buf) else 1 << 16
+                have = len(buf) - pos
+                want = max(need - have, _DELTA_READ) if pos < len(buf) else _DELTA_READ
                 chunk = reader.read(want)
                 if not chunk:
                     eof = True
@@ -686,25 +799,12 @@ class Decoder:
                     counters[0] += len(chunk)
                     buf += chunk
 
-        depth = self.threads + 1 if independent else 1
-        results = _ordered(batches(), depth)
+        depth = min(self.threads + 1, max(2, _DECODE_BUDGET // (2 * batch_target)))
+        results = _ordered(batches(), depth if independent else 1)
         try:
-            for piece in results:
-                counters[1] += len(piece)
-                yield piece
+            yield from results
         finally:
             results.close()
-
-    def _stream_task(
-        self, data: bytes, header: bytes, length: int, sequential: Any
-    ) -> Callable[[], memoryview]:
-        def run() -> memoryview:
-            out = _xdelta3.OutputBuffer(length)  # not zero-filled: every byte is written
-            session = sequential or _xdelta3.DecodeSession(self._source, header)
-            session.decode_windows(data, 0, len(data), out, 0, length)
-            return memoryview(out.take())
-
-        return run
 
     def copy_stream(
         self, reader: _Readable, writer: _Writable, *, max_output_size: int | None = None
@@ -714,10 +814,50 @@ class Decoder:
         Memory is bounded by a few windows whatever the size of the delta or the target; each
         window is checked (Adler-32) before it is written. Returns
         ``(bytes_read, bytes_written)``.
+
+        When ``writer`` is a regular file opened by :func:`open` (not for appending), the
+        batches are written in place from the decoding threads (``os.pwrite``) and the file
+        position is left after the output; if decoding fails, the file may hold later parts
+        of the output beyond a gap, to be discarded as any incomplete output.
         """
         counters = [0, 0]
-        for piece in self._decoded(reader, max_output_size, counters):
-            writer.write(piece)
+        file = _positional_file(writer)
+        if file is not None:
+            fd, base = file
+            buffers = _BUFFERS
+            results = self._decoded(
+                reader,
+                max_output_size,
+                counters,
+                functools.partial(_pwrite_task, buffers, fd, base),
+            )
+            try:
+                for n in results:
+                    counters[1] += n
+            finally:
+                results.close()
+                writer.seek(base + counters[1])  # type: ignore[attr-defined]
+            return counters[0], counters[1]
+        buffers = _BUFFERS
+        results = self._decoded(
+            reader, max_output_size, counters, functools.partial(_buffer_task, buffers)
+        )
+        try:
+            for view, out in results:
+                writer.write(view)
+                counters[1] += len(view)
+                # The buffer is decoded into again only when the writer kept no reference to
+                # the view (most copy what they are given) and no export of it (release()
+                # refuses while one exists).
+                if sys.getrefcount(view) <= 2:
+                    try:
+                        view.release()
+                    except BufferError:
+                        continue
+                    buffers.put(out)
+                del view, out
+        finally:
+            results.close()
         return counters[0], counters[1]
 
     def stream_reader(
@@ -725,6 +865,106 @@ class Decoder:
     ) -> StreamReader:
         """A readable binary file of the target reconstructed from the delta in ``reader``."""
         return StreamReader(self._decoded(reader, max_output_size, [0, 0]))
+
+
+#: Delta bytes asked of a reader at once by streaming decode.
+_DELTA_READ: Final = 1 << 20
+
+
+class _Batch:
+    """Whole windows of a delta: their bytes, how to decode them into a buffer, and where
+    their output goes in the target."""
+
+    __slots__ = ("data", "decode", "length", "offset")
+
+    def __init__(
+        self, data: memoryview, decode: Callable[[_Batch, Any], None], offset: int, length: int
+    ) -> None:
+        self.data = data
+        self.decode = decode
+        self.offset = offset
+        self.length = length
+
+
+class _Buffers:
+    """Output buffers of streaming decode, kept for reuse by every decoder of the process:
+    anonymous memory maps (outside glibc's heaps), whose pages are faulted in once rather
+    than for every batch. At most ``keep`` buffers of at most ``largest`` bytes are kept."""
+
+    def __init__(self, keep: int, largest: int) -> None:
+        self._free: list[mmap.mmap] = []
+        self._keep = keep
+        self._largest = largest
+
+    def get(self, size: int) -> mmap.mmap:
+        with contextlib.suppress(IndexError):
+            buf = self._free.pop()
+            if len(buf) >= size:
+                return buf
+        # Batches end on window boundaries, a little past the target: room for a window more.
+        return mmap.mmap(-1, max(size, _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE))
+
+    def put(self, buf: mmap.mmap) -> None:
+        if len(self._free) < self._keep and len(buf) <= self._largest:
+            self._free.append(buf)
+
+
+#: Shared by all decoders: as many buffers as one streaming decode has in flight.
+_BUFFERS: Final = _Buffers(
+    _DECODE_BUDGET // (2 * _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE),
+    _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
+)
+
+
+def _bytes_task(decode: Callable[[_Batch, Any], None], batch: _Batch) -> Callable[[], memoryview]:
+    def run() -> memoryview:
+        out = _xdelta3.OutputBuffer(batch.length)  # not zero-filled: every byte is written
+        decode(batch, out)
+        return memoryview(out.take())
+
+    return run
+
+
+def _buffer_task(buffers: _Buffers, batch: _Batch) -> Callable[[], tuple[memoryview, mmap.mmap]]:
+    def run() -> tuple[memoryview, mmap.mmap]:
+        out = buffers.get(batch.length)
+        batch.decode(batch, out)
+        return memoryview(out)[: batch.length], out
+
+    return run
+
+
+def _pwrite_task(buffers: _Buffers, fd: int, base: int, batch: _Batch) -> Callable[[], int]:
+    def run() -> int:
+        out = buffers.get(batch.length)
+        batch.decode(batch, out)
+        with memoryview(out) as view:
+            done = 0
+            while done < batch.length:
+                done += os.pwrite(fd, view[done : batch.length], base + batch.offset + done)
+        buffers.put(out)
+        return batch.length
+
+    return run
+
+
+def _positional_file(writer: Any) -> tuple[int, int] | None:
+    """``(fd, position)`` of a writer that is a regular file opened by open() for writing
+    without O_APPEND, flushed; None for any other writer."""
+    if not hasattr(os, "pwrite") or not isinstance(
+        writer, (io.FileIO, io.BufferedWriter, io.BufferedRandom)
+    ):
+        return None
+    try:
+        fd = writer.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or fcntl.fcntl(fd, fcntl.F_GETFL) & (
+            os.O_APPEND | os.O_ACCMODE
+        ) not in (os.O_WRONLY, os.O_RDWR):
+            return None
+        writer.flush()
+        return fd, os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError):
+        return None
 
 
 def _independent(secondary: int) -> bool:
