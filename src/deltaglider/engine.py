@@ -815,10 +815,10 @@ class DeltaStore:
         return fmt.direct_key(key), fmt.delta_key(key)
 
     def _head_or_none(self, bucket: str, physical_key: str) -> ObjectInfo | None:
-        try:
-            return self._proven(bucket, self.storage.head(bucket, physical_key))
-        except ObjectNotFound:
-            return None
+        """The physical object's info, None if there is none (or no bucket: callers that must
+        tell a missing bucket apart ask the store, on their not-found path only)."""
+        info = self.storage.head_or_none(bucket, physical_key)
+        return None if info is None else self._proven(bucket, info)
 
     def _proven(self, bucket: str, info: ObjectInfo) -> ObjectInfo:
         """``info`` from a HEAD, or, for an object named as deltaglider names its own (a
@@ -902,9 +902,17 @@ class DeltaStore:
         return self._choose(bucket, key, a, b)
 
     def _choose(
-        self, bucket: str, key: str, a: ObjectInfo | None, b: ObjectInfo | None
+        self,
+        bucket: str,
+        key: str,
+        a: ObjectInfo | None,
+        b: ObjectInfo | None,
+        *,
+        bucket_known: bool = False,
     ) -> ObjectInfo:
         if a is None and b is None:
+            if not bucket_known:
+                self.storage.head_bucket(bucket)  # BucketNotFound rather than NoSuchKey
             raise ObjectNotFound(
                 f"s3://{bucket}/{key} does not exist",
                 code="NoSuchKey",
@@ -948,7 +956,8 @@ class DeltaStore:
             if body is not None:
                 body.close()
             raise
-        chosen = self._choose(bucket, key, info, b)
+        # The GET's 404 named the missing key (a missing bucket raised): no need to ask.
+        chosen = self._choose(bucket, key, info, b, bucket_known=True)
         if info is not None and chosen.key == info.key:
             return info, body
         if body is not None:
@@ -1325,6 +1334,8 @@ class DeltaStore:
             # Deleted already, maybe by a process killed before it removed the reference
             # its deltaspace no longer needs: the delete run again finishes that work.
             self._maybe_drop_reference(bucket, space)
+        elif not found:
+            self.storage.head_bucket(bucket)  # a missing bucket is an error, a missing key not
         return bool(found)
 
     def delete_many(self, bucket: str, keys: Iterable[str]) -> dict[str, Exception]:

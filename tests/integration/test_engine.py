@@ -19,8 +19,15 @@ from integration_conftest import make_config
 from deltaglider import format as fmt
 from deltaglider.cache import FilesystemCache, MemoryCache
 from deltaglider.engine import DeltaStore
-from deltaglider.errors import IntegrityError, InvalidKey, InvalidRange, ObjectNotFound
+from deltaglider.errors import (
+    BucketNotFound,
+    IntegrityError,
+    InvalidKey,
+    InvalidRange,
+    ObjectNotFound,
+)
 from deltaglider.storage.base import Body, ListPage, ObjectInfo, Storage
+from deltaglider.storage.s3 import S3Storage
 
 
 def sha(data: bytes) -> str:
@@ -435,6 +442,10 @@ class CountingStorage(Storage):
         self._count("head")
         return self.inner.head(bucket, key)
 
+    def head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
+        self._count("head")
+        return self.inner.head_or_none(bucket, key)
+
     def get(self, bucket: str, key: str, **kw: Any) -> tuple[ObjectInfo, Body]:
         self._count("get")
         return self.inner.get(bucket, key, **kw)
@@ -493,6 +504,59 @@ def test_warm_cache_costs_two_requests(storage: Storage, bucket: str, tmp_path: 
     counting.calls.clear()
     assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
     assert counting.total <= 2, counting.calls
+
+
+@pytest.mark.parametrize("backend", ["seaweedfs", "moto"])  # the local store sends none
+def test_warm_cache_request_counts_on_the_wire(
+    storage: Storage, bucket: str, tmp_path: Path
+) -> None:
+    """The same bar counted where it costs: HTTP requests botocore sends (a storage call may
+    send more than one: a HEAD's bodyless 404 once asked the bucket whether it exists)."""
+    assert isinstance(storage, S3Storage)
+    sent: list[str] = []
+
+    def count(request: Any, **_: Any) -> None:
+        sent.append(f"{request.method} {request.url.split('?')[0].rsplit('/', 2)[-1]}")
+
+    storage.client.meta.events.register("before-send.s3", count)
+    key = os.urandom(32)
+    config = make_config(
+        cache_backend="filesystem", cache_dir=tmp_path / "cache", cache_encryption_key=key
+    )
+    store = DeltaStore(storage, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+    store.put(bucket, "w/app-1.zip", release(1))
+    store.put(bucket, "w/app-2.zip", release(2))
+    sent.clear()
+    store.put(bucket, "w/app-3.zip", release(3))  # PUT the delta, HEAD the reference after
+    assert len(sent) <= 2, sent
+    sent.clear()
+    assert store.get_bytes(bucket, "w/app-2.zip") == release(2)  # GET the delta, HEAD the twin
+    assert len(sent) <= 2, sent
+    fresh = DeltaStore(storage, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+    sent.clear()
+    assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
+    assert len(sent) <= 2, sent
+    sent.clear()
+    assert fresh.head(bucket, "w/app-3.zip").is_delta  # HEADs of both representations
+    assert len(sent) <= 2, sent
+    # A new process does not know the deltaspace's reference yet: one HEAD learns it (README,
+    # "Requests"); the second upload of that process is back to two.
+    sent.clear()
+    fresh.put(bucket, "w/app-4.zip", release(4))
+    assert len(sent) <= 3, sent
+    sent.clear()
+    fresh.put(bucket, "w/app-5.zip", release(5))
+    assert len(sent) <= 2, sent
+    # Not found still tells a missing key from a missing bucket (on the not-found path only).
+    with pytest.raises(ObjectNotFound):
+        fresh.head(bucket, "w/none.zip")
+    with pytest.raises(BucketNotFound):
+        fresh.head(f"{bucket}-none", "w/none.zip")
+    with pytest.raises(BucketNotFound):
+        fresh.get_bytes(f"{bucket}-none", "w/none.zip")
+    with pytest.raises(BucketNotFound):
+        fresh.delete(f"{bucket}-none", "w/none.zip")
+    assert fresh.delete(bucket, "w/none.zip") is False
 
 
 # --- concurrency (threads; processes in test_races.py) ---------------------------------------

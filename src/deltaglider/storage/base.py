@@ -64,6 +64,16 @@ class Storage(abc.ABC):
     def head(self, bucket: str, key: str) -> ObjectInfo:
         """The object's size, etag, date, metadata and content type (ObjectNotFound if none)."""
 
+    def head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's info, or None when there is no such key. Unlike :meth:`head`, a missing
+        bucket need not be told apart (stores may answer None for it too): a caller that needs
+        to know asks :meth:`head_bucket`. It saves the request that a HEAD's bodyless 404
+        would otherwise cost."""
+        try:
+            return self.head(bucket, key)
+        except ObjectNotFound:
+            return None
+
     def head_many(self, bucket: str, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
         """HEADs of many objects (None for a missing one); stores may run them concurrently."""
         out: dict[str, ObjectInfo | None] = {}

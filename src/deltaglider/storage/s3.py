@@ -525,6 +525,14 @@ class S3Storage(Storage):
             raise
         return self._info(key, r)
 
+    def head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
+        # One request: a 404 is None whether the key or the bucket is missing.
+        try:
+            r = self._call("head", bucket, key, self.client.head_object, Bucket=bucket, Key=key)
+        except ObjectNotFound:
+            return None
+        return self._info(key, r)
+
     def head_many(self, bucket: str, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
         """HEADs of many objects at once (None for a missing one), for listings.
 
