@@ -275,7 +275,8 @@ class _Space:
 def already_stored(key: str) -> bool:
     """Whether a physical key is one deltaglider wrote by its name alone (a delta, a reference,
     an escaped direct object or its own bookkeeping)."""
-    return fmt.physical(key).kind != "direct" or key.endswith(fmt.DIRECT_SUFFIX)
+    found = fmt.physical(key)
+    return found.kind != "direct" or found.logical != key
 
 
 def spread(items: Sequence[T], count: int) -> list[T]:

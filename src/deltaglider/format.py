@@ -7,10 +7,13 @@ Layout of a *deltaspace* (a bucket plus every key component before the last ``/`
 - ``<prefix>/<name>``: a direct object, stored as is.
 - ``.deltaglider/`` at a bucket's root: the tool's own bookkeeping, never user data.
 
-Reserved names. A user file whose key ends in ``.delta`` or ``.direct``, or whose last component
-is ``reference.bin``, could not be told apart from the tool's own objects, so when it is stored
+Reserved names. A user file whose key ends in ``.delta``, or whose last component is
+``reference.bin``, could not be told apart from the tool's own objects, so when it is stored
 *direct* its physical key gets ``.direct`` appended (``notes.delta`` is stored as
-``notes.delta.direct``); stored as a delta, ``<name>.delta`` is already unambiguous. Listing and
+``notes.delta.direct``), and so does a name that already looks escaped (``notes.delta.direct``
+becomes ``notes.delta.direct.direct``); other names ending in ``.direct`` are stored as is
+(``build.direct``), so an object another tool wrote under such a name is read under its own name.
+Stored as a delta, ``<name>.delta`` is already unambiguous. Listing and
 reading undo this, so the user always sees the name they used. Keys under ``.deltaglider/`` at the
 bucket root are refused.
 
@@ -107,10 +110,16 @@ def check_key(key: str) -> None:
 
 
 def needs_escape(key: str) -> bool:
-    """Whether a direct object with this key must be stored under ``key + .direct``."""
-    return (
-        key.endswith(DELTA_SUFFIX) or key.endswith(DIRECT_SUFFIX) or basename(key) == REFERENCE_NAME
-    )
+    """Whether a direct object with this key must be stored under ``key + .direct``: its name
+    ends in ``.delta``, is ``reference.bin``, or is itself such an escaped name
+    (``x.delta.direct``). Any other name ending in ``.direct`` (``build.direct``) is stored as
+    is, so that an object of that name written by another tool is read under its own name."""
+    while True:
+        if key.endswith(DELTA_SUFFIX) or basename(key) == REFERENCE_NAME:
+            return True
+        if not key.endswith(DIRECT_SUFFIX):
+            return False
+        key = key[: -len(DIRECT_SUFFIX)]
 
 
 def direct_key(key: str) -> str:
@@ -137,7 +146,7 @@ def physical(key: str) -> Physical:
         return Physical(key, "internal")
     if basename(key) == REFERENCE_NAME:
         return Physical(key, "reference")
-    if key.endswith(DIRECT_SUFFIX):
+    if key.endswith(DIRECT_SUFFIX) and needs_escape(key[: -len(DIRECT_SUFFIX)]):
         return Physical(key[: -len(DIRECT_SUFFIX)], "direct")
     if key.endswith(DELTA_SUFFIX) and len(key) > len(DELTA_SUFFIX):
         return Physical(key[: -len(DELTA_SUFFIX)], "delta")

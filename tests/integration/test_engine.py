@@ -273,6 +273,36 @@ def test_foreign_objects_are_served_as_they_are(store: DeltaStore, bucket: str) 
     }
 
 
+def test_names_ending_in_direct_read_back(store: DeltaStore, bucket: str) -> None:
+    """Another tool's (or the original's) ``build.direct`` is listed and read under that name,
+    and ours round-trip too, escaped only where the name could be taken for an escape."""
+    store.storage.put(bucket, "d/build.direct", b"foreign")
+    store.put(bucket, "d/mine.direct", b"ours, as is")
+    store.put(bucket, "d/notes.delta", b"escaped", delta=False)
+    store.put(bucket, "d/notes.delta.direct", b"escaped twice", delta=False)
+    listed = {o.key: o for o in store.list_objects(bucket, prefix="d/", logical_sizes=True).objects}
+    assert sorted(listed) == [
+        "d/build.direct",
+        "d/mine.direct",
+        "d/notes.delta",
+        "d/notes.delta.direct",
+    ]
+    assert store.get_bytes(bucket, "d/build.direct") == b"foreign"
+    assert store.head(bucket, "d/build.direct").kind == "foreign"
+    assert store.get_bytes(bucket, "d/mine.direct") == b"ours, as is"
+    assert store.get_bytes(bucket, "d/notes.delta") == b"escaped"
+    assert store.get_bytes(bucket, "d/notes.delta.direct") == b"escaped twice"
+    assert listed["d/notes.delta.direct"].size == len(b"escaped twice")
+    assert sorted(physical_keys(store.storage, bucket)) == [
+        "d/build.direct",
+        "d/mine.direct",
+        "d/notes.delta.direct",
+        "d/notes.delta.direct.direct",
+    ]
+    assert store.delete(bucket, "d/build.direct")
+    assert store.get_bytes(bucket, "d/mine.direct") == b"ours, as is"
+
+
 # --- listing ---------------------------------------------------------------------------------
 
 

@@ -88,6 +88,27 @@ def test_physical_keys_map_back_to_the_logical_key(key: str) -> None:
     assert fmt.physical(fmt.reference_key(fmt.deltaspace(key))).kind == "reference"
 
 
+@given(keys, st.sampled_from(["", ".direct", ".delta", ".direct.direct", ".delta.direct"]))
+def test_every_direct_physical_key_is_read_under_its_listed_name(key: str, tail: str) -> None:
+    """A direct object under any name (another tool's ``build.direct`` included) is listed under
+    a logical key whose direct form is that very physical key: it can be read back."""
+    physical_key = key + tail
+    assume(not physical_key.startswith(fmt.RESERVED_PREFIX))
+    found = fmt.physical(physical_key)
+    if found.kind == "direct":
+        assert fmt.direct_key(found.logical) == physical_key
+
+
+def test_reserved_names_examples() -> None:
+    assert fmt.direct_key("a/build.direct") == "a/build.direct"
+    assert fmt.physical("a/build.direct") == fmt.Physical("a/build.direct", "direct")
+    assert fmt.direct_key("a/notes.delta") == "a/notes.delta.direct"
+    assert fmt.direct_key("a/notes.delta.direct") == "a/notes.delta.direct.direct"
+    assert fmt.direct_key("a/reference.bin") == "a/reference.bin.direct"
+    assert fmt.physical("a/reference.bin.direct") == fmt.Physical("a/reference.bin", "direct")
+    assert fmt.physical("a/notes.delta.direct").logical == "a/notes.delta"
+
+
 @given(st.datetimes(timezones=st.just(timezone.utc)))
 def test_timestamps_round_trip(when: datetime) -> None:
     assert fmt.parse_time(fmt.format_time(when)) == when
