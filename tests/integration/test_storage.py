@@ -7,6 +7,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration_conftest import s3_storage
@@ -184,9 +185,19 @@ def test_profile_gives_credentials_and_region(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ignored-because-a-profile-is-named")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ignored")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-1")  # the profile's region wins
     st = S3Storage(endpoint_url=seaweedfs.endpoint_url, profile="dgtest")
     assert st.client.meta.region_name == "eu-west-3"
     st.list_buckets()  # the profile's keys were used: the environment's would be refused
+    # A profile that names no region: the environment's fills in; an explicit one wins.
+    (tmp_path / "config").write_text("[profile dgtest]\noutput = json\n")
+    assert (
+        S3Storage(endpoint_url=seaweedfs.endpoint_url, profile="dgtest").client.meta.region_name
+        == "us-west-1"
+    )
+    (tmp_path / "config").write_text("[profile dgtest]\nregion = eu-west-3\n")
+    explicit = S3Storage(endpoint_url=seaweedfs.endpoint_url, profile="dgtest", region="ap-south-1")
+    assert explicit.client.meta.region_name == "ap-south-1"
     from deltaglider.errors import ConfigError
 
     with pytest.raises(ConfigError):
@@ -267,3 +278,73 @@ def test_head_many_with_wrong_credentials_raises_access_denied(seaweedfs: Server
         admin.delete(bucket, "k")
         admin.delete_bucket(bucket)
         admin.close()
+
+
+def test_requests_carry_checksums_only_when_required(seaweedfs: Server) -> None:
+    """S3-compatible stores refuse or mishandle the flexible checksums boto3 sends by default:
+    a PUT carries none (sha256 of every object is kept in its metadata instead)."""
+    st = s3_storage(seaweedfs)
+    headers: list[dict[str, str]] = []
+    st.client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: headers.append(dict(request.headers))
+    )
+    bucket = f"dg-checksums-{os.getpid()}"
+    st.create_bucket(bucket)
+    try:
+        st.put(bucket, "a.bin", b"x" * 1000, metadata={"k": "v"})
+        st.put(bucket, "b.bin", io.BytesIO(b"y" * 1000), size=1000)
+        assert len(headers) == 2
+        for h in headers:
+            sent = {k.lower() for k in h}
+            assert not {k for k in sent if k.startswith("x-amz-checksum") or k == "content-md5"}, (
+                sent
+            )
+            assert "x-amz-sdk-checksum-algorithm" not in sent, sent
+    finally:
+        st.delete_many(bucket, ["a.bin", "b.bin"])
+        st.delete_bucket(bucket)
+    st.close()
+
+
+class _Sent(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("style", "host_has_bucket"), [("path", False), ("virtual", True), (None, False)]
+)
+def test_addressing_style(style: str | None, host_has_bucket: bool) -> None:
+    """The addressing style reaches the requests: path puts the bucket in the path, virtual in
+    the host name; the default with an endpoint URL is path (what S3-compatible stores expect)."""
+    st = S3Storage(
+        endpoint_url="http://localhost:9",  # never reached: the request is stopped before
+        addressing_style=style,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        max_attempts=1,
+    )
+    urls: list[str] = []
+
+    def stop(request: Any, **_: Any) -> None:
+        urls.append(request.url)
+        raise _Sent
+
+    st.client.meta.events.register("before-send.s3", stop)
+    with pytest.raises(_Sent):
+        st.client.head_object(Bucket="mybucket", Key="k.bin")
+    host = urls[0].split("/")[2]
+    assert host.startswith("mybucket.") is host_has_bucket, urls
+    assert ("/mybucket/k.bin" in urls[0]) is not host_has_bucket, urls
+
+
+def test_pool_is_sized_for_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DG_MAX_WORKERS", "20")
+    st = S3Storage(
+        endpoint_url="http://127.0.0.1:9", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    assert st.client.meta.config.max_pool_connections == 80
+    monkeypatch.delenv("DG_MAX_WORKERS")
+    st = S3Storage(
+        endpoint_url="http://127.0.0.1:9", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    assert st.client.meta.config.max_pool_connections == 32

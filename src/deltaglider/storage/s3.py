@@ -383,12 +383,28 @@ class _PartsBody:
         self.close()
 
 
+def _default_pool() -> int:
+    """Connections for the engine's concurrency: it runs up to 2 * workers + 2 requests at once
+    (transfers, and HEADs beside them)."""
+    from ..config import Config
+
+    try:
+        workers = Config.from_env().max_workers
+    except Exception:  # a bad setting is reported where the engine reads it
+        workers = Config().max_workers
+    return max(32, 4 * workers)
+
+
 class S3Storage(Storage):
     """An S3-compatible store.
 
     :param endpoint_url: the service (None: AWS S3).
-    :param profile: a boto3 profile; its credentials *and* region are used.
+    :param profile: a boto3 profile; its credentials *and* region are used (the profile's
+        region wins over ``AWS_DEFAULT_REGION``; the environment's only fills in for a profile
+        that names none).
     :param region: overrides the session's region (default us-east-1 when none is set).
+    :param max_pool_connections: connections kept to the store; by default sized for the
+        engine's concurrency, ``max(32, 4 * DG_MAX_WORKERS)`` (the workers default to 8).
     :param addressing_style: ``path`` (default with an endpoint URL: what S3-compatible stores
         expect), ``virtual`` or ``auto``.
     :param conditional_writes: whether the store enforces ``If-None-Match: *`` (set False for
@@ -408,7 +424,7 @@ class S3Storage(Storage):
         aws_session_token: str | None = None,
         verify: bool | str = True,
         max_attempts: int = 8,
-        max_pool_connections: int = 32,
+        max_pool_connections: int | None = None,
         multipart_threshold: int = 16 << 20,
         multipart_chunksize: int = 8 << 20,
         conditional_writes: bool = True,
@@ -420,6 +436,8 @@ class S3Storage(Storage):
         self.multipart_threshold = multipart_threshold
         self.multipart_chunksize = multipart_chunksize
         self.conditional_writes = conditional_writes
+        if max_pool_connections is None:
+            max_pool_connections = _default_pool()
         self._workers = max(2, max_pool_connections // 2)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -449,6 +467,10 @@ class S3Storage(Storage):
         style = addressing_style or ("path" if endpoint_url else "auto")
         if style not in ("path", "virtual", "auto"):
             raise ConfigError(f"addressing style must be path, virtual or auto, not {style!r}")
+        if not region and profile:
+            # boto3 lets AWS_DEFAULT_REGION override a profile's region: a named profile's
+            # credentials would then be used in another region than the profile says.
+            region = session._session.get_scoped_config().get("region")
         config = BotoConfig(
             region_name=region or session.region_name or "us-east-1",
             retries={"max_attempts": max_attempts, "mode": "adaptive"},
