@@ -435,6 +435,8 @@ class S3Storage(Storage):
         self.endpoint_url = endpoint_url
         self.multipart_threshold = multipart_threshold
         self.multipart_chunksize = multipart_chunksize
+        #: Objects this large are copied part by part (CopyObject's limit is 5 GiB).
+        self.multipart_copy_threshold = MAX_PART
         self.conditional_writes = conditional_writes
         if max_pool_connections is None:
             max_pool_connections = _default_pool()
@@ -946,9 +948,17 @@ class S3Storage(Storage):
         if if_none_match and self.conditional_writes:
             kwargs["IfNoneMatch"] = "*"
         info = self.head(src_bucket, src_key)
-        if info.size >= MAX_PART:
+        if info.size >= self.multipart_copy_threshold:
+            # CopyObject takes at most 5 GiB: larger objects are copied part by part.
             return self._copy_multipart(
-                info, src_bucket, src_key, bucket, key, metadata, content_type
+                info,
+                src_bucket,
+                src_key,
+                bucket,
+                key,
+                metadata,
+                content_type,
+                {"IfNoneMatch": "*"} if "IfNoneMatch" in kwargs else {},
             )
         try:
             r = self._call("copy", bucket, key, self.client.copy_object, **kwargs)
@@ -979,6 +989,7 @@ class S3Storage(Storage):
         key: str,
         metadata: Mapping[str, str] | None,
         content_type: str | None,
+        cond: Mapping[str, str],
     ) -> ObjectInfo:
         extra: dict[str, Any] = {
             "Metadata": dict(metadata if metadata is not None else info.metadata or {})
@@ -1029,6 +1040,7 @@ class S3Storage(Storage):
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
+                **cond,  # create-only, as a single copy would be
             )
         except BaseException:
             with contextlib.suppress(Exception):
