@@ -454,6 +454,43 @@ def test_copy(store: DeltaStore, bucket: str) -> None:
     assert store.head(bucket, "s/notes.txt").content_type == "text/plain"
 
 
+def test_copy_between_buckets(store: DeltaStore, bucket: str) -> None:
+    other = f"{bucket}-b"
+    store.storage.create_bucket(other)
+    try:
+        store.put(bucket, "r/app-1.zip", release(1))
+        store.put(bucket, "r/app-2.zip", release(2), metadata={"build": "7"})
+        store.put(bucket, "r/notes.txt", b"notes", content_type="text/plain")
+        # The other bucket's deltaspace has no reference yet: the copy becomes it.
+        first = store.copy(bucket, "r/app-2.zip", other, "r/app-2.zip")
+        assert store.get_bytes(other, "r/app-2.zip") == release(2)
+        assert store.head(other, "r/app-2.zip").metadata == {"build": "7"}
+        # Then a delta against that reference, never against the source bucket's.
+        second = store.copy(bucket, "r/app-1.zip", other, "r/app-1.zip")
+        assert first.is_delta and second.is_delta
+        got = store.head(other, "r/app-1.zip")
+        ref = store.storage.head(other, "r/reference.bin")
+        assert got.ref_key == "r/reference.bin"
+        assert (
+            got.ref_sha256
+            == fmt.parse_metadata(ref.metadata, ref.key).file_sha256
+            == sha(release(2))
+        )
+        assert store.get_bytes(other, "r/app-1.zip") == release(1)
+        assert store.copy(bucket, "r/notes.txt", other, "n/notes.txt").is_delta is False
+        assert store.head(other, "n/notes.txt").content_type == "text/plain"
+        # The source is untouched; a fresh engine reads both buckets.
+        fresh = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
+        assert fresh.get_bytes(bucket, "r/app-2.zip") == release(2)
+        assert fresh.get_bytes(other, "r/app-1.zip") == release(1)
+        assert fresh.get_bytes(other, "n/notes.txt") == b"notes"
+    finally:
+        keys = [o.key for o in store.storage.iter_objects(other)]
+        if keys:
+            store.storage.delete_many(other, keys)
+        store.storage.delete_bucket(other)
+
+
 # --- requests --------------------------------------------------------------------------------
 
 
@@ -797,6 +834,47 @@ def test_fallback_without_conditional_writes(storage: Storage, bucket: str) -> N
         for key, data in versions.items():
             assert fresh.get_bytes(bucket, key) == data
         fresh.delete_prefix(bucket, "f/")
+
+
+def test_fallback_delete_against_upload(storage: Storage, bucket: str) -> None:
+    """Without create-only writes: the last delta's deletion (which removes the reference)
+    races uploads into the same deltaspace; every upload that returned reads back, the deleted
+    key stays deleted."""
+    plain = NoConditionalWrites(storage)
+    rng = random.Random(11)
+    for round_ in range(6):
+        prefix = f"fd{round_}/"
+        seed = DeltaStore(plain, MemoryCache(64 << 20), make_config())
+        seed.put(bucket, prefix + "app-1.zip", release(1))
+        uploads = {prefix + f"app-{v}.zip": release(v) for v in range(2, 2 + rng.randint(1, 4))}
+        barrier = threading.Barrier(len(uploads) + 1)
+        errors: list[BaseException] = []
+
+        def run(
+            fn: Any, barrier: threading.Barrier = barrier, errors: list[BaseException] = errors
+        ) -> None:
+            engine = DeltaStore(plain, MemoryCache(64 << 20), make_config())
+            try:
+                barrier.wait()
+                fn(engine)
+            except BaseException as exc:
+                errors.append(exc)
+
+        jobs = [lambda e, k=k, d=d: e.put(bucket, k, d) for k, d in uploads.items()]
+        jobs.append(lambda e, k=prefix + "app-1.zip": e.delete(bucket, k))
+        rng.shuffle(jobs)
+        threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        fresh = DeltaStore(storage, MemoryCache(64 << 20), make_config())
+        for key, data in uploads.items():
+            assert fresh.get_bytes(bucket, key) == data, key
+        with pytest.raises(ObjectNotFound):
+            fresh.get_bytes(bucket, prefix + "app-1.zip")
+        fresh.delete_prefix(bucket, prefix)
 
 
 def test_progress_reports_every_byte_once(store: DeltaStore, bucket: str) -> None:

@@ -108,3 +108,62 @@ def test_open_cache_follows_the_config(tmp_path: Path) -> None:
     cache.close()
     with pytest.raises(ValueError):
         Config.from_env({"DG_CACHE_BACKEND": "redis"})
+
+
+_WORKER = """
+import base64, hashlib, random, sys
+from pathlib import Path
+from deltaglider.cache import FilesystemCache
+root, key, seed = Path(sys.argv[1]), base64.b64decode(sys.argv[2]), int(sys.argv[3])
+cache = FilesystemCache(root, 64 << 10, key)  # room for about 8 of the 16 entries: eviction
+rng = random.Random(seed)
+entries = [bytes([i]) * (6000 + i) for i in range(16)]  # every process has the same entries
+wrong = hits = 0
+for _ in range(600):
+    data = rng.choice(entries)
+    sha = hashlib.sha256(data).hexdigest()
+    if rng.random() < 0.5:
+        cache.put(sha, data)
+    else:
+        got = cache.get(sha)
+        if got is not None:
+            hits += 1
+            wrong += got != data
+print(wrong, hits)
+"""
+
+
+def test_processes_share_a_filesystem_cache(tmp_path: Path) -> None:
+    """Four processes with the same key write, read and evict in one folder at once: no read
+    returns wrong bytes, none fails, entries are shared, nothing temporary is left behind."""
+    import base64
+    import subprocess
+    import sys
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(tmp_path), key, str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(4)
+    ]
+    total_hits = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        wrong, hits = map(int, out.split())
+        assert wrong == 0
+        total_hits += hits
+    assert total_hits > 0
+    (shared,) = [p for p in tmp_path.iterdir() if p.name.startswith("shared-")]
+    names = [p.name for p in shared.iterdir()]
+    assert names and all(n.endswith(".ref") for n in names), names
+    assert sum((shared / n).stat().st_size for n in names) <= (64 << 10) + 8 * 6100
+    # Another process with the key reads what they left.
+    cache = FilesystemCache(tmp_path, 64 << 10, base64.b64decode(key))
+    sha = names[0][: -len(".ref")]
+    data = cache.get(sha)
+    assert data is not None and hashlib.sha256(data).hexdigest() == sha
