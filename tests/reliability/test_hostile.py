@@ -459,6 +459,17 @@ CASES: dict[str, tuple[Tamper, Refused | None]] = {
         ),
     ),
     "dg-ref-key-to-a-delta": (ref_key(lambda w, p: f"{p}/app-1.zip.delta"), damaged("dg-ref-key")),
+    # Oversized metadata: a reference key as long as keys go, and a header block of several KB
+    # (more than S3 allows; SeaweedFS stores it) of fields a read does not need.
+    "dg-ref-key-1000-bytes": (
+        ref_key(lambda w, p: "k" * 986 + "/reference.bin"),
+        Refused(ObjectNotFound, r"k{986}/reference\.bin does not exist", ("NoSuchKey", "404")),
+    ),
+    "metadata-block-of-8-kb": (
+        meta(lambda m: m.update({f"x-pad-{i}": "v" * 500 for i in range(16)})),
+        EXACT,
+    ),
+    "dg-original-name-of-4-kb": (meta(_set("dg-original-name", "n" * 4096)), EXACT),
     "dg-ref-key-empty": (ref_key(lambda w, p: ""), damaged("dg-ref-key")),
     # Each field missing in turn: those a delta needs are named; the others are informational.
     **{
