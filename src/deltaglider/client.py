@@ -169,9 +169,6 @@ def differences_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-
-
-
 _metadata = metadata_response
 
 #: A streamed put_object body checked against ContentMD5/ContentLength is held in memory up
@@ -497,9 +494,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             tags = _tag_set(Tagging)
             problem = _invalid_tags(tags)
             if problem:
-                raise self._error(
-                    "PutObject", "InvalidTag", problem, 400, bucket=Bucket, key=Key
-                )
+                raise self._error("PutObject", "InvalidTag", problem, 400, bucket=Bucket, key=Key)
         spooled = None
         if ContentMD5 is not None or ContentLength is not None:
             data, spooled = self._checked_body("PutObject", Bucket, Key, data, ContentMD5,
@@ -961,9 +956,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         token = ContinuationToken
         if token is None and StartAfter:
             token = _after_token(StartAfter)
-        page = self._page(
-            "ListObjectsV2", Bucket, Prefix, Delimiter, MaxKeys, token, EncodingType
-        )
+        page = self._page("ListObjectsV2", Bucket, Prefix, Delimiter, MaxKeys, token, EncodingType)
         encode = _url_encode if EncodingType == "url" else _same
         response = self._listing(page, Bucket, Prefix, Delimiter, MaxKeys, encode, True)
         response["KeyCount"] = len(page.objects) + len(page.prefixes)

@@ -756,7 +756,10 @@ def test_encoding_type_url(pair: Pair, method: str, kwargs: dict[str, Any]) -> N
     # prefixes only) ...
     assert_parity(pair, _decoded(ref, ()), _decoded(got, ENCODED[method]))
     plain = pair.call_one(pair.dg, method, **params)
-    lists = {"Contents": plain.get("Contents", []), "CommonPrefixes": plain.get("CommonPrefixes", [])}
+    lists = {
+        "Contents": plain.get("Contents", []),
+        "CommonPrefixes": plain.get("CommonPrefixes", []),
+    }
     assert _decoded(got, ENCODED[method]) == plain | lists
     # ... and encoded as S3 does: UTF-8 percent-encoding, '+' for a space, '/' kept.
     names = [(o["Key"], p["Key"]) for o, p in zip(got.get("Contents", []),

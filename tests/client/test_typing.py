@@ -92,11 +92,15 @@ def test_mypy_catches_a_method_the_client_does_not_have(tmp_path: Path) -> None:
     """``__getattr__`` (which refuses boto3's other operations by name at run time) is hidden
     from type checkers: an unknown method is an attr-defined error, not an Any."""
     wrong = PROGRAM.replace("    s3.close()\n", "    s3.nonexistent_method()\n    s3.close()\n")
-    wrong = wrong.replace("    s3.close()\n", "    s3.select_object_content(Bucket='b')\n    s3.close()\n", 1)
+    wrong = wrong.replace(
+        "    s3.close()\n", "    s3.select_object_content(Bucket='b')\n    s3.close()\n", 1
+    )
     assert "nonexistent_method" in wrong
     proc = _mypy(tmp_path, wrong)
     assert proc.returncode == 1, proc.stdout
-    assert '"DeltaGliderClient" has no attribute "nonexistent_method"  [attr-defined]' in proc.stdout
+    assert (
+        '"DeltaGliderClient" has no attribute "nonexistent_method"  [attr-defined]' in proc.stdout
+    )
     assert '"DeltaGliderClient" has no attribute "select_object_content"  [attr-defined]' in (
         proc.stdout
     )
