@@ -221,6 +221,16 @@ def test_a_prefix_where_an_object_is_expected(dg: Dg, target: Target, workdir: P
         out = dg(*args)
         assert out.exit_code == 2, args
         assert out.stderr == f"deltaglider: error: {url} is a prefix; use --recursive\n", args
+    # Without the slash: no such object, and the error says it is a prefix.
+    bare = target.url("rel")
+    for args in (("cp", bare, "x/"), ("cp", bare, target.url("other/"))):
+        out = dg(*args)
+        assert out.exit_code == 1, args
+        assert out.stderr == (
+            f"deltaglider: error: {bare} does not exist; it is a prefix: use --recursive\n"
+        ), (args, out.stderr)
+    missing = dg("cp", target.url("nothing"), "x/")
+    assert missing.exit_code == 1 and "prefix" not in missing.stderr
     assert target.logical_keys("rel/") == ["rel/app-1.zip"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..engine import ObjectSummary
+from ..errors import ObjectNotFound
 from ._app import EXIT_FAILED, EXIT_USAGE, RATIO, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
 from ._paths import (
@@ -26,6 +27,18 @@ from ._paths import (
 from ._transfer import Outcome, Task, guess_type, run_tasks, upload_task
 
 __all__ = ["COMMANDS", "cp", "parse_metadata", "transfer_options"]
+
+
+def _head_or_hint(app: App, src: Any) -> ObjectSummary:
+    """The source object; when there is none but the name is a prefix of objects, the error
+    says so (``aws s3 cp`` only says the key does not exist)."""
+    try:
+        return app.store.head(src.bucket, src.key)
+    except ObjectNotFound:
+        page = app.store.list_objects(src.bucket, prefix=src.key + "/", max_keys=1)
+        if page.objects or page.prefixes:
+            abort(f"{src} does not exist; it is a prefix: use --recursive", EXIT_FAILED)
+        raise
 
 
 def parse_metadata(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -258,7 +271,7 @@ def download_tasks(
             abort(f"{src} is a prefix; use --recursive", EXIT_USAGE)
         if not filters.included(src.basename):
             return []
-        obj = store.head(src.bucket, src.key)
+        obj = _head_or_hint(app, src)
         return [download_task(app, obj, _local_target(destination, src.basename))]
     root = Path(destination)
     if root.exists() and not root.is_dir():
@@ -310,7 +323,7 @@ def copy_tasks(
             abort(f"{src} is a prefix; use --recursive", EXIT_USAGE)
         if not filters.included(src.basename):
             return []
-        obj = store.head(src.bucket, src.key)
+        obj = _head_or_hint(app, src)
         return [copy_task(app, obj, into(dest, src.basename), options)]
     prefix = src.dir_prefix
     return [
