@@ -57,6 +57,8 @@ cdef extern from "dg_xd3.h" nogil:
         XD3_SEC_NOINST
         XD3_SEC_NOADDR
         XD3_ADLER32
+        XD3_ADLER32_NOVER
+        XD3_ADLER32_RECODE
         XD3_NOCOMPRESS
         XD3_COMPLEVEL_SHIFT
 
@@ -116,6 +118,9 @@ cdef extern from "dg_xd3.h" nogil:
         xoff_t match_last_srcpos
         xoff_t current_window
         usize_t dec_tgtlen
+        uint32_t recode_adler32
+        usize_t dec_win_ind
+        uint32_t dec_adler32
 
     int xd3_config_stream(xd3_stream *stream, xd3_config *config)
     int xd3_set_source_and_size(xd3_stream *stream, xd3_source *source, xoff_t source_size)
@@ -125,6 +130,8 @@ cdef extern from "dg_xd3.h" nogil:
     void xd3_avail_input(xd3_stream *stream, const uint8_t *idata, usize_t isize)
     void xd3_consume_output(xd3_stream *stream)
     const char *xd3_strerror(int ret)
+
+    uint32_t dg_adler32(const uint8_t *p, size_t n)
 
 
 # --- VCDIFF framing (RFC 3284 section 4, with xdelta3's secondary-compression extension) --------
@@ -526,6 +533,9 @@ cdef int encode_one(Stream *s, const uint8_t *data, size_t n, bint has_source, x
         s.stream.match_state = MATCH_TARGET
         s.stream.match_srcpos = hint
         s.stream.match_last_srcpos = 0
+    # The window's checksum, computed here (SSE2, dg_xd3.h) rather than by xdelta3's scalar
+    # loop: with XD3_ADLER32_RECODE instead of XD3_ADLER32 it writes the one it is given.
+    s.stream.recode_adler32 = dg_adler32(data, n)
     xd3_avail_input(&s.stream, data, n)
     while True:
         ret = xd3_encode_input(&s.stream)
@@ -599,7 +609,8 @@ cdef class EncoderCore:
         self.secondary = secondary
 
         # XD3_FLUSH: every input we hand xdelta3 is a whole window, never to be buffered.
-        flags = XD3_FLUSH | XD3_ADLER32 | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
+        # XD3_ADLER32_RECODE: windows carry the Adler-32 that encode_one computes.
+        flags = XD3_FLUSH | XD3_ADLER32_RECODE | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
         if secondary == 1:
             flags |= XD3_SEC_DJW
         elif secondary == 2:
@@ -801,6 +812,8 @@ cdef class DecodeSession:
         if self._s == NULL:
             raise MemoryError()
         memset(&config, 0, sizeof(xd3_config))
+        # decode_span verifies each window's Adler-32 itself, with the faster dg_adler32.
+        config.flags = XD3_ADLER32_NOVER
         PyObject_GetBuffer(header, &hview, PyBUF_SIMPLE)
         try:
             with nogil:
@@ -890,6 +903,10 @@ cdef int decode_span(Stream *s, const uint8_t *data, Py_ssize_t n, uint8_t *out,
                 return XD3_INVALID_INPUT
             if s.stream.next_out != out + produced:
                 memcpy(out + produced, s.stream.next_out, s.stream.avail_out)
+            if (s.stream.dec_win_ind & VCD_ADLER32) and \
+                    dg_adler32(out + produced, s.stream.avail_out) != s.stream.dec_adler32:
+                problem[0] = "target window checksum mismatch"  # xdelta3's words
+                return XD3_INVALID_INPUT
             produced += s.stream.avail_out
             xd3_consume_output(&s.stream)
             in_window = False
@@ -910,21 +927,17 @@ cdef int decode_span(Stream *s, const uint8_t *data, Py_ssize_t n, uint8_t *out,
 
 # --- literal windows -------------------------------------------------------------------------
 
-cdef uint32_t adler32(const uint8_t *p, size_t n) noexcept nogil:
-    """Adler-32 as VCDIFF windows carry it (zlib's, starting at 1)."""
-    cdef uint32_t a = 1, b = 0
-    cdef size_t k, i
-    while n > 0:
-        # 5552 is the largest block for which b cannot overflow 32 bits before the modulo.
-        k = n if n < 5552 else 5552
-        n -= k
-        for i in range(k):
-            a += p[i]
-            b += a
-        p += k
-        a %= 65521
-        b %= 65521
-    return (b << 16) | a
+def adler32(data):
+    """Adler-32 of ``data`` as VCDIFF windows carry it (zlib's, starting at 1)."""
+    cdef Py_buffer view
+    cdef uint32_t a32
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        with nogil:
+            a32 = dg_adler32(<const uint8_t *>view.buf, <size_t>view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return a32
 
 
 cdef inline size_t varint_size(uint64_t v) noexcept nogil:
@@ -967,7 +980,7 @@ def literal_window(target):
         out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
         q = <uint8_t *><char *>out
         with nogil:
-            a32 = adler32(<const uint8_t *>view.buf, n)
+            a32 = dg_adler32(<const uint8_t *>view.buf, n)
             q[0] = VCD_ADLER32
             q = put_varint(q + 1, enclen)
             q = put_varint(q, n)           # target window length

@@ -749,21 +749,40 @@ class Decoder:
                 session = _xdelta3.DecodeSession(self._source, header)
             session.decode_windows(batch.data, 0, len(batch.data), out, 0, batch.length)
             sessions.append(session)
+            # The batch's delta bytes are no longer needed: their buffer can take more.
+            _INPUTS.put(batch.buffer)
 
         make = task or functools.partial(_bytes_task, decode)
         produced = 0
-        eof = False
         windows = 0
+        readinto = getattr(reader, "readinto", None)
+
+        def fill_from_reader(view: memoryview) -> int:
+            """Reads into ``view``; 0 at the end of the delta."""
+            if readinto is not None:
+                return readinto(view) or 0
+            chunk = reader.read(len(view))
+            view[: len(chunk)] = chunk
+            return len(chunk)
 
         def batches() -> Iterator[Callable[[], Any]]:
-            nonlocal buf, eof, produced, windows
-            pos = 0
-            batch_start = 0
-            batch_len = 0
+            # The delta is read into pooled buffers, as far as the window being framed needs
+            # (a little ahead when its length is not known yet): a batch's bytes are handed
+            # to its task where they were read, and only what was read past it is copied to
+            # the next buffer.
+            nonlocal produced, windows
+            inbuf = _INPUTS.get(len(buf))
+            view = memoryview(inbuf)
+            view[: len(buf)] = buf
+            fill = len(buf)
+            pos = batch_start = batch_len = 0
+            eof = False
             while True:
-                length = 0
-                if pos < len(buf):
-                    length, target, need = _xdelta3.scan_window_header(buf, pos, secondary != 0)
+                length = need = 0
+                if pos < fill:
+                    length, target, need = _xdelta3.scan_window_header(
+                        view[:fill], pos, secondary != 0
+                    )
                 if length:
                     if max_output_size is not None and produced + target > max_output_size:
                         raise DecodeError(
@@ -774,30 +793,51 @@ class Decoder:
                     pos += length
                     windows += 1
                     if batch_len >= batch_target:
-                        # The batch keeps this buffer (never touched again); reading goes on
-                        # in a new one that starts with the rest.
-                        data = memoryview(buf)[batch_start:pos]
-                        buf = bytearray(data.obj[pos:])  # type: ignore[index]
-                        yield make(_Batch(data, decode, produced - batch_len, batch_len))
+                        batch = _Batch(
+                            view[batch_start:pos], inbuf, decode, produced - batch_len, batch_len
+                        )
+                        rest = view[pos:fill]
+                        inbuf = _INPUTS.get(len(rest))
+                        view = memoryview(inbuf)
+                        view[: len(rest)] = rest
+                        fill = len(rest)
                         pos = batch_start = batch_len = 0
+                        yield make(batch)
                     continue
                 if eof:
-                    if pos < len(buf):
+                    if pos < fill:
                         raise DecodeError(f"truncated delta: window {windows} is incomplete")
                     if batch_len or pos > batch_start:
-                        data = memoryview(buf)[batch_start:pos]
-                        yield make(_Batch(data, decode, produced - batch_len, batch_len))
+                        yield make(
+                            _Batch(
+                                view[batch_start:pos],
+                                inbuf,
+                                decode,
+                                produced - batch_len,
+                                batch_len,
+                            )
+                        )
                     if not windows:
                         raise DecodeError("truncated delta: no windows after the header")
                     return
-                have = len(buf) - pos
-                want = max(need - have, _DELTA_READ) if pos < len(buf) else _DELTA_READ
-                chunk = reader.read(want)
-                if not chunk:
+                # Up to the end of the window being framed, or a little when not yet known.
+                end = pos + need if need > fill - pos else fill + _DELTA_READ
+                if end > len(inbuf):  # a larger buffer, with what the batch has so far
+                    bigger = _INPUTS.get(end - batch_start)
+                    grown = memoryview(bigger)
+                    grown[: fill - batch_start] = view[batch_start:fill]
+                    _INPUTS.put(inbuf)
+                    inbuf, view = bigger, grown
+                    fill -= batch_start
+                    pos -= batch_start
+                    end -= batch_start
+                    batch_start = 0
+                got = fill_from_reader(view[fill:end])
+                if not got:
                     eof = True
                 else:
-                    counters[0] += len(chunk)
-                    buf += chunk
+                    counters[0] += got
+                    fill += got
 
         depth = min(self.threads + 1, max(2, _DECODE_BUDGET // (2 * batch_target)))
         results = _ordered(batches(), depth if independent else 1)
@@ -867,20 +907,27 @@ class Decoder:
         return StreamReader(self._decoded(reader, max_output_size, [0, 0]))
 
 
-#: Delta bytes asked of a reader at once by streaming decode.
-_DELTA_READ: Final = 1 << 20
+#: Delta bytes asked of a reader at once by streaming decode when the next window's length is
+#: not known yet (its header is incomplete); once known, the rest of the window is asked for.
+_DELTA_READ: Final = 1 << 16
 
 
 class _Batch:
-    """Whole windows of a delta: their bytes, how to decode them into a buffer, and where
-    their output goes in the target."""
+    """Whole windows of a delta: their bytes (in ``buffer``), how to decode them into an
+    output buffer, and where their output goes in the target."""
 
-    __slots__ = ("data", "decode", "length", "offset")
+    __slots__ = ("buffer", "data", "decode", "length", "offset")
 
     def __init__(
-        self, data: memoryview, decode: Callable[[_Batch, Any], None], offset: int, length: int
+        self,
+        data: memoryview,
+        buffer: mmap.mmap,
+        decode: Callable[[_Batch, Any], None],
+        offset: int,
+        length: int,
     ) -> None:
         self.data = data
+        self.buffer = buffer
         self.decode = decode
         self.offset = offset
         self.length = length
@@ -901,17 +948,22 @@ class _Buffers:
             buf = self._free.pop()
             if len(buf) >= size:
                 return buf
-        # Batches end on window boundaries, a little past the target: room for a window more.
-        return mmap.mmap(-1, max(size, _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE))
+        return mmap.mmap(-1, max(size, self._largest))
 
     def put(self, buf: mmap.mmap) -> None:
         if len(self._free) < self._keep and len(buf) <= self._largest:
             self._free.append(buf)
 
 
-#: Shared by all decoders: as many buffers as one streaming decode has in flight.
+#: Shared by all decoders, output and delta input: as many as one streaming decode has in
+#: flight. Batches end on window boundaries, a little past their target: room for a window
+#: more.
 _BUFFERS: Final = _Buffers(
     _DECODE_BUDGET // (2 * _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE),
+    _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
+)
+_INPUTS: Final = _Buffers(
+    _DECODE_BUDGET // (2 * _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE) + 1,
     _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
 )
 
