@@ -82,3 +82,37 @@ encoder_options = st.fixed_dictionaries(
         "threads": st.integers(1, 3),
     }
 )
+
+
+@st.composite
+def large_pairs(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """(reference, target) past the codec's default sizes: a 1-3 MiB reference and a
+    0.5-5 MiB target made of blocks: copies of the reference (in place, moved, repeated, with
+    byte edits) and new stretches longer than the unshared-stretch window (random, which is
+    stored verbatim, or compressible text), so that targets span several 512 KiB windows and
+    2 MiB streaming-decode batches."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    ref = _blob(rng, 1 << 20, False) + _blob(rng, rng.randint(0, 2 << 20), True)
+    # Sizes around the thresholds (hypothesis' integers favour small values).
+    size = draw(st.sampled_from([600 << 10, 2200 << 10, 3 << 20, 5 << 20])) + rng.randint(0, 99999)
+    # The blocks come from the seeded generator, not from draws: a few draws keep the example
+    # small for hypothesis, which shrinks the seed and the sizes.
+    out = bytearray()
+    while len(out) < size:
+        op = rng.choice(["copy", "copy", "moved", "edited", "random", "text"])
+        n = rng.randint(1, 768 << 10)
+        if op == "copy":  # where it was
+            at = min(len(out), len(ref) - 1)
+            out += ref[at : at + n]
+        elif op == "moved":
+            at = rng.randrange(len(ref))
+            out += ref[at : at + n]
+        elif op == "edited":
+            at = rng.randrange(len(ref))
+            block = bytearray(ref[at : at + n])
+            for _ in range(len(block) // 4096 + 1):
+                block[rng.randrange(len(block))] ^= 0xFF
+            out += block
+        else:
+            out += _blob(rng, rng.randint(130 << 10, 700 << 10), op == "text")
+    return ref, bytes(out[:size])

@@ -554,7 +554,7 @@ class Encoder:
         written = 0
         blocks = _blocks(reader, self._read_size(read_size), counted)
         for piece in self._encoded(blocks, max_delta_size, progress):
-            writer.write(piece)
+            _write_all(writer, piece)
             written += len(piece)
         return counted[0], written
 
@@ -599,6 +599,22 @@ def _matcher(level: int, source_size: int) -> Any:
 #: raises its mmap threshold to the size of a freed mapping, after which every block would sit
 #: in some thread's heap, and each thread's heap keeps twice the threshold when it trims.
 _MAPPED_BLOCK: Final = 1 << 18
+
+
+def _write_all(writer: _Writable, data: Any) -> None:
+    """Writes all of ``data``: a raw writer may take only part of it (``write`` returns how
+    much); a return value that is not a count (None, from most ad-hoc writers) means all."""
+    n = writer.write(data)
+    if not isinstance(n, int) or n >= len(data):
+        return
+    with memoryview(data) as view:
+        while n < len(view):
+            k = writer.write(view[n:])
+            if not isinstance(k, int):
+                return
+            if k <= 0:
+                raise OSError(f"the writer took {k} bytes of {len(view) - n}")
+            n += k
 
 
 def _blocks(reader: _Readable, size: int, counted: list[int]) -> Iterator[tuple[memoryview, int]]:
@@ -884,17 +900,19 @@ class Decoder:
         )
         try:
             for view, out in results:
-                writer.write(view)
+                _write_all(writer, view)
                 counters[1] += len(view)
-                # The buffer is decoded into again only when the writer kept no reference to
-                # the view (most copy what they are given) and no export of it (release()
-                # refuses while one exists).
+                # The buffer is decoded into again only when the writer kept neither this view
+                # (the count of references to it) nor any other view of the buffer (resize()
+                # refuses while one exists); most writers copy what they are given.
                 if sys.getrefcount(view) <= 2:
+                    view.release()
                     try:
-                        view.release()
-                    except BufferError:
-                        continue
-                    buffers.put(out)
+                        out.resize(len(out))
+                    except (BufferError, OSError, SystemError, ValueError):
+                        pass
+                    else:
+                        buffers.put(out)
                 del view, out
         finally:
             results.close()

@@ -8,6 +8,7 @@ import mmap
 import random
 import sys
 import threading
+from typing import Any
 
 import pytest
 
@@ -439,3 +440,187 @@ def test_one_encoder_and_decoder_from_many_threads(pair: tuple[bytes, bytes]) ->
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def test_independent_encoders_and_decoders_run_at_once() -> None:
+    """Two independent encoders and two decoders (public API, threads=1: each works in its own
+    thread) are all inside the codec at the same moment as a Python loop in a fifth thread.
+
+    With a 30 s switch interval a thread holding the GIL keeps it until it lets go itself:
+    the main thread gets to run its loop only because every codec call it overlaps released
+    the GIL, and while the loop runs none of the four can finish. Deterministic, however
+    loaded the machine: nothing here depends on timing.
+    """
+    ref = _rand(4 << 20, 11)
+    tgt = bytearray(ref)
+    for i in range(0, len(tgt), 8192):
+        tgt[i] ^= 0x55
+    target = bytes(tgt)
+    delta = Encoder(ref).encode(target)
+    calls = 40
+    started = [threading.Event() for _ in range(4)]
+    finished = [threading.Event() for _ in range(4)]
+
+    def encode(k: int) -> None:
+        enc = Encoder(ref, threads=1)
+        started[k].set()
+        for _ in range(calls):
+            enc.encode(target)
+        finished[k].set()
+
+    def decode(k: int) -> None:
+        dec = Decoder(ref, threads=1)
+        started[k].set()
+        for _ in range(calls):
+            assert dec.decode(delta, max_output_size=len(target)) == target
+        finished[k].set()
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        workers = [
+            threading.Thread(target=fn, args=(k,))
+            for k, fn in enumerate((encode, encode, decode, decode))
+        ]
+        for w, ev in zip(workers, started, strict=True):
+            w.start()
+            ev.wait()  # blocks (lets the worker run) until it is about to call the codec
+        loops = 0
+        for _ in range(200_000):  # pure Python, holding the GIL throughout
+            loops += 1
+        all_running = not any(ev.is_set() for ev in finished)
+    finally:
+        sys.setswitchinterval(old)
+    for w in workers:
+        w.join()
+    assert loops == 200_000
+    assert all_running, "a codec call kept the GIL"
+    assert all(ev.is_set() for ev in finished)
+
+
+def test_sessions_stay_within_the_memory_budget() -> None:
+    """However many threads are asked for, an encoder holds no more xdelta3 sessions than fit
+    in its budget beside the reference's indexes."""
+    ref = _rand(12 << 20, 12)
+    rng = random.Random(3)
+    target = b"".join(
+        ref[i : i + (1 << 20)] if k % 3 else rng.randbytes(1 << 19).hex().encode()
+        for k, i in enumerate(range(0, 12 << 20, 1 << 20))
+    )
+    enc = Encoder(ref, threads=8)
+    assert 1 <= enc._concurrency < 8
+    out = io.BytesIO()
+    enc.copy_stream(io.BytesIO(target), out)
+    assert Decoder(ref).decode(out.getvalue(), max_output_size=len(target)) == target
+    assert max(enc._live) <= enc._concurrency
+
+
+# --- streaming into files and writers --------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["wb", "ab", "r+b", "w+b"])
+def test_decoder_copy_stream_into_a_file_at_its_position(
+    pair: tuple[bytes, bytes], tmp_path, mode: str
+) -> None:
+    """Into a regular file the output is written in place from the decoding threads (pwrite);
+    the file ends up as sequential writes would leave it, positioned after the output."""
+    ref, tgt = pair
+    tgt = tgt * 3  # several 2 MiB batches
+    delta = Encoder(ref).encode(tgt)
+    path = tmp_path / "out"
+    path.write_bytes(b"old contents " * 1000)
+    with open(path, mode) as fh:
+        if mode == "r+b":
+            fh.seek(5)
+        fh.write(b"HEAD")  # buffered, not yet flushed
+        assert Decoder(ref).copy_stream(io.BytesIO(delta), fh) == (len(delta), len(tgt))
+        fh.write(b"TAIL")
+    data = path.read_bytes()
+    if mode == "ab":
+        expected = b"old contents " * 1000 + b"HEAD" + tgt + b"TAIL"
+    elif mode == "r+b":
+        expected = b"old c" + b"HEAD" + tgt + b"TAIL"
+    else:
+        expected = b"HEAD" + tgt + b"TAIL"
+    assert data == expected
+
+
+def test_writers_that_keep_what_they_are_given(pair: tuple[bytes, bytes]) -> None:
+    """Decode buffers are reused only when the writer let go of them: a writer that keeps the
+    views it is given, or exports of them, still sees the right bytes afterwards."""
+    ref, tgt = pair
+    tgt = tgt * 3
+    delta = Encoder(ref).encode(tgt)
+
+    class Keeper:
+        def __init__(self, wrap: bool) -> None:
+            self.kept: list[Any] = []
+            self.wrap = wrap
+
+        def write(self, b: Any) -> None:
+            self.kept.append(memoryview(b) if self.wrap else b)
+
+    for wrap in (False, True):
+        keeper = Keeper(wrap)
+        Decoder(ref).copy_stream(io.BytesIO(delta), keeper)
+        assert b"".join(bytes(k) for k in keeper.kept) == tgt
+
+
+def test_partial_writes_are_completed(pair: tuple[bytes, bytes]) -> None:
+    ref, tgt = pair
+    delta = Encoder(ref).encode(tgt)
+
+    class Trickle(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            n = min(len(b), 1000)
+            self.data += memoryview(b)[:n]
+            return n
+
+    out = Trickle()
+    Encoder(ref).copy_stream(io.BytesIO(tgt), out)
+    assert bytes(out.data) == delta
+    back = Trickle()
+    Decoder(ref).copy_stream(io.BytesIO(delta), back)
+    assert bytes(back.data) == tgt
+
+
+# --- xdelta3's messages ----------------------------------------------------------------------
+
+_OUT_OF_MEMORY = """
+import os, resource, sys
+from deltaglider.codec import Encoder
+from deltaglider.errors import EncodeError
+source = os.urandom(16 << 20)
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmSize:"))
+# Room for the probe's 4 MiB table, not for xdelta3's 16 MiB index of the reference.
+resource.setrlimit(resource.RLIMIT_AS, (size + (8 << 20), resource.RLIM_INFINITY))
+try:
+    Encoder(source, threads=1)
+except EncodeError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+def test_encode_error_carries_xdelta3s_message() -> None:
+    """xdelta3 failing to allocate the reference's index (under an address-space limit)
+    reports it in its own words ("out of memory", xd3_alloc's message), raised as
+    EncodeError."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_MEMORY], capture_output=True, text=True, timeout=120
+    )
+    assert proc.stdout.strip() == "EncodeError cannot index the source: out of memory", (
+        proc.stdout + proc.stderr
+    )
