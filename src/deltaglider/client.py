@@ -106,9 +106,10 @@ BEHAVIOURS: dict[str, str] = {
     "bytes that never come",
     "put_object Tagging": "Tagging is checked before the object is stored: S3's limits (10 "
     "tags, keys 1-128 characters, values up to 256, each key once) give ClientError InvalidTag "
-    "(SeaweedFS itself stores more tags, and longer ones, through put_object); if tagging the "
-    "stored object still fails, the object is removed and the error raised (an object the put "
-    "replaced is then gone too: S3 would have kept it); copy_object likewise",
+    "(SeaweedFS itself stores more tags, and longer ones, through put_object); the tags are "
+    "then written with the object, in the same request. copy_object sets them after the copy: "
+    "if that fails, the copy is removed and the error raised (an object the copy replaced is "
+    "then gone too: S3 would have kept it)",
     "EncodingType": "with EncodingType='url' given by the caller, listings encode key names as "
     "S3 does (UTF-8 percent-encoding, spaces as '+', '/' kept) in Key, CommonPrefixes, "
     "Delimiter and, for list_objects_v2, Prefix and StartAfter, for list_objects, Marker and "
@@ -482,8 +483,8 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
         ``ContentMD5`` (the base64 MD5 of the body) and ``ContentLength`` are checked before
         anything is stored: ``BadDigest``/``InvalidDigest`` and ``IncompleteBody`` as S3 gives
         them. ``Tagging`` is checked first too (``InvalidTag``; NotSupportedError on a local
-        store); if tagging the stored object fails, the object is removed again and the error
-        raised, so the put and its tags succeed or fail together."""
+        store) and written with the object, in the same request: the object never exists
+        without its tags."""
         self._refuse("PutObject", other, set())
         data: Any = b"" if Body is None else Body
         if isinstance(data, str):
@@ -507,16 +508,11 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
                     data,
                     metadata=dict(Metadata or {}),
                     content_type=ContentType or _DEFAULT_TYPE,
+                    tagging=_tagging(tags) if tags else None,
                 )
         finally:
             if spooled is not None:
                 spooled.close()
-        if tags:
-            try:
-                self._set_tags(Bucket, result.physical_key, tags, fresh=True)
-            except BaseException:
-                self._undo_put(Bucket, result)
-                raise
         return {
             "ETag": _quoted(result.etag),
             "DeltaGliderInfo": _put_info(result),
@@ -1092,6 +1088,13 @@ def _invalid_tags(tags: list[dict[str, str]]) -> str | None:
     ):
         return "The Tag value you have provided is invalid"
     return None
+
+
+def _tagging(tags: list[dict[str, str]]) -> str:
+    """The ``Tagging`` string (URL-encoded ``a=1&b=2``) of a TagSet."""
+    from urllib.parse import urlencode
+
+    return urlencode([(t["Key"], t["Value"]) for t in tags])
 
 
 def _tag_set(tagging: str) -> list[dict[str, str]]:

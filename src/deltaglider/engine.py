@@ -659,6 +659,7 @@ class DeltaStore:
         delta: bool | None = None,
         max_ratio: float | None = None,
         progress: Callable[[int], None] | None = None,
+        tagging: str | None = None,
     ) -> PutResult:
         """Stores ``source`` (a path, bytes, or a readable binary stream) as logical ``key``.
 
@@ -668,6 +669,8 @@ class DeltaStore:
         file; the codec gives up as soon as it knows it would be larger, so an undeltable file
         costs little more than a plain upload. An empty file is always stored direct.
         ``progress`` is called with increments of the file's bytes done (encoded or sent).
+        ``tagging`` (``a=1&b=2``, URL-encoded) is set on the object that holds the key in the
+        request that writes it, so the object never exists without its tags.
         """
         fmt.check_key(key)
         user = fmt.check_user_metadata(metadata or {})
@@ -680,9 +683,13 @@ class DeltaStore:
         try:
             candidate = delta if delta is not None else self.config.is_delta_candidate(key)
             if not candidate or src.size == 0:
-                result = self._put_direct(bucket, key, src, user, content_type, "", tracker)
+                result = self._put_direct(
+                    bucket, key, src, user, content_type, "", tracker, tagging=tagging
+                )
             else:
-                result = self._put_delta(bucket, key, src, user, content_type, ratio, tracker)
+                result = self._put_delta(
+                    bucket, key, src, user, content_type, ratio, tracker, tagging=tagging
+                )
             tracker.finish()
             return result
         finally:
@@ -697,6 +704,8 @@ class DeltaStore:
         content_type: str,
         reason: str,
         tracker: _Progress | None = None,
+        *,
+        tagging: str | None = None,
     ) -> PutResult:
         physical_key = fmt.direct_key(key)
         meta = fmt.direct_metadata(
@@ -711,6 +720,7 @@ class DeltaStore:
             metadata=meta,
             content_type=content_type,
             progress=tracker.sent if tracker is not None else None,
+            tagging=tagging,
         )
         return PutResult(
             bucket,
@@ -733,6 +743,8 @@ class DeltaStore:
         content_type: str,
         ratio: float,
         tracker: _Progress,
+        *,
+        tagging: str | None = None,
     ) -> PutResult:
         prefix = fmt.deltaspace(key)
         ref_key = fmt.reference_key(prefix)
@@ -742,7 +754,9 @@ class DeltaStore:
             ref, created = self._current_ref(bucket, key, src)
             created_any |= created is not None
             if ref is None:
-                return self._put_direct(bucket, key, src, user, content_type, "reference", tracker)
+                return self._put_direct(
+                    bucket, key, src, user, content_type, "reference", tracker, tagging=tagging
+                )
             try:
                 encoder, _ = self._coders_for(
                     bucket, ref_key, ref.sha256, encoder=True, data=created
@@ -754,7 +768,9 @@ class DeltaStore:
             try:
                 delta = encoder.encode(src.data, max_delta_size=limit, progress=tracker.at)
             except DeltaTooLargeError:
-                result = self._put_direct(bucket, key, src, user, content_type, "ratio", tracker)
+                result = self._put_direct(
+                    bucket, key, src, user, content_type, "ratio", tracker, tagging=tagging
+                )
                 if created_any:
                     # Even its own zero-diff delta is over the limit (a tiny max ratio): the
                     # reference made for it serves nothing. Removed unless a delta came
@@ -778,6 +794,7 @@ class DeltaStore:
                 size=len(delta),
                 metadata=meta,
                 content_type=content_type,
+                tagging=tagging,
             )
             # The reference must still be the one the delta was made against: a concurrent
             # cleanup may have removed it, or (without conditional writes) another writer

@@ -112,12 +112,15 @@ class Storage(abc.ABC):
         if_none_match: bool = False,
         if_match: str | None = None,
         progress: Callable[[int], None] | None = None,
+        tagging: str | None = None,
     ) -> ObjectInfo:
         """Writes the object whole or not at all (readers never see a partial object).
 
         ``if_none_match``: only if no object has the key (PreconditionFailed otherwise);
         ``if_match``: only if the current object has this etag.
         ``progress``: called with the number of bytes sent, as they are sent.
+        ``tagging``: S3 object tags (``a=1&b=2``) written with the object, in the same request;
+        a store without tags refuses it (StorageError, code ``NotImplemented``) before writing.
         """
 
     @abc.abstractmethod

@@ -285,7 +285,15 @@ class LocalStorage(Storage):
         if_none_match: bool = False,
         if_match: str | None = None,
         progress: Callable[[int], None] | None = None,
+        tagging: str | None = None,
     ) -> ObjectInfo:
+        if tagging:
+            raise StorageError(
+                "the local store keeps no object tags",
+                code="NotImplemented",
+                bucket=bucket,
+                key=key,
+            )
         path = self._path(bucket, key)
         tmp_dir = self._state / "tmp"
         fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="data-")

@@ -703,10 +703,13 @@ class S3Storage(Storage):
         if_none_match: bool = False,
         if_match: str | None = None,
         progress: Callable[[int], None] | None = None,
+        tagging: str | None = None,
     ) -> ObjectInfo:
         extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
         if content_type:
             extra["ContentType"] = content_type
+        if tagging:
+            extra["Tagging"] = tagging  # PutObject and CreateMultipartUpload both take it
         cond: dict[str, Any] = {}
         if if_none_match and self.conditional_writes:
             cond["IfNoneMatch"] = "*"
