@@ -835,19 +835,15 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
             "ResponseMetadata": _metadata(),
         }
 
-    def _set_tags(
-        self, bucket: str, physical_key: str, tags: list[dict[str, str]], fresh: bool = False
-    ) -> None:
-        """Makes the stored object's tags ``tags`` (a server-side copy may have brought some;
-        a ``fresh`` object, just written, has none)."""
+    def _set_tags(self, bucket: str, physical_key: str, tags: list[dict[str, str]]) -> None:
+        """Makes the stored object's tags ``tags`` (a server-side copy may have brought some)."""
         boto = self._require_boto("Tagging")
-        if not fresh:
-            now = boto.get_object_tagging(Bucket=bucket, Key=physical_key)["TagSet"]
-            if now == tags:
-                return
+        now = boto.get_object_tagging(Bucket=bucket, Key=physical_key)["TagSet"]
+        if now == tags:
+            return
         if tags:
             boto.put_object_tagging(Bucket=bucket, Key=physical_key, Tagging={"TagSet": tags})
-        elif not fresh:
+        else:
             boto.delete_object_tagging(Bucket=bucket, Key=physical_key)
 
     # --- listing -----------------------------------------------------------------------------

@@ -551,15 +551,26 @@ class CountingStorage(Storage):
         return sum(self.calls.values())
 
 
-def test_warm_cache_costs_two_requests(storage: Storage, bucket: str, tmp_path: Path) -> None:
-    counting = CountingStorage(storage)
+def _warm_engines(storage: Storage, bucket: str, tmp_path: Path) -> tuple[DeltaStore, Any]:
+    """An engine with w/app-1 and w/app-2 stored, and a maker of new engines (new processes)
+    sharing its encrypted filesystem cache."""
     key = os.urandom(32)
     config = make_config(
         cache_backend="filesystem", cache_dir=tmp_path / "cache", cache_encryption_key=key
     )
-    store = DeltaStore(counting, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+
+    def engine() -> DeltaStore:
+        return DeltaStore(storage, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+
+    store = engine()
     store.put(bucket, "w/app-1.zip", release(1))
     store.put(bucket, "w/app-2.zip", release(2))
+    return store, engine
+
+
+def test_warm_cache_costs_two_requests(storage: Storage, bucket: str, tmp_path: Path) -> None:
+    counting = CountingStorage(storage)
+    store, engine = _warm_engines(counting, bucket, tmp_path)
     counting.calls.clear()
     store.put(bucket, "w/app-3.zip", release(3))
     assert counting.total <= 2, counting.calls
@@ -567,7 +578,7 @@ def test_warm_cache_costs_two_requests(storage: Storage, bucket: str, tmp_path: 
     assert store.get_bytes(bucket, "w/app-2.zip") == release(2)
     assert counting.total <= 2, counting.calls
     # A new process (a new engine) sharing the cache key fetches no reference either.
-    fresh = DeltaStore(counting, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+    fresh = engine()
     counting.calls.clear()
     assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
     assert counting.total <= 2, counting.calls
@@ -586,20 +597,14 @@ def test_warm_cache_request_counts_on_the_wire(
         sent.append(f"{request.method} {request.url.split('?')[0].rsplit('/', 2)[-1]}")
 
     storage.client.meta.events.register("before-send.s3", count)
-    key = os.urandom(32)
-    config = make_config(
-        cache_backend="filesystem", cache_dir=tmp_path / "cache", cache_encryption_key=key
-    )
-    store = DeltaStore(storage, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
-    store.put(bucket, "w/app-1.zip", release(1))
-    store.put(bucket, "w/app-2.zip", release(2))
+    store, engine = _warm_engines(storage, bucket, tmp_path)
     sent.clear()
     store.put(bucket, "w/app-3.zip", release(3))  # PUT the delta, HEAD the reference after
     assert len(sent) <= 2, sent
     sent.clear()
     assert store.get_bytes(bucket, "w/app-2.zip") == release(2)  # GET the delta, HEAD the twin
     assert len(sent) <= 2, sent
-    fresh = DeltaStore(storage, FilesystemCache(tmp_path / "cache", 1 << 30, key), config)
+    fresh = engine()
     sent.clear()
     assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
     assert len(sent) <= 2, sent
