@@ -36,15 +36,18 @@ def bucket_name(tag: str) -> str:
     return f"dg-client-{os.getpid()}-{next(_names):04d}-{tag}"
 
 
-def plain_client(server: Server, key: str | None = None, secret: str | None = None) -> Any:
+def plain_client(
+    server: Server, key: str | None = None, secret: str | None = None, *, config: Any = None
+) -> Any:
     """``boto3.client("s3")`` for the server, as a program written for boto3 would make it
-    (with another identity's keys if given)."""
+    (with another identity's keys if given, and a botocore ``Config`` if given)."""
     client = boto3.client(
         "s3",
         endpoint_url=server.endpoint_url,
         aws_access_key_id=key or server.access_key,
         aws_secret_access_key=secret or server.secret_key,
         region_name=REGION,
+        config=config,
     )
     # The one change from a stock client: an empty upload skips Expect: 100-continue, as
     # S3Storage's do. Without it, with botocore 1.43 and urllib3 2.7 the next upload on that

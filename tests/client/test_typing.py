@@ -12,6 +12,8 @@ import pytest
 
 import deltaglider
 
+ROOT = Path(__file__).resolve().parents[2]  # the checkout these tests belong to
+
 PROGRAM = """
 from deltaglider import create_client
 from deltaglider.client import DeltaGliderClient, NotSupportedError
@@ -44,10 +46,10 @@ def _mypy(tmp_path: Path, source: str | None) -> subprocess.CompletedProcess[str
         target = tmp_path / "program.py"
         target.write_text(source)
     else:
-        target = Path(deltaglider.__file__).resolve().parent
+        target = ROOT / "src" / "deltaglider"
     # The package as it is in the tree (an editable install hides it behind an import hook
     # mypy does not follow); it carries py.typed and the native module's .pyi.
-    src = Path(deltaglider.__file__).resolve().parent.parent
+    src = Path(deltaglider.__file__).resolve().parent.parent if source is not None else ROOT / "src"
     env = dict(os.environ)
     if src.name not in ("site-packages", "dist-packages"):  # mypy finds installed ones itself
         env["MYPYPATH"] = str(src)
@@ -78,12 +80,10 @@ def test_mypy_catches_a_wrong_argument(tmp_path: Path) -> None:
 
 
 def test_the_package_type_checks_strictly(tmp_path: Path) -> None:
-    """src/deltaglider itself, with the project's mypy configuration (strict; boto3 and
-    botocore ship no types)."""
-    root = Path(deltaglider.__file__).resolve().parent.parent.parent
-    if not (root / "pyproject.toml").is_file():
-        pytest.skip("not a source tree")
-    proc = _mypy(root, None)
+    """src/deltaglider of this checkout (whatever is installed), with the project's mypy
+    configuration (strict; boto3 and botocore ship no types)."""
+    assert (ROOT / "pyproject.toml").is_file() and (ROOT / "src" / "deltaglider").is_dir()
+    proc = _mypy(ROOT, None)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Success: no issues found" in proc.stdout
 
