@@ -1032,7 +1032,7 @@ class Paginator:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
 def _url_encode(name: str) -> str:

@@ -155,13 +155,13 @@ def physical(key: str) -> Physical:
 
 # --- names and times -------------------------------------------------------------------------
 
-_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
 _ENCODED = "utf-8''"
 
 
 def encode_name(name: str, limit: int | None = MAX_NAME_FIELD) -> str:
     """An ASCII form of a name for metadata (see the module docstring)."""
-    if _PRINTABLE.match(name) and not name.startswith(_ENCODED):
+    if _PRINTABLE.fullmatch(name) and not name.startswith(_ENCODED):
         out = name
     else:
         out = _ENCODED + quote(name.encode("utf-8", "surrogateescape"), safe="")
@@ -242,7 +242,7 @@ def _int(value: str | None) -> int | None:
     return number if number >= 0 else None
 
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def _sha(value: str | None) -> str | None:
@@ -308,7 +308,7 @@ def check_user_metadata(user: Mapping[str, str]) -> dict[str, str]:
         if lk.startswith(("dg-", "dg_")):
             raise InvalidKey(f"metadata key {k!r} is reserved for deltaglider (dg- prefix)")
         value = str(v)
-        if not _PRINTABLE.match(value):
+        if not _PRINTABLE.fullmatch(value):
             raise InvalidKey(f"metadata value of {k!r} must be printable ASCII (an S3 rule)")
         out[lk] = value
     return out

@@ -5,10 +5,12 @@ from __future__ import annotations
 import string
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from deltaglider import format as fmt
+from deltaglider.errors import InvalidKey
 
 names = st.text(min_size=1, max_size=80)
 printable = st.text(alphabet=string.printable.strip() + " ", min_size=1, max_size=40)
@@ -133,3 +135,13 @@ def test_malformed_values_read_as_absent() -> None:
     assert parsed.kind == "direct"
     assert parsed.file_sha256 is None and parsed.file_size is None
     assert fmt.parse_metadata({"content": "x"}, "a.txt").kind == "foreign"
+
+
+def test_a_final_newline_is_never_taken_for_printable() -> None:
+    """Names and metadata values ending in a newline (a regular expression's ``$`` matches
+    before one) are encoded and refused, as any other control character is."""
+    assert fmt.encode_name("v1.zip\n").startswith("utf-8''")
+    assert fmt.decode_name(fmt.encode_name("v1.zip\n")) == "v1.zip\n"
+    with pytest.raises(InvalidKey):
+        fmt.check_user_metadata({"note": "line\n"})
+    assert fmt.check_user_metadata({"note": "line"}) == {"note": "line"}

@@ -96,6 +96,8 @@ def test_bucket_errors(local: LocalStorage) -> None:
         local.head_bucket("missing-bucket")
     with pytest.raises(BucketNotFound):
         local.put("Bad_Name", "k", b"")
+    with pytest.raises(BucketNotFound):  # "$" would match before a final newline: not a name
+        local.put("bkt\n", "k", b"")
     local.put("bkt", "k", b"1")
     with pytest.raises(BucketNotEmpty):
         local.delete_bucket("bkt")

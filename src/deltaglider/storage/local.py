@@ -54,7 +54,7 @@ __all__ = ["LocalStorage"]
 
 _META = ".dgmeta"
 _STATE = ".dgstore"
-_BUCKET = re.compile(r"^(?=.{3,63}$)[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_BUCKET = re.compile(r"^(?=.{3,63}\Z)[a-z0-9][a-z0-9.-]*[a-z0-9]\Z")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f%]")
 _CHUNK = 1 << 20
 
