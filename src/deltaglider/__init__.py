@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "7.0.0.dev0"
+from ._version import __version__
 
 __all__ = ["DeltaGliderClient", "__version__", "create_client"]
 

@@ -1231,28 +1231,20 @@ def create_client(
     from .storage.s3 import S3Storage
 
     if boto3_client is None:
-        import boto3
-        from botocore.config import Config as BotoConfig
+        from ._executor import connections_for
+        from .storage._s3_session import build_client
 
-        session = boto3.Session(
-            profile_name=profile_name,
+        boto3_client, _ = build_client(
+            endpoint_url=endpoint_url,
+            profile=profile_name,
+            region=region_name,
             aws_access_key_id=aws_access_key_id,
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
-        )
-        ours = BotoConfig(
-            region_name=region_name or session.region_name or "us-east-1",
-            retries={"max_attempts": settings.max_attempts, "mode": "adaptive"},
-            max_pool_connections=max(32, settings.max_workers * 4),
-            s3={"addressing_style": "path" if endpoint_url else "auto"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        boto3_client = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            config=ours.merge(config) if config is not None else ours,
             verify=verify,
+            max_attempts=settings.max_attempts,
+            max_pool_connections=connections_for(settings.max_workers),
+            config=config,
         )
     pool = getattr(getattr(boto3_client, "meta", None), "config", None)
     storage = S3Storage(

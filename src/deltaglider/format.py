@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Final, Literal
 from urllib.parse import quote, unquote
 
-from . import __version__
+from ._version import __version__
 from .errors import InvalidKey
 
 __all__ = [

@@ -22,7 +22,7 @@ import pytest
 from faultproxy import FaultProxy
 from servers import REGION, Server
 
-from deltaglider.storage import s3 as s3_module
+from deltaglider.storage import _s3_session
 from deltaglider.storage.s3 import S3Storage
 
 _sessions: dict[tuple[str, str], Any] = {}
@@ -43,7 +43,7 @@ def s3_storage(server: Server, endpoint_url: str | None = None, **options: Any) 
             session = _sessions[creds] = boto3.Session(
                 aws_access_key_id=creds[0], aws_secret_access_key=creds[1]
             )
-    with mock.patch.object(s3_module.boto3, "Session", return_value=session):
+    with mock.patch.object(_s3_session.boto3, "Session", return_value=session):
         return S3Storage(
             endpoint_url=endpoint_url or server.endpoint_url,
             aws_access_key_id=creds[0],

@@ -80,7 +80,7 @@ from deltaglider import format as fmt
 from deltaglider.cache import MemoryCache
 from deltaglider.config import Config
 from deltaglider.engine import DeltaStore
-from deltaglider.storage import s3 as s3_module
+from deltaglider.storage import _s3_session
 from deltaglider.storage.local import LocalStorage
 
 
@@ -356,7 +356,7 @@ def shared_session(target: Any) -> Iterator[None]:
         yield
         return
     session = s3_storage(target.server)._session
-    with mock.patch.object(s3_module.boto3, "Session", return_value=session):
+    with mock.patch.object(_s3_session.boto3, "Session", return_value=session):
         yield
 
 

@@ -51,7 +51,7 @@ from deltaglider.codec import Decoder
 from deltaglider.config import Config
 from deltaglider.engine import DeltaStore
 from deltaglider.errors import IntegrityError, ObjectNotFound, StorageError
-from deltaglider.storage import s3 as s3_module
+from deltaglider.storage import _s3_session
 
 V1, V2, V3 = release(1), release(2), release(3)
 MiB = 1 << 20
@@ -208,7 +208,7 @@ def cli(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callab
 
     def run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
         capsys.readouterr()
-        with mock.patch.object(s3_module.boto3, "Session", return_value=world.session):
+        with mock.patch.object(_s3_session.boto3, "Session", return_value=world.session):
             code = bounded(lambda: cli_main(list(args)))
         err = capsys.readouterr().err
         assert "Traceback" not in err and "internal error" not in err, err

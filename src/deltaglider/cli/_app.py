@@ -154,6 +154,7 @@ class App:
     @property
     def storage(self) -> Storage:
         if self._storage is None:
+            from .._executor import connections_for
             from ..storage import open_storage
 
             s = self.settings
@@ -165,7 +166,7 @@ class App:
                 "max_attempts": config.max_attempts,
                 "multipart_threshold": config.multipart_threshold,
                 "multipart_chunksize": config.multipart_chunksize,
-                "max_pool_connections": max(32, config.max_workers * 4),
+                "max_pool_connections": connections_for(config.max_workers),
             }
             # As the AWS CLI: seconds, 0 waits forever.
             for option, value in (

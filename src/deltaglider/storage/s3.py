@@ -27,9 +27,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config as BotoConfig
 
 from ..errors import (
     AccessDenied,
@@ -42,6 +40,7 @@ from ..errors import (
     StorageError,
 )
 from ._fasthead import FALLBACK, FastHead
+from ._s3_session import build_client
 from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
 
 log = logging.getLogger("deltaglider")
@@ -455,39 +454,22 @@ class S3Storage(Storage):
             client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
             client.meta.events.register("before-send.s3", _no_expect_for_empty_body)
             return
-        if profile and (aws_access_key_id or aws_secret_access_key):
-            raise ConfigError("give either a profile or access keys, not both")
-        try:
-            session = boto3.Session(
-                profile_name=profile or None,
-                aws_access_key_id=aws_access_key_id,
-                aws_secret_access_key=aws_secret_access_key,
-                aws_session_token=aws_session_token,
-            )
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise ConfigError(str(exc)) from None
-        style = addressing_style or ("path" if endpoint_url else "auto")
-        if style not in ("path", "virtual", "auto"):
-            raise ConfigError(f"addressing style must be path, virtual or auto, not {style!r}")
-        if not region and profile:
-            # boto3 lets AWS_DEFAULT_REGION override a profile's region: a named profile's
-            # credentials would then be used in another region than the profile says.
-            region = session._session.get_scoped_config().get("region")
-        config = BotoConfig(
-            region_name=region or session.region_name or "us-east-1",
-            retries={"max_attempts": max_attempts, "mode": "adaptive"},
+        self.client, self._session = build_client(
+            endpoint_url=endpoint_url,
+            profile=profile,
+            region=region,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            verify=verify,
+            max_attempts=max_attempts,
             max_pool_connections=max_pool_connections,
-            s3={"addressing_style": style},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
+            addressing_style=addressing_style,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            tcp_keepalive=True,
         )
-        self.client = session.client("s3", endpoint_url=endpoint_url, config=config, verify=verify)
         self.client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
         self.client.meta.events.register("before-send.s3", _no_expect_for_empty_body)
-        self._session = session
 
     def describe(self) -> str:
         return self.endpoint_url or "AWS S3"
