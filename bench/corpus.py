@@ -19,9 +19,10 @@ import argparse
 import hashlib
 import itertools
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from deltaglider._releases import DownloadError, download
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DIR = Path(os.environ.get("DG_BENCH_CORPUS", HERE / ".corpus"))
@@ -150,23 +151,10 @@ def build(directory: Path = DEFAULT_DIR, quiet: bool = False) -> dict[str, list[
             if not quiet:
                 print(f"downloading {name}=={version}", file=sys.stderr)
             extra = _PIP_NATIVE if name == "numpy" else []
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    *extra,
-                    f"{name}=={version}",
-                    "-d",
-                    str(directory),
-                ],
-                check=True,
-            )
+            try:
+                download(name, version, directory, extra)
+            except DownloadError as exc:
+                raise SystemExit(f"pip did not produce {filename}: {exc}") from None
         if not path.exists():
             raise SystemExit(f"pip did not produce {filename}")
         if digest and _sha256(path) != digest:

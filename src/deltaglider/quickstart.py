@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ._releases import DownloadError, download
+
 __all__ = ["main"]
 
 
@@ -43,20 +45,10 @@ def _fetch(package: str, versions: list[str], into: Path) -> list[Path]:
     files = []
     for version in versions:
         print(f"# fetching {package}=={version} from PyPI", flush=True)
-        before = set(into.iterdir())
-        proc = subprocess.run(
-            [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--only-binary", ":all:", f"{package}=={version}", "-d", str(into),
-            ],
-            capture_output=True,
-            text=True,
-        )  # fmt: skip
-        new = sorted(set(into.iterdir()) - before)
-        if proc.returncode or not new:
-            last = proc.stderr.strip().splitlines()[-1:] or ["no file"]
-            raise SystemExit(f"error: could not download {package}=={version}: {last[0]}")
-        files.append(new[0])
+        try:
+            files.append(download(package, version, into))
+        except DownloadError as exc:
+            raise SystemExit(f"error: could not download {package}=={version}: {exc}") from None
     return files
 
 
