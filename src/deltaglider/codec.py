@@ -42,10 +42,12 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Final, Literal, Protocol
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any, Final, Literal
 
 from . import _xdelta3
+from ._executor import CODEC, codec_threads
+from ._io import Readable, Writable, read_exactly, write_all
 from .errors import DecodeError, DeltaTooLargeError, EncodeError
 
 __all__ = [
@@ -125,37 +127,6 @@ _ENCODER_BUDGET: Final = 48 << 20
 _DECODE_BUDGET: Final = 24 << 20
 
 
-class _Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-class _Writable(Protocol):
-    def write(self, data: Any, /) -> Any: ...
-
-
-# --- threads ---------------------------------------------------------------------------------
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
-
-
-def _shared_pool() -> ThreadPoolExecutor:
-    """One process-wide pool for codec work (recreated in a forked child)."""
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(
-                max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="deltaglider-codec"
-            )
-            _pool_pid = os.getpid()
-        return _pool
-
-
-def _default_threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
 def _anchor_bits(size: int) -> int:
     """The sparsest-needed anchor spacing (bits) whose table for ``size`` bytes fits the budget
     (as AnchorIndex sizes it: a power of two above twice the expected anchors)."""
@@ -178,35 +149,6 @@ def _session_bytes(window: int, params: tuple[int, ...], sprevsz: int = 1 << 18)
     table = 8 << (window.bit_length() - 1)
     chain = 8 * sprevsz if params[3] > 1 or params[4] > 1 else 0
     return table + chain + 48 * (1 << 15) + 2 * window
-
-
-def _ordered(tasks: Iterator[Callable[[], Any]], depth: int) -> Generator[Any, None, None]:
-    """Runs tasks on the shared pool, at most ``depth`` at once, yielding results in order.
-
-    With ``depth`` 1 the tasks run in the calling thread. Closing the iterator early cancels
-    whatever has not started and waits for what has, so no task outlives the caller's buffers.
-    """
-    if depth <= 1:
-        for task in tasks:
-            yield task()
-        return
-    pool = _shared_pool()
-    pending: deque[Future[Any]] = deque()
-    try:
-        for task in tasks:
-            pending.append(pool.submit(task))
-            if len(pending) >= depth:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for fut in pending:
-            fut.cancel()
-        for fut in pending:
-            if not fut.cancelled():
-                # Already failing or closed: wait for the task, keep the first error.
-                with contextlib.suppress(BaseException):
-                    fut.result()
 
 
 def _buffer(obj: Any, what: str) -> memoryview:
@@ -269,7 +211,7 @@ class Encoder:
         self.level = level
         self.secondary: Secondary = secondary
         self.window_size = window_size
-        self.threads = threads or _default_threads()
+        self.threads = threads or codec_threads()
         sec_id = _SECONDARY_IDS[secondary]
         if secondary_data is None:
             secondary_data = secondary == "lzma"
@@ -286,7 +228,7 @@ class Encoder:
                     2 * _ANCHOR_BUDGET,
                 )
                 if self.threads > 1:
-                    probe = _shared_pool().submit(anchors)
+                    probe = CODEC.submit(anchors)
                 else:
                     probe = Future()
                     probe.set_result(anchors())
@@ -456,7 +398,7 @@ class Encoder:
                         break
                     read = offset + len(block)
                     if depth > 1:
-                        ahead.append((_shared_pool().submit(probe, block, offset), read))
+                        ahead.append((CODEC.submit(probe, block, offset), read))
                     else:
                         done: Future[list[tuple[Callable[[], bytes], int, int]]] = Future()
                         done.set_result(probe(block, offset))
@@ -485,7 +427,7 @@ class Encoder:
                     promised.append((least, end))
                     yield task
 
-        results = _ordered(tasks(), depth)
+        results = CODEC.ordered(tasks(), depth)
         try:
             for piece in results:
                 least, end = promised.popleft()
@@ -533,8 +475,8 @@ class Encoder:
 
     def copy_stream(
         self,
-        reader: _Readable,
-        writer: _Writable,
+        reader: Readable,
+        writer: Writable,
         *,
         max_delta_size: int | None = None,
         read_size: int | None = None,
@@ -554,12 +496,12 @@ class Encoder:
         written = 0
         blocks = _blocks(reader, self._read_size(read_size), counted)
         for piece in self._encoded(blocks, max_delta_size, progress):
-            _write_all(writer, piece)
+            write_all(writer, piece)
             written += len(piece)
         return counted[0], written
 
     def stream_reader(
-        self, reader: _Readable, *, max_delta_size: int | None = None, read_size: int | None = None
+        self, reader: Readable, *, max_delta_size: int | None = None, read_size: int | None = None
     ) -> StreamReader:
         """A readable binary file of the delta of the target read from ``reader``.
 
@@ -601,23 +543,7 @@ def _matcher(level: int, source_size: int) -> Any:
 _MAPPED_BLOCK: Final = 1 << 18
 
 
-def _write_all(writer: _Writable, data: Any) -> None:
-    """Writes all of ``data``: a raw writer may take only part of it (``write`` returns how
-    much); a return value that is not a count (None, from most ad-hoc writers) means all."""
-    n = writer.write(data)
-    if not isinstance(n, int) or n >= len(data):
-        return
-    with memoryview(data) as view:
-        while n < len(view):
-            k = writer.write(view[n:])
-            if not isinstance(k, int):
-                return
-            if k <= 0:
-                raise OSError(f"the writer took {k} bytes of {len(view) - n}")
-            n += k
-
-
-def _blocks(reader: _Readable, size: int, counted: list[int]) -> Iterator[tuple[memoryview, int]]:
+def _blocks(reader: Readable, size: int, counted: list[int]) -> Iterator[tuple[memoryview, int]]:
     """The target read in blocks of ``size`` bytes, with their offsets; counts what it read."""
     readinto = getattr(reader, "readinto", None)
     if readinto is not None and size >= _MAPPED_BLOCK:
@@ -634,26 +560,11 @@ def _blocks(reader: _Readable, size: int, counted: list[int]) -> Iterator[tuple[
             yield view[:n], counted[0]
             counted[0] += n
     while True:
-        data = _read_full(reader, size)
+        data = read_exactly(reader, size)
         if not data:
             return
         yield memoryview(data), counted[0]
         counted[0] += len(data)
-
-
-def _read_full(reader: _Readable, size: int) -> bytes:
-    """Reads up to ``size`` bytes, fewer only at end of stream (``read`` may return less)."""
-    chunks = []
-    want = size
-    while want > 0:
-        chunk = reader.read(want)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        want -= len(chunk)
-    if len(chunks) == 1:
-        return bytes(chunks[0]) if not isinstance(chunks[0], bytes) else chunks[0]
-    return b"".join(chunks)
 
 
 # --- decoder ---------------------------------------------------------------------------------
@@ -673,7 +584,7 @@ class Decoder:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError("threads must be a positive integer")
         self._source = _buffer(source, "source")
-        self.threads = threads or _default_threads()
+        self.threads = threads or codec_threads()
 
     @property
     def source_size(self) -> int:
@@ -706,7 +617,7 @@ class Decoder:
         out = _xdelta3.OutputBuffer(total)
         groups = _groups(windows, self.threads if _independent(secondary) else 1)
         tasks = (self._decode_group_task(view, header, group, out) for group in groups)
-        for _ in _ordered(tasks, len(groups)):
+        for _ in CODEC.ordered(tasks, len(groups)):
             pass
         return out.take()
 
@@ -724,7 +635,7 @@ class Decoder:
 
     def _decoded(
         self,
-        reader: _Readable,
+        reader: Readable,
         max_output_size: int | None,
         counters: list[int],
         task: Callable[[_Batch], Callable[[], Any]] | None = None,
@@ -856,14 +767,14 @@ class Decoder:
                     fill += got
 
         depth = min(self.threads + 1, max(2, _DECODE_BUDGET // (2 * batch_target)))
-        results = _ordered(batches(), depth if independent else 1)
+        results = CODEC.ordered(batches(), depth if independent else 1)
         try:
             yield from results
         finally:
             results.close()
 
     def copy_stream(
-        self, reader: _Readable, writer: _Writable, *, max_output_size: int | None = None
+        self, reader: Readable, writer: Writable, *, max_output_size: int | None = None
     ) -> tuple[int, int]:
         """Reads a delta from ``reader`` and writes the reconstructed target to ``writer``.
 
@@ -900,7 +811,7 @@ class Decoder:
         )
         try:
             for view, out in results:
-                _write_all(writer, view)
+                write_all(writer, view)
                 counters[1] += len(view)
                 # The buffer is decoded into again only when the writer kept neither this view
                 # (the count of references to it) nor any other view of the buffer (resize()
@@ -919,7 +830,7 @@ class Decoder:
         return counters[0], counters[1]
 
     def stream_reader(
-        self, reader: _Readable, *, max_output_size: int | None = None
+        self, reader: Readable, *, max_output_size: int | None = None
     ) -> StreamReader:
         """A readable binary file of the target reconstructed from the delta in ``reader``."""
         return StreamReader(self._decoded(reader, max_output_size, [0, 0]))
