@@ -34,7 +34,6 @@ import contextlib
 import fcntl
 import functools
 import io
-import math
 import mmap
 import os
 import stat
@@ -43,11 +42,33 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from . import _xdelta3
+from ._codec.streams import blocks, buffer
+from ._codec.tuning import (
+    ANCHOR_BUDGET,
+    BLOCK_WINDOWS,
+    DECODE_BUDGET,
+    DEFAULT_LEVEL,
+    DEFAULT_SECONDARY,
+    DEFAULT_WINDOW_SIZE,
+    ENCODER_BUDGET,
+    LEVEL_PRESET,
+    PLAIN_WINDOW,
+    PRESETS,
+    PROBE_MARGIN,
+    PROBE_MIN_GAP,
+    RANDOM_MARGIN,
+    SECONDARY_IDS,
+    SMATCH_FASTEST,
+    Secondary,
+    anchor_bits,
+    matcher,
+    session_bytes,
+)
 from ._executor import CODEC, codec_threads
-from ._io import Readable, Writable, read_exactly, write_all
+from ._io import Readable, Writable, write_all
 from .errors import DecodeError, DeltaTooLargeError, EncodeError
 
 __all__ = [
@@ -64,105 +85,6 @@ __all__ = [
 
 #: Version of the vendored xdelta3 library.
 XDELTA3_VERSION: Final = "3.1.1"
-
-#: Defaults chosen by measurement (README, "Choosing the defaults"): xdelta3's level 3 matcher
-#: with DJW on the instruction and address sections keeps delta sizes within about 2% of
-#: ``xdelta3 -e -9`` (LZMA) at several times its speed.
-DEFAULT_LEVEL: Final = 3
-DEFAULT_SECONDARY: Final = "djw"
-#: Target bytes per VCDIFF window: the unit of parallel work.
-DEFAULT_WINDOW_SIZE: Final = 1 << 19
-
-Secondary = Literal["none", "djw", "lzma"]
-
-_SECONDARY_IDS: Final = {"none": 0, "djw": 1, "lzma": 2}
-
-# xdelta3's compiled string-matcher presets by level (as its command line maps -1..-9), with
-# their parameters: (large_look, large_step, small_look, small_chain, small_lchain, max_lazy,
-# long_enough). Level 6 has no preset constant of its own, so it runs with soft parameters.
-_SMATCH_SLOW, _SMATCH_FAST, _SMATCH_FASTER, _SMATCH_FASTEST = 1, 2, 3, 4
-_PRESETS: Final = {
-    _SMATCH_FASTEST: (9, 26, 4, 1, 1, 6, 6),
-    _SMATCH_FASTER: (9, 15, 4, 1, 1, 18, 18),
-    _SMATCH_FAST: (9, 8, 4, 4, 1, 18, 35),
-    0: (9, 3, 4, 8, 2, 36, 70),
-    _SMATCH_SLOW: (9, 2, 4, 44, 13, 90, 70),
-}
-_LEVEL_PRESET: Final = {
-    1: _SMATCH_FASTEST,
-    2: _SMATCH_FASTER,
-    3: _SMATCH_FAST,
-    4: _SMATCH_FAST,
-    5: _SMATCH_FAST,
-    6: 0,
-    7: _SMATCH_SLOW,
-    8: _SMATCH_SLOW,
-    9: _SMATCH_SLOW,
-}
-
-#: Memory for xdelta3's index of the reference (8 bytes a slot). Beyond it, the index samples
-#: the reference more sparsely instead of growing: peak memory stays the reference plus a bound.
-_INDEX_BUDGET: Final = 16 << 20
-#: The probe: a target stretch is "shared" around each anchor found in the reference, widened by
-#: this margin (matches run on past the last anchor), and unshared stretches shorter than the
-#: gap are not worth splitting off.
-_PROBE_MARGIN: Final = 4096
-_PROBE_MIN_GAP: Final = 16384
-#: Window size for stretches that share nothing with the reference.
-_PLAIN_WINDOW: Final = 1 << 17
-#: Unshared windows whose bytes look random are stored verbatim: order-0 entropy within three
-#: times what random bytes of that length fall short of 8 bits (255 / (2 n ln 2) bits).
-_RANDOM_MARGIN: Final = 3 * 255 / (2 * math.log(2))
-#: Streaming reads the target in blocks of this many windows.
-_BLOCK_WINDOWS: Final = 4
-#: The content-defined probe's table of reference anchors is kept within this.
-_ANCHOR_BUDGET: Final = 4 << 20
-#: Memory of one encoder beyond the reference: its two indexes (at most _INDEX_BUDGET and
-#: _ANCHOR_BUDGET) and its xdelta3 sessions (each has its own window hash tables: about 8.5 MiB
-#: for a 512 KiB window at level 3) share this. Sessions are created only while they fit, so
-#: peak memory does not grow with the thread count; with the target blocks and windows in
-#: flight (about 10 MiB), streaming stays within the reference plus 64 MiB.
-_ENCODER_BUDGET: Final = 48 << 20
-#: Streaming decode: bytes of batches (delta in, output out) in flight at once.
-_DECODE_BUDGET: Final = 24 << 20
-
-
-def _anchor_bits(size: int) -> int:
-    """The sparsest-needed anchor spacing (bits) whose table for ``size`` bytes fits the budget
-    (as AnchorIndex sizes it: a power of two above twice the expected anchors)."""
-    bits = 6
-    while bits < 20:
-        want, slots = (size >> bits) * 2 + 16, 16
-        while slots < want:
-            slots <<= 1
-        if slots * 8 <= _ANCHOR_BUDGET:
-            break
-        bits += 1
-    return bits
-
-
-def _session_bytes(window: int, params: tuple[int, ...], sprevsz: int = 1 << 18) -> int:
-    """What one xdelta3 encoding session allocates for windows of ``window`` bytes: its target
-    hash table (8 bytes a slot, the power of two at most the window), the chain of previous
-    positions when the matcher follows chains (8 bytes times sprevsz), the instruction buffer
-    (32768 instructions of 48 bytes) and its output (about two windows at worst)."""
-    table = 8 << (window.bit_length() - 1)
-    chain = 8 * sprevsz if params[3] > 1 or params[4] > 1 else 0
-    return table + chain + 48 * (1 << 15) + 2 * window
-
-
-def _buffer(obj: Any, what: str) -> memoryview:
-    """A flat unsigned-byte view of any contiguous buffer, without copying it."""
-    try:
-        view = memoryview(obj)
-    except TypeError:
-        raise TypeError(f"{what} must be a bytes-like object, not {type(obj).__name__}") from None
-    if not view.c_contiguous:
-        raise TypeError(f"{what} must be a contiguous buffer")
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
 
 # --- encoder ---------------------------------------------------------------------------------
 
@@ -198,7 +120,7 @@ class Encoder:
     ) -> None:
         if not isinstance(level, int) or not 1 <= level <= 9:
             raise ValueError("level must be an integer from 1 to 9")
-        if secondary not in _SECONDARY_IDS:
+        if secondary not in SECONDARY_IDS:
             raise ValueError(
                 "secondary must be 'none', 'djw' or 'lzma' "
                 "(FGK is only decoded: its encoder is known to be broken)"
@@ -207,16 +129,15 @@ class Encoder:
             raise ValueError("window_size must be between 4 KiB and 64 MiB")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError("threads must be a positive integer")
-        self._source = _buffer(source, "source")
+        self._source = buffer(source, "source")
         self.level = level
         self.secondary: Secondary = secondary
         self.window_size = window_size
         self.threads = threads or codec_threads()
-        sec_id = _SECONDARY_IDS[secondary]
+        sec_id = SECONDARY_IDS[secondary]
         if secondary_data is None:
             secondary_data = secondary == "lzma"
         self._sequential = secondary == "lzma"
-        matcher = _matcher(level, len(self._source))
         try:
             # The two indexes of the reference are independent: build them side by side.
             probe: Future[Any] | None = None
@@ -224,8 +145,8 @@ class Encoder:
                 anchors = functools.partial(
                     _xdelta3.AnchorIndex,
                     self._source,
-                    _anchor_bits(len(self._source)),
-                    2 * _ANCHOR_BUDGET,
+                    anchor_bits(len(self._source)),
+                    2 * ANCHOR_BUDGET,
                 )
                 if self.threads > 1:
                     probe = CODEC.submit(anchors)
@@ -234,7 +155,7 @@ class Encoder:
                     probe.set_result(anchors())
             self._core = _xdelta3.EncoderCore(
                 self._source,
-                matcher=matcher,
+                matcher=matcher(level, len(self._source)),
                 window_size=window_size,
                 secondary=sec_id,
                 level=level,
@@ -245,9 +166,9 @@ class Encoder:
             # smaller windows (xdelta3's tables are sized by the window; such data gains
             # little from a long reach), without secondary compression so that they can join
             # a delta of any header.
-            self._plain_window = min(window_size, _PLAIN_WINDOW)
+            self._plain_window = min(window_size, PLAIN_WINDOW)
             self._plain = _xdelta3.EncoderCore(
-                b"", matcher=_SMATCH_FASTEST, window_size=self._plain_window, secondary=0
+                b"", matcher=SMATCH_FASTEST, window_size=self._plain_window, secondary=0
             )
         except MemoryError:
             raise EncodeError("not enough memory to index the reference") from None
@@ -260,12 +181,12 @@ class Encoder:
         self._cond = threading.Condition()
         self._idle: tuple[list[_xdelta3.EncodeSession], list[_xdelta3.EncodeSession]] = ([], [])
         self._live = [0, 0]  # sessions of each kind (shared, plain), idle or in use
-        costs = _session_bytes(window_size, _PRESETS[_LEVEL_PRESET[level]]) + _session_bytes(
-            self._plain_window, _PRESETS[_SMATCH_FASTEST]
+        costs = session_bytes(window_size, PRESETS[LEVEL_PRESET[level]]) + session_bytes(
+            self._plain_window, PRESETS[SMATCH_FASTEST]
         )
         index = self._core.index_bytes + (self._probe.table_bytes if self._probe else 0)
         #: Windows that can be encoded at once within the budget (at least one).
-        self._concurrency = max(1, min(self.threads, (_ENCODER_BUDGET - index) // costs))
+        self._concurrency = max(1, min(self.threads, (ENCODER_BUDGET - index) // costs))
 
     @property
     def source_size(self) -> int:
@@ -323,7 +244,7 @@ class Encoder:
         if self._probe is None:
             segments = [(0, len(block), True, 0)]
         else:
-            segments = self._probe.segment(block, _PROBE_MARGIN, _PROBE_MIN_GAP)
+            segments = self._probe.segment(block, PROBE_MARGIN, PROBE_MIN_GAP)
         for lo, hi, shared, hint in segments:
             if shared:
                 for start in range(lo, hi, win):
@@ -337,7 +258,7 @@ class Encoder:
             for start in range(lo, hi, self._plain_window):
                 piece = block[start : min(start + self._plain_window, hi)]
                 end = offset + start + len(piece)
-                if _xdelta3.entropy_bits(piece) >= 8 - _RANDOM_MARGIN / len(piece):
+                if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
                     yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
                 else:
                     yield functools.partial(self._encode_plain, piece), 0, end
@@ -465,13 +386,13 @@ class Encoder:
         soon as the delta is known to exceed it, without finishing the encode. ``progress``
         is called with the number of target bytes encoded so far, as windows complete.
         """
-        view = _buffer(target, "target")
+        view = buffer(target, "target")
         # Probing block by block lets the first windows start encoding while later blocks are
         # still being probed.
-        size = self.window_size * _BLOCK_WINDOWS
-        blocks = ((view[i : i + size], i) for i in range(0, len(view), size))
+        size = self.window_size * BLOCK_WINDOWS
+        pieces = ((view[i : i + size], i) for i in range(0, len(view), size))
         # The whole target is in memory: probing may run as far ahead as it likes.
-        return b"".join(self._encoded(blocks, max_delta_size, progress, lookahead=1 << 30))
+        return b"".join(self._encoded(pieces, max_delta_size, progress, lookahead=1 << 30))
 
     def copy_stream(
         self,
@@ -494,8 +415,8 @@ class Encoder:
         """
         counted = [0]
         written = 0
-        blocks = _blocks(reader, self._read_size(read_size), counted)
-        for piece in self._encoded(blocks, max_delta_size, progress):
+        target = blocks(reader, self._read_size(read_size), counted)
+        for piece in self._encoded(target, max_delta_size, progress):
             write_all(writer, piece)
             written += len(piece)
         return counted[0], written
@@ -507,64 +428,15 @@ class Encoder:
 
         The counterpart of :meth:`copy_stream` for consumers that pull (an S3 upload).
         """
-        blocks = _blocks(reader, self._read_size(read_size), [0])
-        return StreamReader(self._encoded(blocks, max_delta_size))
+        target = blocks(reader, self._read_size(read_size), [0])
+        return StreamReader(self._encoded(target, max_delta_size))
 
     def _read_size(self, read_size: int | None) -> int:
         if read_size is None:
-            return self.window_size * _BLOCK_WINDOWS
+            return self.window_size * BLOCK_WINDOWS
         if read_size < 1:
             raise ValueError("read_size must be positive")
         return read_size
-
-
-def _matcher(level: int, source_size: int) -> Any:
-    """The xdelta3 matcher for ``level`` whose index fits the budget for this reference."""
-    preset = _LEVEL_PRESET[level]
-    params = _PRESETS[preset]
-    # xdelta3 gives its index one slot for every large_step bytes of the source window (a power
-    # of two above the source), rounded down to a power of two.
-    window = 1 << 14
-    while window <= source_size:
-        window <<= 1
-    step = params[1]
-    slots = 1 << max(0, (window // step).bit_length() - 1)
-    if slots * 8 <= _INDEX_BUDGET and preset:
-        return preset
-    budget_slots = _INDEX_BUDGET // 8
-    while (1 << max(0, (window // step).bit_length() - 1)) > budget_slots:
-        step += 1
-    return (params[0], step, *params[2:])
-
-
-#: Blocks at least this large are read into anonymous memory maps rather than malloc'd: glibc
-#: raises its mmap threshold to the size of a freed mapping, after which every block would sit
-#: in some thread's heap, and each thread's heap keeps twice the threshold when it trims.
-_MAPPED_BLOCK: Final = 1 << 18
-
-
-def _blocks(reader: Readable, size: int, counted: list[int]) -> Iterator[tuple[memoryview, int]]:
-    """The target read in blocks of ``size`` bytes, with their offsets; counts what it read."""
-    readinto = getattr(reader, "readinto", None)
-    if readinto is not None and size >= _MAPPED_BLOCK:
-        while True:
-            view = memoryview(mmap.mmap(-1, size))  # unmapped when the last view goes
-            n = 0
-            while n < size:
-                got = readinto(view[n:])
-                if not got:
-                    break
-                n += got
-            if not n:
-                return
-            yield view[:n], counted[0]
-            counted[0] += n
-    while True:
-        data = read_exactly(reader, size)
-        if not data:
-            return
-        yield memoryview(data), counted[0]
-        counted[0] += len(data)
 
 
 # --- decoder ---------------------------------------------------------------------------------
@@ -583,7 +455,7 @@ class Decoder:
     def __init__(self, source: Any, *, threads: int | None = None) -> None:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError("threads must be a positive integer")
-        self._source = _buffer(source, "source")
+        self._source = buffer(source, "source")
         self.threads = threads or codec_threads()
 
     @property
@@ -599,7 +471,7 @@ class Decoder:
         """
         if max_output_size < 0:
             raise ValueError("max_output_size must not be negative")
-        view = _buffer(delta, "delta")
+        view = buffer(delta, "delta")
         if not len(view):
             raise DecodeError("empty delta")
         header_len, secondary = _xdelta3.file_header_length(view)
@@ -643,7 +515,7 @@ class Decoder:
         """Results of decoding the delta read from ``reader``, batch by batch, in order.
 
         The delta is framed as it arrives and cut into batches of whole windows of about
-        _BLOCK_WINDOWS default windows of output, decoded on the shared pool. ``task`` makes
+        BLOCK_WINDOWS default windows of output, decoded on the shared pool. ``task`` makes
         the work of a batch (by default: decode it into new bytes, a memoryview of which is
         the result). Counts the delta bytes read in ``counters[0]``.
         """
@@ -662,7 +534,7 @@ class Decoder:
         header = bytes(buf[:header_len])
         del buf[:header_len]
         independent = _independent(secondary)
-        batch_target = _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE
+        batch_target = BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE
         # Sessions are reused from batch to batch (creating one costs allocations, freeing it
         # moves glibc's mmap threshold); with LZMA or FGK one session decodes all, in order.
         sessions: list[_xdelta3.DecodeSession] = []
@@ -766,7 +638,7 @@ class Decoder:
                     counters[0] += got
                     fill += got
 
-        depth = min(self.threads + 1, max(2, _DECODE_BUDGET // (2 * batch_target)))
+        depth = min(self.threads + 1, max(2, DECODE_BUDGET // (2 * batch_target)))
         results = CODEC.ordered(batches(), depth if independent else 1)
         try:
             yield from results
@@ -888,12 +760,12 @@ class _Buffers:
 #: flight. Batches end on window boundaries, a little past their target: room for a window
 #: more.
 _BUFFERS: Final = _Buffers(
-    _DECODE_BUDGET // (2 * _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE),
-    _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
+    DECODE_BUDGET // (2 * BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE),
+    BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
 )
 _INPUTS: Final = _Buffers(
-    _DECODE_BUDGET // (2 * _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE) + 1,
-    _BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
+    DECODE_BUDGET // (2 * BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE) + 1,
+    BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
 )
 
 
@@ -1071,7 +943,7 @@ def _main(argv: list[str] | None = None) -> int:
         metavar="BYTES",
         help="refuse deltas that rebuild more than this (default 1 TiB)",
     )
-    enc.add_argument("--secondary", choices=sorted(_SECONDARY_IDS), default=DEFAULT_SECONDARY)
+    enc.add_argument("--secondary", choices=sorted(SECONDARY_IDS), default=DEFAULT_SECONDARY)
     demo.add_argument("--package", default="botocore")
     demo.add_argument("--versions", nargs=2, default=["1.35.5", "1.35.6"], metavar="V")
     args = parser.parse_args(argv)

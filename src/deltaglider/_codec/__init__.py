@@ -1,0 +1,1 @@
+"""The codec's private stages behind :mod:`deltaglider.codec`; nothing here is public."""
