@@ -309,7 +309,7 @@ _MEMORY_CHILD = textwrap.dedent("""
     class Target(io.RawIOBase):
         # The reference over and over, mutated; with mixed, every third MiB is new data. Made
         # in place in the caller's buffer, in small pieces: the generator's own allocations
-        # must not count (nor move glibc's mmap threshold, see codec._MAPPED_BLOCK).
+        # must not count (nor move glibc's mmap threshold, see _codec.streams.MAPPED_BLOCK).
         def __init__(self):
             self.left, self.pos, self.rng = total, 0, random.Random(5)
         def readable(self):
