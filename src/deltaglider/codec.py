@@ -38,38 +38,24 @@ import mmap
 import os
 import stat
 import sys
-import threading
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Final
 
 from . import _xdelta3
+from ._codec.encode import Windows
 from ._codec.streams import blocks, buffer
 from ._codec.tuning import (
-    ANCHOR_BUDGET,
     BLOCK_WINDOWS,
     DECODE_BUDGET,
     DEFAULT_LEVEL,
     DEFAULT_SECONDARY,
     DEFAULT_WINDOW_SIZE,
-    ENCODER_BUDGET,
-    LEVEL_PRESET,
-    PLAIN_WINDOW,
-    PRESETS,
-    PROBE_MARGIN,
-    PROBE_MIN_GAP,
-    RANDOM_MARGIN,
     SECONDARY_IDS,
-    SMATCH_FASTEST,
     Secondary,
-    anchor_bits,
-    matcher,
-    session_bytes,
 )
 from ._executor import CODEC, codec_threads
 from ._io import Readable, Writable, write_all
-from .errors import DecodeError, DeltaTooLargeError, EncodeError
+from .errors import DecodeError, EncodeError
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -85,8 +71,6 @@ __all__ = [
 
 #: Version of the vendored xdelta3 library.
 XDELTA3_VERSION: Final = "3.1.1"
-
-# --- encoder ---------------------------------------------------------------------------------
 
 
 class Encoder:
@@ -134,244 +118,29 @@ class Encoder:
         self.secondary: Secondary = secondary
         self.window_size = window_size
         self.threads = threads or codec_threads()
-        sec_id = SECONDARY_IDS[secondary]
-        if secondary_data is None:
-            secondary_data = secondary == "lzma"
-        self._sequential = secondary == "lzma"
-        try:
-            # The two indexes of the reference are independent: build them side by side.
-            probe: Future[Any] | None = None
-            if len(self._source):
-                anchors = functools.partial(
-                    _xdelta3.AnchorIndex,
-                    self._source,
-                    anchor_bits(len(self._source)),
-                    2 * ANCHOR_BUDGET,
-                )
-                if self.threads > 1:
-                    probe = CODEC.submit(anchors)
-                else:
-                    probe = Future()
-                    probe.set_result(anchors())
-            self._core = _xdelta3.EncoderCore(
-                self._source,
-                matcher=matcher(level, len(self._source)),
-                window_size=window_size,
-                secondary=sec_id,
-                level=level,
-                compress_data=secondary_data,
-            )
-            self._probe = probe.result() if probe is not None else None
-            # Windows that share nothing with the reference are compressed without it, in
-            # smaller windows (xdelta3's tables are sized by the window; such data gains
-            # little from a long reach), without secondary compression so that they can join
-            # a delta of any header.
-            self._plain_window = min(window_size, PLAIN_WINDOW)
-            self._plain = _xdelta3.EncoderCore(
-                b"", matcher=SMATCH_FASTEST, window_size=self._plain_window, secondary=0
-            )
-        except MemoryError:
-            raise EncodeError("not enough memory to index the reference") from None
-        # Sessions (xdelta3 streams, each with its own window tables) are kept for reuse. At
-        # most as many of each kind (against the reference, and plain) exist as fit in the
-        # budget left by the indexes, a pair per window encoded at once; when all are busy a
-        # window waits for one. They are never dropped and recreated in between: freeing
-        # their tables would also raise glibc's mmap threshold, after which every thread's
-        # heap holds more memory.
-        self._cond = threading.Condition()
-        self._idle: tuple[list[_xdelta3.EncodeSession], list[_xdelta3.EncodeSession]] = ([], [])
-        self._live = [0, 0]  # sessions of each kind (shared, plain), idle or in use
-        costs = session_bytes(window_size, PRESETS[LEVEL_PRESET[level]]) + session_bytes(
-            self._plain_window, PRESETS[SMATCH_FASTEST]
+        self._windows = Windows(
+            self._source,
+            level=level,
+            secondary=secondary,
+            secondary_data=secondary_data,
+            window_size=window_size,
+            threads=self.threads,
         )
-        index = self._core.index_bytes + (self._probe.table_bytes if self._probe else 0)
-        #: Windows that can be encoded at once within the budget (at least one).
-        self._concurrency = max(1, min(self.threads, (ENCODER_BUDGET - index) // costs))
 
     @property
     def source_size(self) -> int:
         """Size of the reference in bytes."""
         return len(self._source)
 
-    def _borrow(self, plain: bool) -> _xdelta3.EncodeSession:
-        kind = int(plain)
-        with self._cond:
-            while True:
-                if self._idle[kind]:
-                    return self._idle[kind].pop()
-                if self._live[kind] < self._concurrency:
-                    self._live[kind] += 1
-                    break
-                self._cond.wait()
-        try:
-            return (self._plain if plain else self._core).session()
-        except BaseException:
-            with self._cond:
-                self._live[kind] -= 1
-                self._cond.notify_all()
-            raise
+    @property
+    def _concurrency(self) -> int:
+        """Windows encoded at once within the memory budget (the tests check the budget)."""
+        return self._windows.concurrency
 
-    def _give_back(self, session: _xdelta3.EncodeSession, plain: bool) -> None:
-        with self._cond:
-            self._idle[int(plain)].append(session)
-            self._cond.notify_all()
-
-    def _encode_shared(
-        self, data: memoryview, hint: int, session: _xdelta3.EncodeSession | None = None
-    ) -> bytes:
-        if session is not None:
-            return session.encode_window(data, hint)
-        s = self._borrow(False)
-        try:
-            return s.encode_window(data, hint)
-        finally:
-            self._give_back(s, False)
-
-    def _encode_plain(self, data: memoryview) -> bytes:
-        s = self._borrow(True)
-        try:
-            return s.encode_window(data, 0)
-        finally:
-            self._give_back(s, True)
-
-    def _tasks(
-        self, block: memoryview, offset: int, lzma: _xdelta3.EncodeSession | None
-    ) -> Iterator[tuple[Callable[[], bytes], int, int]]:
-        """Window tasks for one block of the target starting at ``offset``, each with the
-        least its output will be (known only for verbatim windows; else 0) and where its
-        window ends in the target."""
-        win = self.window_size
-        if self._probe is None:
-            segments = [(0, len(block), True, 0)]
-        else:
-            segments = self._probe.segment(block, PROBE_MARGIN, PROBE_MIN_GAP)
-        for lo, hi, shared, hint in segments:
-            if shared:
-                for start in range(lo, hi, win):
-                    piece = block[start : min(start + win, hi)]
-                    where = hint + (start - lo) if hint else offset + start
-                    end = offset + start + len(piece)
-                    yield functools.partial(self._encode_shared, piece, where, lzma), 0, end
-                continue
-            # Unshared stretches: classified here, so that the size of verbatim windows counts
-            # toward max_delta_size before they are even built.
-            for start in range(lo, hi, self._plain_window):
-                piece = block[start : min(start + self._plain_window, hi)]
-                end = offset + start + len(piece)
-                if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
-                    yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
-                else:
-                    yield functools.partial(self._encode_plain, piece), 0, end
-
-    def _encoded(
-        self,
-        blocks: Iterator[tuple[memoryview, int]],
-        max_delta_size: int | None,
-        progress: Callable[[int], None] | None = None,
-        lookahead: int = 2,
-    ) -> Iterator[bytes]:
-        """The delta as a sequence of pieces (header first) for a sequence of target blocks.
-
-        Up to ``lookahead`` blocks are probed ahead of the windows being encoded, in parallel.
-        The least size of what they will produce (their verbatim windows) counts toward
-        ``max_delta_size`` as soon as it is known: an unrelated target is given up on after
-        being probed, not encoded.
-        """
-        header = self._core.header
-        produced = len(header)
-        read = 0
-        if max_delta_size is not None and produced > max_delta_size:
-            raise DeltaTooLargeError(max_delta_size, produced, 0)
-        yield header
-        # LZMA carries its state from window to window: one session, in order.
-        lzma = self._core.session() if self._sequential else None
-        # Twice the threads in flight: the next blocks are probed meanwhile.
-        # Windows in flight: twice those that can be encoded at once, so that a slow window
-        # does not idle the others while its successors wait to be written in order.
-        depth = 1 if self._sequential or self.threads == 1 else 2 * self._concurrency
-        any_window = False
-        # Least sizes and target ends of the windows handed out, not yet returned.
-        promised: deque[tuple[int, int]] = deque()
-        pending = 0  # their sum
-        read_done = 0  # end of the last block whose windows were handed out
-        # Blocks being probed ahead: the probe's future and where the block ends.
-        ahead: deque[tuple[Future[list[tuple[Callable[[], bytes], int, int]]], int]] = deque()
-
-        def probe(block: memoryview, offset: int) -> list[tuple[Callable[[], bytes], int, int]]:
-            return list(self._tasks(block, offset, lzma))
-
-        def check(extra: int) -> None:
-            if max_delta_size is not None and produced + pending + extra > max_delta_size:
-                # How far the target has been looked at: read and encoded, or probed.
-                examined = max([read_done, *(end for f, end in ahead if f.done())])
-                raise DeltaTooLargeError(max_delta_size, produced + pending + extra, examined)
-
-        def tasks() -> Iterator[Callable[[], bytes]]:
-            nonlocal read, pending, read_done
-            source = iter(blocks)
-            more = True
-            while True:
-                while more and len(ahead) < lookahead:
-                    try:
-                        block, offset = next(source)
-                    except StopIteration:
-                        more = False
-                        break
-                    read = offset + len(block)
-                    if depth > 1:
-                        ahead.append((CODEC.submit(probe, block, offset), read))
-                    else:
-                        done: Future[list[tuple[Callable[[], bytes], int, int]]] = Future()
-                        done.set_result(probe(block, offset))
-                        ahead.append((done, read))
-                if not ahead:
-                    return
-                # What the blocks probed so far will produce at least, before any is encoded,
-                # checked as each probe finishes: an unrelated target stops after about as
-                # much of it is probed as the limit allows.
-                while True:
-                    check(
-                        sum(
-                            least
-                            for f, _ in ahead
-                            if f.done() and not f.exception()
-                            for _, least, _ in f.result()
-                        )
-                    )
-                    if ahead[0][0].done():
-                        break
-                    wait([f for f, _ in ahead if not f.done()], return_when=FIRST_COMPLETED)
-                future, read_done = ahead.popleft()
-                for task, least, end in future.result():
-                    pending += least
-                    check(0)
-                    promised.append((least, end))
-                    yield task
-
-        results = CODEC.ordered(tasks(), depth)
-        try:
-            for piece in results:
-                least, end = promised.popleft()
-                pending -= least
-                if progress is not None:
-                    progress(end)
-                if not piece:
-                    continue
-                produced += len(piece)
-                check(0)
-                any_window = True
-                yield piece
-        finally:
-            results.close()
-            for fut, _ in ahead:
-                fut.cancel()
-        if not any_window:
-            # xdelta3 writes an empty window for an empty target; its decoder refuses a delta
-            # without windows, so do the same.
-            empty = _xdelta3.literal_window(b"")
-            if max_delta_size is not None and produced + len(empty) > max_delta_size:
-                raise DeltaTooLargeError(max_delta_size, produced + len(empty), read)
-            yield empty
+    @property
+    def _live(self) -> tuple[int, int]:
+        """xdelta3 sessions that exist: against the reference, and plain."""
+        return self._windows.shared.live, self._windows.plain.live
 
     def encode(
         self,
@@ -392,7 +161,7 @@ class Encoder:
         size = self.window_size * BLOCK_WINDOWS
         pieces = ((view[i : i + size], i) for i in range(0, len(view), size))
         # The whole target is in memory: probing may run as far ahead as it likes.
-        return b"".join(self._encoded(pieces, max_delta_size, progress, lookahead=1 << 30))
+        return b"".join(self._windows.pieces(pieces, max_delta_size, progress, lookahead=1 << 30))
 
     def copy_stream(
         self,
@@ -416,7 +185,7 @@ class Encoder:
         counted = [0]
         written = 0
         target = blocks(reader, self._read_size(read_size), counted)
-        for piece in self._encoded(target, max_delta_size, progress):
+        for piece in self._windows.pieces(target, max_delta_size, progress):
             write_all(writer, piece)
             written += len(piece)
         return counted[0], written
@@ -429,7 +198,7 @@ class Encoder:
         The counterpart of :meth:`copy_stream` for consumers that pull (an S3 upload).
         """
         target = blocks(reader, self._read_size(read_size), [0])
-        return StreamReader(self._encoded(target, max_delta_size))
+        return StreamReader(self._windows.pieces(target, max_delta_size))
 
     def _read_size(self, read_size: int | None) -> int:
         if read_size is None:

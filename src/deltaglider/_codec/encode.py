@@ -1,0 +1,301 @@
+"""Encode scheduling: the reference's two indexes, the xdelta3 sessions kept for reuse within
+the memory budget, and the pipeline that turns target blocks into a delta, window by window.
+
+:class:`~deltaglider.codec.Encoder` validates its arguments and holds one :class:`Windows`,
+to which it hands the target's blocks; it is a collaborator, not a base class. The target is
+probed block by block on the codec pool (probe-ahead), its windows are encoded there in
+parallel and yielded in order, and ``max_delta_size`` gives up as soon as the delta is known to
+exceed it.
+
+The session pool is a class of its own (:class:`Sessions`, one per kind: against the reference,
+and plain) where the proposal kept ``_borrow``/``_give_back`` as encoder methods over paired
+lists: each kind is then a plain counter and list, not an index into two.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+from .. import _xdelta3
+from .._executor import CODEC
+from ..errors import DeltaTooLargeError, EncodeError
+from .tuning import (
+    ANCHOR_BUDGET,
+    ENCODER_BUDGET,
+    LEVEL_PRESET,
+    PLAIN_WINDOW,
+    PRESETS,
+    PROBE_MARGIN,
+    PROBE_MIN_GAP,
+    RANDOM_MARGIN,
+    SECONDARY_IDS,
+    SMATCH_FASTEST,
+    Secondary,
+    anchor_bits,
+    matcher,
+    session_bytes,
+)
+
+__all__ = ["Sessions", "Windows"]
+
+#: A window's work, the least its output will be, and where the window ends in the target.
+_Task = tuple[Callable[[], bytes], int, int]
+
+
+class Sessions:
+    """xdelta3 sessions (streams, each with its own window tables) of one encoding core, kept
+    for reuse.
+
+    At most ``limit`` exist, idle or in use; when all are busy a window waits for one. They are
+    never dropped and recreated in between: freeing their tables would also raise glibc's mmap
+    threshold, after which every thread's heap holds more memory.
+    """
+
+    def __init__(self, core: _xdelta3.EncoderCore, limit: int) -> None:
+        self._core = core
+        self._limit = limit
+        self._cond = threading.Condition()
+        self._idle: list[_xdelta3.EncodeSession] = []
+        #: Sessions that exist, idle or in use.
+        self.live = 0
+
+    def _borrow(self) -> _xdelta3.EncodeSession:
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if self.live < self._limit:
+                    self.live += 1
+                    break
+                self._cond.wait()
+        try:
+            return self._core.session()
+        except BaseException:
+            with self._cond:
+                self.live -= 1
+                self._cond.notify_all()
+            raise
+
+    def _give_back(self, session: _xdelta3.EncodeSession) -> None:
+        with self._cond:
+            self._idle.append(session)
+            self._cond.notify_all()
+
+    def encode(self, data: memoryview, hint: int = 0) -> bytes:
+        """One window's delta, on a session borrowed for it."""
+        session = self._borrow()
+        try:
+            return session.encode_window(data, hint)
+        finally:
+            self._give_back(session)
+
+
+class Windows:
+    """Encodes targets window by window against one reference: indexes it once, then runs
+    :meth:`pieces` for as many targets as asked, from any number of threads."""
+
+    def __init__(
+        self,
+        source: memoryview,
+        *,
+        level: int,
+        secondary: Secondary,
+        secondary_data: bool | None,
+        window_size: int,
+        threads: int,
+    ) -> None:
+        self.window_size = window_size
+        self.threads = threads
+        if secondary_data is None:
+            secondary_data = secondary == "lzma"
+        # LZMA carries its state from window to window: one session, in order.
+        self._sequential = secondary == "lzma"
+        try:
+            # The two indexes of the reference are independent: build them side by side.
+            probe: Future[_xdelta3.AnchorIndex] | None = None
+            if len(source):
+                anchors = functools.partial(
+                    _xdelta3.AnchorIndex, source, anchor_bits(len(source)), 2 * ANCHOR_BUDGET
+                )
+                if threads > 1:
+                    probe = CODEC.submit(anchors)
+                else:
+                    probe = Future()
+                    probe.set_result(anchors())
+            self._core = _xdelta3.EncoderCore(
+                source,
+                matcher=matcher(level, len(source)),
+                window_size=window_size,
+                secondary=SECONDARY_IDS[secondary],
+                level=level,
+                compress_data=secondary_data,
+            )
+            self._probe = probe.result() if probe is not None else None
+            # Windows that share nothing with the reference are compressed without it, in
+            # smaller windows (xdelta3's tables are sized by the window; such data gains
+            # little from a long reach), without secondary compression so that they can join
+            # a delta of any header.
+            self._plain_window = min(window_size, PLAIN_WINDOW)
+            plain = _xdelta3.EncoderCore(
+                b"", matcher=SMATCH_FASTEST, window_size=self._plain_window, secondary=0
+            )
+        except MemoryError:
+            raise EncodeError("not enough memory to index the reference") from None
+        # At most as many sessions of each kind (against the reference, and plain) exist as fit
+        # in the budget left by the indexes, a pair per window encoded at once.
+        costs = session_bytes(window_size, PRESETS[LEVEL_PRESET[level]]) + session_bytes(
+            self._plain_window, PRESETS[SMATCH_FASTEST]
+        )
+        index = self._core.index_bytes + (self._probe.table_bytes if self._probe else 0)
+        #: Windows that can be encoded at once within the budget (at least one).
+        self.concurrency = max(1, min(threads, (ENCODER_BUDGET - index) // costs))
+        self.shared = Sessions(self._core, self.concurrency)
+        self.plain = Sessions(plain, self.concurrency)
+
+    def _encode_shared(
+        self, data: memoryview, hint: int, session: _xdelta3.EncodeSession | None = None
+    ) -> bytes:
+        if session is not None:
+            return session.encode_window(data, hint)
+        return self.shared.encode(data, hint)
+
+    def _tasks(
+        self, block: memoryview, offset: int, lzma: _xdelta3.EncodeSession | None
+    ) -> Iterator[_Task]:
+        """Window tasks for one block of the target starting at ``offset``, each with the
+        least its output will be (known only for verbatim windows; else 0) and where its
+        window ends in the target."""
+        win = self.window_size
+        if self._probe is None:
+            segments = [(0, len(block), True, 0)]
+        else:
+            segments = self._probe.segment(block, PROBE_MARGIN, PROBE_MIN_GAP)
+        for lo, hi, shared, hint in segments:
+            if shared:
+                for start in range(lo, hi, win):
+                    piece = block[start : min(start + win, hi)]
+                    where = hint + (start - lo) if hint else offset + start
+                    end = offset + start + len(piece)
+                    yield functools.partial(self._encode_shared, piece, where, lzma), 0, end
+                continue
+            # Unshared stretches: classified here, so that the size of verbatim windows counts
+            # toward max_delta_size before they are even built.
+            for start in range(lo, hi, self._plain_window):
+                piece = block[start : min(start + self._plain_window, hi)]
+                end = offset + start + len(piece)
+                if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
+                    yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
+                else:
+                    yield functools.partial(self.plain.encode, piece), 0, end
+
+    def pieces(
+        self,
+        blocks: Iterator[tuple[memoryview, int]],
+        max_delta_size: int | None,
+        progress: Callable[[int], None] | None = None,
+        lookahead: int = 2,
+    ) -> Iterator[bytes]:
+        """The delta as a sequence of pieces (header first) for a sequence of target blocks.
+
+        Up to ``lookahead`` blocks are probed ahead of the windows being encoded, in parallel.
+        The least size of what they will produce (their verbatim windows) counts toward
+        ``max_delta_size`` as soon as it is known: an unrelated target is given up on after
+        being probed, not encoded.
+        """
+        header = self._core.header
+        produced = len(header)
+        read = 0
+        if max_delta_size is not None and produced > max_delta_size:
+            raise DeltaTooLargeError(max_delta_size, produced, 0)
+        yield header
+        lzma = self._core.session() if self._sequential else None
+        # Windows in flight: twice those that can be encoded at once, so that a slow window
+        # does not idle the others while its successors wait to be written in order.
+        depth = 1 if self._sequential or self.threads == 1 else 2 * self.concurrency
+        any_window = False
+        # Least sizes and target ends of the windows handed out, not yet returned.
+        promised: deque[tuple[int, int]] = deque()
+        pending = 0  # their sum
+        read_done = 0  # end of the last block whose windows were handed out
+        # Blocks being probed ahead: the probe's future and where the block ends.
+        ahead: deque[tuple[Future[list[_Task]], int]] = deque()
+
+        def probe(block: memoryview, offset: int) -> list[_Task]:
+            return list(self._tasks(block, offset, lzma))
+
+        def check(extra: int) -> None:
+            if max_delta_size is not None and produced + pending + extra > max_delta_size:
+                # How far the target has been looked at: read and encoded, or probed.
+                examined = max([read_done, *(end for f, end in ahead if f.done())])
+                raise DeltaTooLargeError(max_delta_size, produced + pending + extra, examined)
+
+        def tasks() -> Iterator[Callable[[], bytes]]:
+            nonlocal read, pending, read_done
+            source = iter(blocks)
+            more = True
+            while True:
+                while more and len(ahead) < lookahead:
+                    try:
+                        block, offset = next(source)
+                    except StopIteration:
+                        more = False
+                        break
+                    read = offset + len(block)
+                    if depth > 1:
+                        ahead.append((CODEC.submit(probe, block, offset), read))
+                    else:
+                        done: Future[list[_Task]] = Future()
+                        done.set_result(probe(block, offset))
+                        ahead.append((done, read))
+                if not ahead:
+                    return
+                # What the blocks probed so far will produce at least, before any is encoded,
+                # checked as each probe finishes: an unrelated target stops after about as
+                # much of it is probed as the limit allows.
+                while True:
+                    check(
+                        sum(
+                            least
+                            for f, _ in ahead
+                            if f.done() and not f.exception()
+                            for _, least, _ in f.result()
+                        )
+                    )
+                    if ahead[0][0].done():
+                        break
+                    wait([f for f, _ in ahead if not f.done()], return_when=FIRST_COMPLETED)
+                future, read_done = ahead.popleft()
+                for task, least, end in future.result():
+                    pending += least
+                    check(0)
+                    promised.append((least, end))
+                    yield task
+
+        results = CODEC.ordered(tasks(), depth)
+        try:
+            for piece in results:
+                least, end = promised.popleft()
+                pending -= least
+                if progress is not None:
+                    progress(end)
+                if not piece:
+                    continue
+                produced += len(piece)
+                check(0)
+                any_window = True
+                yield piece
+        finally:
+            results.close()
+            for fut, _ in ahead:
+                fut.cancel()
+        if not any_window:
+            # xdelta3 writes an empty window for an empty target; its decoder refuses a delta
+            # without windows, so do the same.
+            empty = _xdelta3.literal_window(b"")
+            if max_delta_size is not None and produced + len(empty) > max_delta_size:
+                raise DeltaTooLargeError(max_delta_size, produced + len(empty), read)
+            yield empty
