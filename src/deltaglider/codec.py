@@ -31,9 +31,6 @@ header) decode here. How the encoder is fast:
 from __future__ import annotations
 
 import io
-import mmap
-import os
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -51,7 +48,6 @@ from ._codec.tuning import (
 )
 from ._executor import codec_threads
 from ._io import Readable, Writable, write_all
-from .errors import DecodeError, EncodeError
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -204,9 +200,6 @@ class Encoder:
         return read_size
 
 
-# --- decoder ---------------------------------------------------------------------------------
-
-
 class Decoder:
     """Applies deltas made against one reference.
 
@@ -308,9 +301,6 @@ class StreamReader(io.RawIOBase):
         super().close()
 
 
-# --- one-shot helpers ------------------------------------------------------------------------
-
-
 def encode(source: Any, target: Any, **options: Any) -> bytes:
     """The delta from ``source`` to ``target``; ``options`` are :class:`Encoder`'s and
     ``max_delta_size``."""
@@ -324,163 +314,7 @@ def decode(source: Any, delta: Any, *, max_output_size: int, threads: int | None
     return Decoder(source, threads=threads).decode(delta, max_output_size=max_output_size)
 
 
-# --- python -m deltaglider.codec -------------------------------------------------------------
-
-
-def _main(argv: list[str] | None = None) -> int:
-    """``python -m deltaglider.codec``: encode, decode, or see it work on two real releases."""
-    import argparse
-    import json
-    import sys
-    import tempfile
-    import time
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(
-        prog="python -m deltaglider.codec",
-        description="xdelta3-compatible deltas with deltaglider's codec.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    enc = sub.add_parser("encode", help="write the delta that turns REFERENCE into TARGET")
-    dec = sub.add_parser("decode", help="write the target that DELTA rebuilds from REFERENCE")
-    demo = sub.add_parser("demo", help="delta two consecutive releases of a wheel from PyPI")
-    for p, names in (
-        (enc, ("reference", "target", "delta")),
-        (dec, ("reference", "delta", "output")),
-    ):
-        for name in names:
-            p.add_argument(name, type=Path)
-        p.add_argument("--json", action="store_true", help="print the result as JSON")
-    enc.add_argument("--level", type=int, choices=range(1, 10), default=DEFAULT_LEVEL)
-    dec.add_argument(
-        "--max-output-size",
-        type=int,
-        default=1 << 40,
-        metavar="BYTES",
-        help="refuse deltas that rebuild more than this (default 1 TiB)",
-    )
-    enc.add_argument("--secondary", choices=sorted(SECONDARY_IDS), default=DEFAULT_SECONDARY)
-    demo.add_argument("--package", default="botocore")
-    demo.add_argument("--versions", nargs=2, default=["1.35.5", "1.35.6"], metavar="V")
-    args = parser.parse_args(argv)
-
-    def fail(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return 1
-
-    def mapped(path: Path) -> Any:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                return b""
-            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-
-    def atomic_write(path: Path, produce: Callable[[Any], Any]) -> Any:
-        # Never leave a partial output where the caller asked for the file.
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                result = produce(fh)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return result
-
-    try:
-        t = time.perf_counter()
-        if args.command == "encode":
-            encoder = Encoder(mapped(args.reference), level=args.level, secondary=args.secondary)
-            with open(args.target, "rb") as src:
-                size, written = atomic_write(args.delta, lambda out: encoder.copy_stream(src, out))
-            result = {"target_bytes": size, "delta_bytes": written}
-        elif args.command == "decode":
-            decoder = Decoder(mapped(args.reference))
-            with open(args.delta, "rb") as src:
-                size, written = atomic_write(
-                    args.output,
-                    lambda out: decoder.copy_stream(src, out, max_output_size=args.max_output_size),
-                )
-            result = {"delta_bytes": size, "output_bytes": written}
-        else:
-            return _demo(args.package, args.versions)
-        result["seconds"] = time.perf_counter() - t
-    except OSError as exc:
-        return fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
-    except (DecodeError, EncodeError) as exc:
-        return fail(str(exc))
-    if args.json:
-        print(json.dumps(result))
-    elif args.command == "encode":
-        print(
-            f"{args.target}: {size} bytes -> delta {written} bytes "
-            f"({100 * written / max(1, size):.2f}%) in {result['seconds'] * 1e3:.0f} ms"
-        )
-    else:
-        print(
-            f"{args.output}: {written} bytes from a {size}-byte delta "
-            f"in {result['seconds'] * 1e3:.0f} ms"
-        )
-    return 0
-
-
-def _demo(package: str, versions: list[str]) -> int:
-    import hashlib
-    import subprocess
-    import tempfile
-    import time
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for version in versions:
-            print(f"fetching {package}=={version} from PyPI ...", flush=True)
-            before = set(Path(tmp).iterdir())
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    f"{package}=={version}",
-                    "-d",
-                    tmp,
-                ],
-                capture_output=True,
-                text=True,
-            )
-            new = sorted(set(Path(tmp).iterdir()) - before)
-            if proc.returncode or not new:
-                print(
-                    f"error: could not download {package}=={version}: "
-                    f"{proc.stderr.strip().splitlines()[-1:] or 'no file'}",
-                    file=sys.stderr,
-                )
-                return 1
-            files.append(new[0])
-        ref, tgt = files[0].read_bytes(), files[1].read_bytes()
-        t = time.perf_counter()
-        delta = Encoder(ref).encode(tgt)
-        t_enc = time.perf_counter() - t
-        t = time.perf_counter()
-        back = Decoder(ref).decode(delta, max_output_size=len(tgt))
-        t_dec = time.perf_counter() - t
-        same = hashlib.sha256(back).digest() == hashlib.sha256(tgt).digest()
-        print(f"reference {files[0].name}: {len(ref):,} bytes")
-        print(f"target    {files[1].name}: {len(tgt):,} bytes")
-        print(
-            f"delta: {len(delta):,} bytes = {100 * len(delta) / len(tgt):.2f}% of the target "
-            f"(saves {100 - 100 * len(delta) / len(tgt):.1f}%), encoded in {t_enc * 1e3:.0f} ms"
-        )
-        print(f"decoded in {t_dec * 1e3:.1f} ms: {'byte-exact' if same else 'MISMATCH'}")
-        return 0 if same else 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    from ._codec.cli import main
+
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deltaglider.codec import _main
+from deltaglider._codec.cli import main as _main
 
 
 @pytest.fixture
