@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import zipfile
+from typing import Any
 
 
 def release(
@@ -33,3 +34,12 @@ def release(
 
 def noise(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
+
+
+def get_bytes(
+    store: Any, bucket: str, key: str, *, start: int = 0, end: int | None = None
+) -> bytes:
+    """An object's bytes, verified: the engine's ``get`` into memory."""
+    out = io.BytesIO()
+    store.get(bucket, key, out, start=start, end=end)
+    return out.getvalue()

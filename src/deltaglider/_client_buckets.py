@@ -27,7 +27,7 @@ import botocore.exceptions
 
 from . import format as fmt
 from ._client_common import NotSupportedError, metadata_response
-from .errors import BucketNotEmpty, BucketNotFound, DeltaGliderError, StorageError
+from .errors import BucketNotEmpty, BucketNotFound, DeltaGliderError
 
 if TYPE_CHECKING:
     from .engine import DeltaStore
@@ -213,34 +213,7 @@ class BucketMixin:
         return {"ResponseMetadata": metadata_response(204)}
 
     def _clear_own_objects(self, bucket: str) -> bool:
-        """Removes deltaglider's bookkeeping from a bucket that holds nothing else; False
-        (and nothing removed) if it holds a user object."""
-        spaces: set[str] = set()
-        for info in self.storage.iter_objects(bucket):
-            kind = fmt.physical(info.key).kind
-            if kind == "reference":
-                spaces.add(fmt.deltaspace(info.key))
-            elif kind != "internal":
-                return False  # a delta or a direct/foreign object: the user's
-        for space in sorted(spaces):
-            # The engine's removal: only with no delta left, and undone if one appears.
-            self._store._maybe_drop_reference(bucket, space)
-        # A writer may have stored something meanwhile: then the bucket is not empty, and the
-        # bookkeeping it may need (backup references) stays.
-        internal = []
-        for info in self.storage.iter_objects(bucket):
-            if fmt.physical(info.key).kind != "internal":
-                return False
-            internal.append(info.key)
-        failures = self.storage.delete_many(bucket, internal)
-        if failures:
-            key, exc = next(iter(failures.items()))
-            raise StorageError(
-                f"could not remove s3://{bucket}/{key} before deleting the bucket: {exc}",
-                bucket=bucket,
-                key=key,
-            )
-        return True
+        return self._store.clear_own_objects(bucket)
 
     def head_bucket(self, *, Bucket: str, **other: Any) -> dict[str, Any]:
         """Whether the bucket exists and is accessible (ClientError ``404``/``403`` if not)."""

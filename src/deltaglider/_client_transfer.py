@@ -593,7 +593,9 @@ class TransferMixin:
         def one(_i: int, item_bucket: str, key: str, dest: Path) -> ObjectSummary:
             return self._store.get(item_bucket, key, dest, progress=report)
 
-        for (i, item_bucket, key, dest), summary, exc in self._store.map(one, jobs):
+        for (i, item_bucket, key, dest), summary, exc in self._store.pools.operations.as_completed(
+            one, jobs
+        ):
             if exc is None:
                 results[i] = _get_fields(summary, str(dest))
             else:

@@ -113,7 +113,7 @@ class Pool:
 
     def as_completed(
         self, fn: Callable[..., R], items: Iterable[tuple[Any, ...]], in_flight: int | None = None
-    ) -> Iterator[tuple[tuple[Any, ...], R | None, BaseException | None]]:
+    ) -> Iterator[tuple[tuple[Any, ...], Any, BaseException | None]]:
         """Runs ``fn(*item)`` for each item, at most ``in_flight`` submitted at once (default:
         twice the threads, so that none idles between two results); yields ``(item, result,
         error)`` as each finishes. One failure does not stop the others. Items are taken from

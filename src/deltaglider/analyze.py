@@ -58,7 +58,7 @@ from typing import IO, Any, Protocol, TypeVar
 from . import format as fmt
 from .codec import Encoder
 from .config import Config
-from .engine import DeltaStore, _natural
+from .engine import DeltaStore, natural_key
 from .errors import DeltaGliderError, DeltaTooLargeError, StorageError
 from .storage.base import Storage
 
@@ -294,7 +294,7 @@ def spread(items: Sequence[T], count: int) -> list[T]:
 def reference_of(keys: Sequence[str]) -> str:
     """The key a batch upload makes its deltaspace's reference: the middle one in natural
     (version-aware) order, as :meth:`DeltaStore.put_many` chooses it."""
-    ordered = sorted(keys, key=_natural)
+    ordered = sorted(keys, key=natural_key)
     return ordered[len(ordered) // 2]
 
 
@@ -319,7 +319,7 @@ def _plan(space: _Space, sample: int) -> _Plan | None:
         if not space.keys:
             return None
         ref_key, ref_size = space.existing_ref
-        others = sorted(space.keys, key=lambda kv: _natural(kv[0]))
+        others = sorted(space.keys, key=lambda kv: natural_key(kv[0]))
         return _Plan(space, ref_key, ref_size, True, spread(others, sample))
     if len(space.keys) < 2:
         return None
@@ -329,7 +329,7 @@ def _plan(space: _Space, sample: int) -> _Plan | None:
     ref_key = reference_of(space.candidate_keys)
     if ref_key not in dict(space.keys):
         ref_key = reference_of([k for k, _ in space.keys])
-    ordered = sorted(space.keys, key=lambda kv: _natural(kv[0]))
+    ordered = sorted(space.keys, key=lambda kv: natural_key(kv[0]))
     mid = next(i for i, (k, _) in enumerate(ordered) if k == ref_key)
     ref_size = ordered[mid][1]
     # Delta sizes grow with the distance (in versions) from the reference: sample along it.

@@ -588,12 +588,7 @@ class DeltaGliderClient(TransferMixin, BucketMixin):
     def _undo_put(self, bucket: str, result: PutResult) -> None:
         """Removes what a put just stored (its tagging failed), unless it was replaced since;
         and the reference it made for a new deltaspace, if no delta uses it."""
-        try:
-            self.storage.delete(bucket, result.physical_key, if_match=result.etag)
-            if result.is_delta:
-                self._store._maybe_drop_reference(bucket, fmt.deltaspace(result.physical_key))
-        except DeltaGliderError:
-            pass  # replaced meanwhile (PreconditionFailed), or the store is gone: left as is
+        self._store.undo_put(result)
 
     def get_object_tagging(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
         """The tags of a logical object (kept on its stored representation)."""
@@ -1116,9 +1111,9 @@ def _copy_source(source: str | Mapping[str, str]) -> tuple[str, str]:
 
 def _after_token(key: str) -> str:
     """A continuation token that starts after the logical ``key``."""
-    from .engine import _encode_token
+    from .engine import after_token
 
-    return _encode_token(key, {fmt.delta_key(key), fmt.direct_key(key)} - {key})
+    return after_token(key)
 
 
 def _s3_models() -> tuple[Any, Any]:

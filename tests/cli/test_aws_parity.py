@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cli_conftest import Target, executable, remove_bucket
+from data import get_bytes
 from originals import awscli
 from test_cp import release
 
@@ -156,7 +157,7 @@ def test_scripted_session_matches_aws_s3(parity, tmp_path: Path) -> None:  # typ
             expected = body.read()
         finally:
             body.close()
-        assert engine.get_bytes(target.bucket, key) == expected, key
+        assert get_bytes(engine, target.bucket, key) == expected, key
     # And deltaglider stored deltas, not copies.
     physical = [o.key for o in storage.iter_objects(target.bucket)]
     assert sum(k.endswith(".delta") for k in physical) >= 10

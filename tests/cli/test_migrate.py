@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import pytest
 from cli_conftest import Dg, Target, executable, ok, remove_bucket, write
+from data import get_bytes
 from test_cp import release
 
 from deltaglider import format as fmt
@@ -46,7 +47,7 @@ def _json_lines(text: str) -> list[dict[str, object]]:
 def _logical(target: Target, bucket: str, prefix: str = "") -> dict[str, bytes]:
     engine = target.engine()
     return {
-        o.key: engine.get_bytes(bucket, o.key) for o in engine.iter_objects(bucket, prefix=prefix)
+        o.key: get_bytes(engine, bucket, o.key) for o in engine.iter_objects(bucket, prefix=prefix)
     }
 
 
@@ -131,8 +132,8 @@ def test_resume_skips_verified_and_redoes_the_rest(dg: Dg, target: Target, dest:
     assert sorted(str(r["source"]) for r in plan[1:-1]) == [
         target.url(f"r/app-{v}.zip") for v in (1, 2, 9)
     ]
-    assert engine.get_bytes(dest, "r/app-1.zip") == release(11)
-    assert engine.get_bytes(dest, "r/app-2.zip") == release(2)
+    assert get_bytes(engine, dest, "r/app-1.zip") == release(11)
+    assert get_bytes(engine, dest, "r/app-2.zip") == release(2)
     assert engine.head(dest, "r/app-2.zip").is_delta
 
 
@@ -380,7 +381,7 @@ def test_killed_midway_resumes_with_nothing_lost_or_duplicated(
     logical = sorted(o.key for o in engine.iter_objects(dst))
     assert logical == sorted(files)
     with ThreadPoolExecutor(8) as pool:
-        got = dict(pool.map(lambda k: (k, engine.get_bytes(dst, k)), logical))
+        got = dict(pool.map(lambda k: (k, get_bytes(engine, dst, k)), logical))
     assert got == files
     # Nothing duplicated: one stored object per file, one reference per deltaspace, no
     # temporary objects.

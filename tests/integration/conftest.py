@@ -76,8 +76,7 @@ def make_config(**overrides: Any) -> Config:
 def store(storage: Storage) -> Iterator[DeltaStore]:
     engine = DeltaStore(storage, MemoryCache(256 << 20), make_config())
     yield engine
-    engine._pool.shutdown(wait=True)
-    engine._io.shutdown(wait=True)
+    engine.pools.shutdown()
 
 
 # Tests import this folder's helpers as ``integration_conftest``: every folder has a ``conftest``,

@@ -10,7 +10,7 @@ import hashlib
 import time
 from typing import Any
 
-from data import release
+from data import get_bytes, release
 
 from deltaglider.cache import MemoryCache
 from deltaglider.config import Config
@@ -55,7 +55,7 @@ def run(op: tuple[Any, ...]) -> tuple[str, Any]:
         if kind == "delete":
             return "ok", STORE.delete(bucket, key)
         if kind == "get":
-            data = STORE.get_bytes(bucket, key)
+            data = get_bytes(STORE, bucket, key)
             return "ok", hashlib.sha256(data).hexdigest()
         if kind == "copy":  # key is "source>destination"
             source, destination = key.split(">")

@@ -120,8 +120,7 @@ def test_settings(storage: Storage, bucket: str) -> None:
         assert analyze(store, bucket).max_ratio == 0.25  # the store's config
         assert analyze(store, bucket, config=make_config()).max_ratio == 0.5
     finally:
-        store._pool.shutdown(wait=True)
-        store._io.shutdown(wait=True)
+        store.pools.shutdown()
     with pytest.raises(ValueError):
         analyze(storage, bucket, sample=0)
     with pytest.raises(ValueError):

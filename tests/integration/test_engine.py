@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
-from data import noise, release
+from data import get_bytes, noise, release
 from integration_conftest import make_config
 
 from deltaglider import format as fmt
@@ -77,7 +77,7 @@ def test_first_upload_creates_reference_and_zero_diff_delta(store: DeltaStore, b
     assert int(meta["dg-file-size"]) == len(v1)
     assert int(meta["dg-delta-size"]) == delta.size
     assert meta["dg-created-at"].endswith("Z")
-    assert store.get_bytes(bucket, "releases/app-1.zip") == v1
+    assert get_bytes(store, bucket, "releases/app-1.zip") == v1
 
 
 def test_later_versions_are_small_deltas(store: DeltaStore, bucket: str) -> None:
@@ -88,7 +88,7 @@ def test_later_versions_are_small_deltas(store: DeltaStore, bucket: str) -> None
         if v > 1:
             assert result.stored_size < len(data) // 10
     for v, data in enumerate(versions, 1):
-        assert store.get_bytes(bucket, f"r/app-{v}.zip") == data
+        assert get_bytes(store, bucket, f"r/app-{v}.zip") == data
         head = store.head(bucket, f"r/app-{v}.zip")
         assert head.is_delta and head.size == len(data) and head.sha256 == sha(data)
         assert head.stored_size < len(data)
@@ -102,7 +102,7 @@ def test_put_from_path_stream_and_bytes(store: DeltaStore, bucket: str, tmp_path
     store.put(bucket, "a/from-stream.zip", io.BytesIO(data))
     store.put(bucket, "a/from-bytes.zip", bytearray(data))
     for name in ("from-path", "from-stream", "from-bytes"):
-        assert store.get_bytes(bucket, f"a/{name}.zip") == data
+        assert get_bytes(store, bucket, f"a/{name}.zip") == data
 
 
 def test_direct_objects_keep_metadata_and_content_type(store: DeltaStore, bucket: str) -> None:
@@ -143,7 +143,7 @@ def test_undeltable_file_is_stored_direct(store: DeltaStore, bucket: str) -> Non
     result = store.put(bucket, "r/other.zip", blob)
     assert not result.is_delta and result.direct_reason == "ratio"
     assert result.physical_key == "r/other.zip"
-    assert store.get_bytes(bucket, "r/other.zip") == blob
+    assert get_bytes(store, bucket, "r/other.zip") == blob
     assert store.put(bucket, "r/app-2.zip", release(2), max_ratio=0.0001).direct_reason == "ratio"
     assert store.put(bucket, "r/app-3.zip", release(3), delta=False).direct_reason == ""
     assert not store.head(bucket, "r/app-3.zip").is_delta
@@ -152,7 +152,7 @@ def test_undeltable_file_is_stored_direct(store: DeltaStore, bucket: str) -> Non
 def test_empty_file(store: DeltaStore, bucket: str) -> None:
     result = store.put(bucket, "r/empty.zip", b"")
     assert not result.is_delta
-    assert store.get_bytes(bucket, "r/empty.zip") == b""
+    assert get_bytes(store, bucket, "r/empty.zip") == b""
     assert store.head(bucket, "r/empty.zip").size == 0
 
 
@@ -160,7 +160,7 @@ def test_non_ascii_names(store: DeltaStore, bucket: str) -> None:
     key = "releases/ünïcödé 版本/app-1.0 ✓.zip"
     data = release(1)
     store.put(bucket, key, data)
-    assert store.get_bytes(bucket, key) == data
+    assert get_bytes(store, bucket, key) == data
     assert [o.key for o in store.list_objects(bucket, prefix="releases/").objects] == [key]
     meta = store.storage.head(bucket, fmt.delta_key(key)).metadata or {}
     assert meta["dg-original-name"].isascii()
@@ -173,12 +173,12 @@ def test_reserved_names_round_trip(store: DeltaStore, bucket: str, name: str) ->
     data = f"user file called {name}".encode()
     result = store.put(bucket, f"d/{name}", data)
     assert result.physical_key.endswith(".direct") or result.physical_key.endswith(".delta")
-    assert store.get_bytes(bucket, f"d/{name}") == data
-    assert store.get_bytes(bucket, "d/app-1.zip") == release(1)
+    assert get_bytes(store, bucket, f"d/{name}") == data
+    assert get_bytes(store, bucket, "d/app-1.zip") == release(1)
     keys = [o.key for o in store.list_objects(bucket, prefix="d/").objects]
     assert keys == sorted(["d/app-1.zip", f"d/{name}"])
     store.delete(bucket, f"d/{name}")
-    assert store.get_bytes(bucket, "d/app-1.zip") == release(1)
+    assert get_bytes(store, bucket, "d/app-1.zip") == release(1)
 
 
 def test_invalid_keys(store: DeltaStore, bucket: str) -> None:
@@ -205,12 +205,12 @@ def test_ranges(store: DeltaStore, bucket: str, key: str) -> None:
     data = release(2) if key.endswith(".zip") else noise(100_000, 3)
     store.put(bucket, key, data)
     for start, end in ((0, 10), (5, 5000), (len(data) - 7, None), (1000, len(data))):
-        assert store.get_bytes(bucket, key, start=start, end=end) == data[start:end]
+        assert get_bytes(store, bucket, key, start=start, end=end) == data[start:end]
         _, reader = store.open(bucket, key, start=start, end=end)
         with reader:
             assert reader.read() == data[start:end]
     with pytest.raises(InvalidRange):
-        store.get_bytes(bucket, key, start=len(data) + 5)
+        get_bytes(store, bucket, key, start=len(data) + 5)
 
 
 def _tamper(storage: Storage, bucket: str, key: str, change: Any) -> None:
@@ -257,14 +257,14 @@ def test_replaced_reference_is_detected(store: DeltaStore, bucket: str) -> None:
     )
     fresh = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
     with pytest.raises(IntegrityError, match="reference"):
-        fresh.get_bytes(bucket, "r/app-2.zip")
+        get_bytes(fresh, bucket, "r/app-2.zip")
 
 
 def test_foreign_objects_are_served_as_they_are(store: DeltaStore, bucket: str) -> None:
     store.storage.put(bucket, "f/plain.bin", b"written by another tool")
     store.storage.put(bucket, "f/report.zip", b"not a delta, no metadata")
-    assert store.get_bytes(bucket, "f/plain.bin") == b"written by another tool"
-    assert store.get_bytes(bucket, "f/report.zip") == b"not a delta, no metadata"
+    assert get_bytes(store, bucket, "f/plain.bin") == b"written by another tool"
+    assert get_bytes(store, bucket, "f/report.zip") == b"not a delta, no metadata"
     head = store.head(bucket, "f/plain.bin")
     assert head.kind == "foreign" and head.size == len(b"written by another tool")
     assert {o.key for o in store.list_objects(bucket, prefix="f/").objects} == {
@@ -287,11 +287,11 @@ def test_names_ending_in_direct_read_back(store: DeltaStore, bucket: str) -> Non
         "d/notes.delta",
         "d/notes.delta.direct",
     ]
-    assert store.get_bytes(bucket, "d/build.direct") == b"foreign"
+    assert get_bytes(store, bucket, "d/build.direct") == b"foreign"
     assert store.head(bucket, "d/build.direct").kind == "foreign"
-    assert store.get_bytes(bucket, "d/mine.direct") == b"ours, as is"
-    assert store.get_bytes(bucket, "d/notes.delta") == b"escaped"
-    assert store.get_bytes(bucket, "d/notes.delta.direct") == b"escaped twice"
+    assert get_bytes(store, bucket, "d/mine.direct") == b"ours, as is"
+    assert get_bytes(store, bucket, "d/notes.delta") == b"escaped"
+    assert get_bytes(store, bucket, "d/notes.delta.direct") == b"escaped twice"
     assert listed["d/notes.delta.direct"].size == len(b"escaped twice")
     assert sorted(physical_keys(store.storage, bucket)) == [
         "d/build.direct",
@@ -300,7 +300,7 @@ def test_names_ending_in_direct_read_back(store: DeltaStore, bucket: str) -> Non
         "d/notes.delta.direct.direct",
     ]
     assert store.delete(bucket, "d/build.direct")
-    assert store.get_bytes(bucket, "d/mine.direct") == b"ours, as is"
+    assert get_bytes(store, bucket, "d/mine.direct") == b"ours, as is"
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -327,7 +327,10 @@ def test_listing_is_the_logical_view(store: DeltaStore, bucket: str) -> None:
 
 def test_pagination_lists_every_key_once(store: DeltaStore, bucket: str) -> None:
     keys = [f"p/file-{i:05d}.txt" for i in range(1040)]  # more than one page of the store
-    for item, _, exc in store.map(lambda k: store.put(bucket, k, k.encode()), ((k,) for k in keys)):
+    puts = store.pools.operations.as_completed(
+        lambda k: store.put(bucket, k, k.encode()), ((k,) for k in keys)
+    )
+    for item, _, exc in puts:
         assert exc is None, (item, exc)
     store.put(bucket, "p/app-1.zip", release(1))
     store.put(bucket, "p/app-2.zip", release(2))
@@ -369,8 +372,10 @@ def test_both_representations_the_newer_wins(store: DeltaStore, bucket: str) -> 
                 break
             token = page.next_token
         assert seen == ["t/app-1.zip", "t/app-2.zip"]
-    assert store.get_bytes(bucket, "t/app-2.zip") == release(3)
-    store._io.submit(lambda: None).result()  # the stale copy is removed in the background
+    assert get_bytes(store, bucket, "t/app-2.zip") == release(3)
+    store.pools.requests.submit(
+        lambda: None
+    ).result()  # the stale copy is removed in the background
     store.delete(bucket, "t/app-2.zip")
     with pytest.raises(ObjectNotFound):
         store.head(bucket, "t/app-2.zip")
@@ -385,12 +390,12 @@ def test_reference_goes_with_the_last_delta(store: DeltaStore, bucket: str) -> N
     store.put(bucket, "r/notes.txt", b"direct files do not keep a reference alive")
     assert store.delete(bucket, "r/app-1.zip")
     assert "r/reference.bin" in physical_keys(store.storage, bucket)
-    assert store.get_bytes(bucket, "r/app-2.zip") == release(2)
+    assert get_bytes(store, bucket, "r/app-2.zip") == release(2)
     assert store.delete(bucket, "r/app-2.zip")
     assert physical_keys(store.storage, bucket) == ["r/notes.txt"]
     # The deltaspace starts afresh.
     store.put(bucket, "r/app-3.zip", release(3))
-    assert store.get_bytes(bucket, "r/app-3.zip") == release(3)
+    assert get_bytes(store, bucket, "r/app-3.zip") == release(3)
 
 
 def test_delete_prefix_and_many(store: DeltaStore, bucket: str) -> None:
@@ -427,7 +432,7 @@ def test_unused_references_and_stale_bookkeeping_are_removed(
     physical = physical_keys(store.storage, bucket)
     assert [k for k in physical if k.endswith("reference.bin")] == ["s/reference.bin"]
     assert set(left + kept) <= set(physical)  # fresh: maybe a call in flight still uses them
-    assert store.get_bytes(bucket, "s/app-2.zip") == release(2)
+    assert get_bytes(store, bucket, "s/app-2.zip") == release(2)
     assert sorted(store.drop_stale_bookkeeping(bucket, older_than=timedelta(0))) == sorted(left)
     physical = physical_keys(store.storage, bucket)
     assert not set(left) & set(physical) and set(kept) <= set(physical)
@@ -441,16 +446,16 @@ def test_copy(store: DeltaStore, bucket: str) -> None:
     # Same reference (the deltaspace itself): a server-side copy of the delta.
     same = store.copy(bucket, "r/app-2.zip", bucket, "r/app-2-copy.zip")
     assert same.is_delta
-    assert store.get_bytes(bucket, "r/app-2-copy.zip") == release(2)
+    assert get_bytes(store, bucket, "r/app-2-copy.zip") == release(2)
     assert store.head(bucket, "r/app-2-copy.zip").metadata == {"build": "7"}
     # Another deltaspace: rebuilt and stored against (or as) its reference.
     other = store.copy(bucket, "r/app-2.zip", bucket, "s/app-2.zip", metadata={"k": "v"})
     assert other.is_delta
-    assert store.get_bytes(bucket, "s/app-2.zip") == release(2)
+    assert get_bytes(store, bucket, "s/app-2.zip") == release(2)
     assert store.head(bucket, "s/app-2.zip").metadata == {"k": "v"}
     direct = store.copy(bucket, "r/notes.txt", bucket, "s/notes.txt")
     assert not direct.is_delta
-    assert store.get_bytes(bucket, "s/notes.txt") == b"notes"
+    assert get_bytes(store, bucket, "s/notes.txt") == b"notes"
     assert store.head(bucket, "s/notes.txt").content_type == "text/plain"
 
 
@@ -463,7 +468,7 @@ def test_copy_between_buckets(store: DeltaStore, bucket: str) -> None:
         store.put(bucket, "r/notes.txt", b"notes", content_type="text/plain")
         # The other bucket's deltaspace has no reference yet: the copy becomes it.
         first = store.copy(bucket, "r/app-2.zip", other, "r/app-2.zip")
-        assert store.get_bytes(other, "r/app-2.zip") == release(2)
+        assert get_bytes(store, other, "r/app-2.zip") == release(2)
         assert store.head(other, "r/app-2.zip").metadata == {"build": "7"}
         # Then a delta against that reference, never against the source bucket's.
         second = store.copy(bucket, "r/app-1.zip", other, "r/app-1.zip")
@@ -476,14 +481,14 @@ def test_copy_between_buckets(store: DeltaStore, bucket: str) -> None:
             == fmt.parse_metadata(ref.metadata, ref.key).file_sha256
             == sha(release(2))
         )
-        assert store.get_bytes(other, "r/app-1.zip") == release(1)
+        assert get_bytes(store, other, "r/app-1.zip") == release(1)
         assert store.copy(bucket, "r/notes.txt", other, "n/notes.txt").is_delta is False
         assert store.head(other, "n/notes.txt").content_type == "text/plain"
         # The source is untouched; a fresh engine reads both buckets.
         fresh = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
-        assert fresh.get_bytes(bucket, "r/app-2.zip") == release(2)
-        assert fresh.get_bytes(other, "r/app-1.zip") == release(1)
-        assert fresh.get_bytes(other, "n/notes.txt") == b"notes"
+        assert get_bytes(fresh, bucket, "r/app-2.zip") == release(2)
+        assert get_bytes(fresh, other, "r/app-1.zip") == release(1)
+        assert get_bytes(fresh, other, "n/notes.txt") == b"notes"
     finally:
         keys = [o.key for o in store.storage.iter_objects(other)]
         if keys:
@@ -575,12 +580,12 @@ def test_warm_cache_costs_two_requests(storage: Storage, bucket: str, tmp_path: 
     store.put(bucket, "w/app-3.zip", release(3))
     assert counting.total <= 2, counting.calls
     counting.calls.clear()
-    assert store.get_bytes(bucket, "w/app-2.zip") == release(2)
+    assert get_bytes(store, bucket, "w/app-2.zip") == release(2)
     assert counting.total <= 2, counting.calls
     # A new process (a new engine) sharing the cache key fetches no reference either.
     fresh = engine()
     counting.calls.clear()
-    assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
+    assert get_bytes(fresh, bucket, "w/app-3.zip") == release(3)
     assert counting.total <= 2, counting.calls
 
 
@@ -602,11 +607,11 @@ def test_warm_cache_request_counts_on_the_wire(
     store.put(bucket, "w/app-3.zip", release(3))  # PUT the delta, HEAD the reference after
     assert len(sent) <= 2, sent
     sent.clear()
-    assert store.get_bytes(bucket, "w/app-2.zip") == release(2)  # GET the delta, HEAD the twin
+    assert get_bytes(store, bucket, "w/app-2.zip") == release(2)  # GET the delta, HEAD the twin
     assert len(sent) <= 2, sent
     fresh = engine()
     sent.clear()
-    assert fresh.get_bytes(bucket, "w/app-3.zip") == release(3)
+    assert get_bytes(fresh, bucket, "w/app-3.zip") == release(3)
     assert len(sent) <= 2, sent
     sent.clear()
     assert fresh.head(bucket, "w/app-3.zip").is_delta  # HEADs of both representations
@@ -625,7 +630,7 @@ def test_warm_cache_request_counts_on_the_wire(
     with pytest.raises(BucketNotFound):
         fresh.head(f"{bucket}-none", "w/none.zip")
     with pytest.raises(BucketNotFound):
-        fresh.get_bytes(f"{bucket}-none", "w/none.zip")
+        get_bytes(fresh, f"{bucket}-none", "w/none.zip")
     with pytest.raises(BucketNotFound):
         fresh.delete(f"{bucket}-none", "w/none.zip")
     assert fresh.delete(bucket, "w/none.zip") is False
@@ -656,7 +661,7 @@ def test_concurrent_writers_into_a_new_deltaspace(store: DeltaStore, bucket: str
     assert not errors, errors
     assert physical_keys(store.storage, bucket).count("n/reference.bin") == 1
     for key, data in versions.items():
-        assert store.get_bytes(bucket, key) == data
+        assert get_bytes(store, bucket, key) == data
 
 
 def test_writer_recovers_when_the_reference_is_removed_meanwhile(
@@ -673,7 +678,7 @@ def test_writer_recovers_when_the_reference_is_removed_meanwhile(
     result = writer.put(bucket, "c/app-3.zip", release(3))
     assert result.is_delta
     fresh = DeltaStore(store.storage, MemoryCache(64 << 20), make_config())
-    assert fresh.get_bytes(bucket, "c/app-3.zip") == release(3)
+    assert get_bytes(fresh, bucket, "c/app-3.zip") == release(3)
 
 
 def test_metadata_of_original_spellings(store: DeltaStore, bucket: str) -> None:
@@ -711,9 +716,9 @@ def test_metadata_of_original_spellings(store: DeltaStore, bucket: str) -> None:
             "dg_compression": "none",
         },
     )
-    assert store.get_bytes(bucket, "l/app-2.zip") == release(2)
+    assert get_bytes(store, bucket, "l/app-2.zip") == release(2)
     assert store.head(bucket, "l/app-2.zip").size == len(release(2))
-    assert store.get_bytes(bucket, "l/notes.txt") == b"legacy direct"
+    assert get_bytes(store, bucket, "l/notes.txt") == b"legacy direct"
     assert store.head(bucket, "l/notes.txt").metadata == {}
 
 
@@ -729,8 +734,8 @@ def test_many_operations_at_once_do_not_deadlock(storage: Storage, bucket: str) 
     def work() -> None:
         got = {
             item[0]: result
-            for item, result, exc in store.map(
-                lambda k: store.get_bytes(bucket, k), ((k,) for k in keys)
+            for item, result, exc in store.pools.operations.as_completed(
+                lambda k: get_bytes(store, bucket, k), ((k,) for k in keys)
             )
         }
         outcome["got"] = got
@@ -757,7 +762,7 @@ def test_put_many_makes_the_middle_release_the_reference(store: DeltaStore, buck
     assert results["b/app-1.9.zip"][0] is not None
     assert results["b/app-1.9.zip"][0].created_reference
     for name, blob in data.items():
-        assert store.get_bytes(bucket, name) == blob
+        assert get_bytes(store, bucket, name) == blob
     # A deltaspace that has a reference keeps it.
     more = {"b/app-2.0.zip": release(9), "b/app-2.1.zip": release(10)}
     for _, _, exc in store.put_many(bucket, more.items()):
@@ -837,7 +842,7 @@ def test_fallback_without_conditional_writes(storage: Storage, bucket: str) -> N
         assert not errors, errors
         fresh = DeltaStore(storage, MemoryCache(64 << 20), make_config())
         for key, data in versions.items():
-            assert fresh.get_bytes(bucket, key) == data
+            assert get_bytes(fresh, bucket, key) == data
         fresh.delete_prefix(bucket, "f/")
 
 
@@ -876,9 +881,9 @@ def test_fallback_delete_against_upload(storage: Storage, bucket: str) -> None:
         assert not errors, errors
         fresh = DeltaStore(storage, MemoryCache(64 << 20), make_config())
         for key, data in uploads.items():
-            assert fresh.get_bytes(bucket, key) == data, key
+            assert get_bytes(fresh, bucket, key) == data, key
         with pytest.raises(ObjectNotFound):
-            fresh.get_bytes(bucket, prefix + "app-1.zip")
+            get_bytes(fresh, bucket, prefix + "app-1.zip")
         fresh.delete_prefix(bucket, prefix)
 
 
@@ -891,7 +896,7 @@ def test_progress_reports_every_byte_once(store: DeltaStore, bucket: str) -> Non
         store.put(bucket, name, data, progress=seen.append)
         assert sum(seen) == len(data) and all(n > 0 for n in seen), name
         seen.clear()
-        assert store.get_bytes(bucket, name) == data
+        assert get_bytes(store, bucket, name) == data
         out = io.BytesIO()
         store.get(bucket, name, out, progress=seen.append)
         assert sum(seen) == len(data) and out.getvalue() == data
@@ -925,10 +930,10 @@ def test_copy_with_no_delta_stores_whole_and_from_a_file_object(
     store.put(bucket, "s/a-1.zip", base)
     store.put(bucket, "s/a-2.zip", base[:-10] + b"0123456789")
     r = store.copy(bucket, "s/a-2.zip", bucket, "t/a-2.zip", delta=False)
-    assert not r.is_delta and store.get_bytes(bucket, "t/a-2.zip") == base[:-10] + b"0123456789"
+    assert not r.is_delta and get_bytes(store, bucket, "t/a-2.zip") == base[:-10] + b"0123456789"
     # A regular file object is mapped, not read into memory; its bytes are stored exactly.
     f = tmp_path / "f.zip"
     f.write_bytes(base[::-1])
     with f.open("rb") as fh:
         store.put(bucket, "u/f.zip", fh)
-    assert store.get_bytes(bucket, "u/f.zip") == base[::-1]
+    assert get_bytes(store, bucket, "u/f.zip") == base[::-1]

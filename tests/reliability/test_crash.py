@@ -72,7 +72,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from data import noise, release
+from data import get_bytes, noise, release
 from reliability_conftest import s3_storage
 from servers import Server
 
@@ -394,8 +394,8 @@ def check_bucket(
         if key not in keys:
             assert None in options, f"{where}: {key} lost (listed: {sorted(keys)})"
     with fresh_engine(target) as engine:
-        read = engine.map(
-            lambda k: engine.get_bytes(target.bucket, prefix + k), ((k,) for k in keys)
+        read = engine.pools.operations.as_completed(
+            lambda k: get_bytes(engine, target.bucket, prefix + k), ((k,) for k in keys)
         )
         for (key,), data, error in read:
             assert error is None, f"{where}: {key} is listed but does not read back: {error!r}"

@@ -39,7 +39,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.retries import bucket
-from data import noise, release
+from data import get_bytes, noise, release
 from faultproxy import Fault, FaultProxy
 from reliability_conftest import s3_storage
 from servers import REGION, Server
@@ -155,7 +155,7 @@ def _put(key: str, data: bytes) -> Callable[[Cell], None]:
 
 def _get(key: str, data: bytes, start: int = 0, end: int | None = None) -> Callable[[Cell], None]:
     def run(c: Cell) -> None:
-        got = c.store.get_bytes(c.bucket, c.k(key), start=start, end=end)
+        got = get_bytes(c.store, c.bucket, c.k(key), start=start, end=end)
         assert _sha(got) == _sha(data[start:end]), f"{key}: wrong bytes returned"
 
     return run
@@ -302,7 +302,7 @@ class World:
                 if key not in listed:
                     assert None in allowed[key], f"{key}: lost"
                     continue
-                data = fresh.get_bytes(self.bucket, cell.prefix + key)
+                data = get_bytes(fresh, self.bucket, cell.prefix + key)
                 assert _sha(data) in allowed[key], f"{key}: wrong bytes stored"
                 assert listed[key].size == len(data), f"{key}: listed with a wrong size"
             physical = [o.key for o in fresh.storage.iter_objects(self.bucket, prefix=cell.prefix)]

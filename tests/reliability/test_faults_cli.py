@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from data import noise
+from data import get_bytes, noise
 from faultproxy import Fault, FaultProxy
 from servers import REGION, Server
 from test_faults import (
@@ -232,7 +232,7 @@ def test_lost_create_multipart_answer(
     assert rule.fired
     creates = [r for r in proxy.records if r.method == "POST" and "uploads" in r.query]
     assert len(creates) == 2, creates  # the lost one and the retry
-    assert _sha(world.engine.get_bytes(world.bucket, key)) == _sha(data)
+    assert _sha(get_bytes(world.engine, world.bucket, key)) == _sha(data)
     listed = [o.key for o in world.engine.iter_objects(world.bucket, prefix=cell.k("big/"))]
     assert listed == [key]
     uploads = world.direct.client.list_multipart_uploads(Bucket=world.bucket, Prefix=key)

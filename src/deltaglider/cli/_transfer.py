@@ -225,7 +225,7 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
         for batch in ([t for t in others if t.first], [t for t in others if not t.first]):
             if not batch:
                 continue
-            for (task,), result, error in store.map(
+            for (task,), result, error in store.pools.operations.as_completed(
                 lambda t: t.run(progress.advance) if t.run else None, ((t,) for t in batch)
             ):
                 report(task, result, error)

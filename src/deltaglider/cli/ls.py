@@ -101,8 +101,8 @@ def ls(
     if summarize:
         references = 0
         if stored and spaces:
-            heads = app.storage.head_many(url.bucket, [fmt.reference_key(p) for p in spaces])
-            references = sum(h.size for h in heads.values() if h is not None)
+            sizes = app.store.reference_sizes(url.bucket, spaces)
+            references = sum(size for size in sizes.values() if size is not None)
         total_stored += references
         console.line("")
         console.line(f"{'Total Objects: ':>15}{total_objects}")

@@ -29,8 +29,7 @@ from typing import Any
 
 import click
 
-from .. import format as fmt
-from ..engine import ObjectSummary, _natural
+from ..engine import ObjectSummary
 from ..errors import BucketNotFound
 from . import _ec2
 from ._app import EXIT_USAGE, RATIO, App, DGCommand, abort, common_options, pass_app
@@ -95,15 +94,8 @@ def _sha_of(app: App, bucket: str, objects: list[ObjectSummary]) -> dict[str, st
     key; a delta's comes with the listing, the others take a HEAD (made concurrently)."""
     out: dict[str, str | None] = {o.key: o.sha256 for o in objects if o.sha256}
     missing = [o for o in objects if o.key not in out]
-    if missing:
-        heads = app.storage.head_many(bucket, [o.physical_key for o in missing])
-        for obj in missing:
-            info = heads.get(obj.physical_key)
-            if info is None:
-                out[obj.key] = None
-                continue
-            meta = fmt.parse_metadata(info.metadata or {}, info.key)
-            out[obj.key] = meta.file_sha256 if meta.kind != "foreign" else None
+    for obj in app.store.complete(bucket, missing) if missing else []:
+        out[obj.key] = obj.sha256 if obj.kind != "foreign" else None
     return out
 
 
@@ -161,26 +153,6 @@ def _verified(
     if src.last_modified is None or dest.last_modified is None:
         return False
     return dest.last_modified >= src.last_modified
-
-
-def _leaders(app: App, bucket: str, keys: list[str]) -> set[str]:
-    """The destination keys to store first: in each deltaspace that has no reference yet and
-    gets two or more delta candidates, the middle one in version order."""
-    config = app.config
-    by_space: dict[str, list[str]] = {}
-    for key in keys:
-        if config.is_delta_candidate(key):
-            by_space.setdefault(fmt.deltaspace(key), []).append(key)
-    spaces = {p: ks for p, ks in by_space.items() if len(ks) > 1}
-    if not spaces:
-        return set()
-    refs = app.storage.head_many(bucket, [fmt.reference_key(p) for p in spaces])
-    out = set()
-    for prefix, members in spaces.items():
-        if refs.get(fmt.reference_key(prefix)) is None:
-            members.sort(key=_natural)
-            out.add(members[len(members) // 2])
-    return out
 
 
 def _region_warnings(app: App, buckets: list[str]) -> list[str]:
@@ -300,7 +272,7 @@ def migrate(
         return
     options = put_options(no_delta, max_ratio)
     opts = {k: v for k, v in options.items() if v is not None}
-    leaders = _leaders(app, dst.bucket, [key for _, key in plan.todo])
+    leaders = app.store.batch_leaders(dst.bucket, [key for _, key in plan.todo])
     store = app.store
 
     def task(obj: ObjectSummary, key: str) -> Task:

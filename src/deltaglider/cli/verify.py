@@ -73,7 +73,9 @@ def verify(ctx: click.Context, app: App, path: str, recursive: bool, as_json: bo
 
     bad = 0
     try:
-        for (obj,), summary, error in store.map(check, ((o,) for o in objects)):
+        for (obj,), summary, error in store.pools.operations.as_completed(
+            check, ((o,) for o in objects)
+        ):
             where = f"s3://{obj.bucket}/{obj.key}"
             record: dict[str, Any] = {"key": obj.key, "bucket": obj.bucket, "delta": obj.is_delta}
             if error is None:
