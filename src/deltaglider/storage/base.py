@@ -8,12 +8,13 @@ S3-compatible service, through boto3) and ``local`` (a directory). Both raise th
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from ..errors import ObjectNotFound
+from ..progress import Progress
 
 __all__ = ["Body", "BucketInfo", "ListPage", "ObjectInfo", "Storage"]
 
@@ -111,14 +112,16 @@ class Storage(abc.ABC):
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
         tagging: str | None = None,
     ) -> ObjectInfo:
         """Writes the object whole or not at all (readers never see a partial object).
 
         ``if_none_match``: only if no object has the key (PreconditionFailed otherwise);
         ``if_match``: only if the current object has this etag.
-        ``progress``: called with the number of bytes sent, as they are sent.
+        ``progress``: called with the bytes sent since its last call, as they are sent (the
+        increments of :mod:`deltaglider.progress`; parts sent in parallel report from their
+        threads).
         ``tagging``: S3 object tags (``a=1&b=2``) written with the object, in the same request;
         a store without tags refuses it (StorageError, code ``NotImplemented``) before writing.
         """

@@ -33,12 +33,13 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
+from .._io import CHUNK
 from ..errors import (
     BucketNotEmpty,
     BucketNotFound,
@@ -48,6 +49,7 @@ from ..errors import (
     PreconditionFailed,
     StorageError,
 )
+from ..progress import Progress
 from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
 
 __all__ = ["LocalStorage"]
@@ -56,7 +58,6 @@ _META = ".dgmeta"
 _STATE = ".dgstore"
 _BUCKET = re.compile(r"^(?=.{3,63}\Z)[a-z0-9][a-z0-9.-]*[a-z0-9]\Z")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f%]")
-_CHUNK = 1 << 20
 
 
 def _escape(component: str) -> str:
@@ -154,8 +155,6 @@ class LocalStorage(Storage):
     def describe(self) -> str:
         return f"file://{self.root}"
 
-    # --- paths and locks ---------------------------------------------------------------------
-
     def _bucket_dir(self, bucket: str, *, must_exist: bool = True) -> Path:
         if not _BUCKET.match(bucket) or ".." in bucket:
             raise BucketNotFound(
@@ -222,8 +221,6 @@ class LocalStorage(Storage):
             content_type=meta.get("content_type"),
         )
 
-    # --- objects -----------------------------------------------------------------------------
-
     def head(self, bucket: str, key: str) -> ObjectInfo:
         path = self._path(bucket, key)
         with self._lock(bucket, exclusive=False):
@@ -284,7 +281,7 @@ class LocalStorage(Storage):
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
         tagging: str | None = None,
     ) -> ObjectInfo:
         if tagging:
@@ -305,10 +302,10 @@ class LocalStorage(Storage):
                 if isinstance(body, (bytes, bytearray, memoryview)):
                     view = memoryview(body).cast("B")
                     chunks: Iterator[Any] = (
-                        view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK)
+                        view[i : i + CHUNK] for i in range(0, len(view), CHUNK)
                     )
                 else:
-                    chunks = iter(lambda: body.read(_CHUNK), b"")
+                    chunks = iter(lambda: body.read(CHUNK), b"")
                 for chunk in chunks:
                     out.write(chunk)
                     md5.update(chunk)
@@ -530,8 +527,6 @@ class LocalStorage(Storage):
             )
         finally:
             body.close()
-
-    # --- buckets -----------------------------------------------------------------------------
 
     def create_bucket(self, bucket: str) -> None:
         path = self._bucket_dir(bucket, must_exist=False)
