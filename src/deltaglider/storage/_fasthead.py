@@ -10,6 +10,9 @@ It is only an accelerator. It is used where its assumptions hold (SigV4, no prox
 from a boto3 session) and only once a first HEAD per bucket has given the same answer as boto3's.
 Anything but a 200 or a 404 (a redirect, an error, a broken connection) is answered by the
 regular boto3 request, with its retries and its error translation.
+
+:class:`FastPath` is that choice for one store: it builds the fast path on first use and
+remembers, per bucket, whether its first HEAD agreed with boto3's.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final
 
+from .._io import http_date
 from .base import ObjectInfo
 
-__all__ = ["FALLBACK", "FastHead"]
+__all__ = ["FALLBACK", "FastHead", "FastPath"]
 
 #: Returned when the fast path cannot answer: ask boto3.
 FALLBACK: Final = object()
@@ -109,8 +113,6 @@ class FastHead:
         for sock in conns:
             sock.close()
 
-    # --- signing -----------------------------------------------------------------------------
-
     def _signing_key(self, day: str, secret: str) -> bytes:
         keys = self._keys
         tag = day + "\0" + secret
@@ -159,8 +161,6 @@ class FastHead:
             f"SignedHeaders={signed}, Signature={signature}"
         )
         return headers
-
-    # --- requests ----------------------------------------------------------------------------
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
@@ -297,9 +297,67 @@ def _info(key: str, headers: dict[str, str]) -> ObjectInfo | object:
 @functools.lru_cache(maxsize=256)
 def _http_date(raw: str) -> datetime | None:
     """Objects listed together share their dates' seconds: parsed once each."""
-    if not raw:
-        return None
-    try:
-        return parsedate_to_datetime(raw).astimezone(timezone.utc)
-    except (TypeError, ValueError):
-        return None
+    return http_date(raw)
+
+
+class FastPath:
+    """Where one store's HEADs may take the fast path: built on first use (never where it
+    does not apply), and trusted in a bucket once its first HEAD there agreed with boto3's."""
+
+    def __init__(self, client: Any, session: Any, verify: bool | str) -> None:
+        self._client = client
+        self._session = session
+        self._verify = verify
+        self._fast: FastHead | bool | None = None  # False: does not apply to this store
+        #: Per bucket: whether the fast path agreed with boto3 there.
+        self.buckets: dict[str, bool] = {}
+        self._lock = threading.Lock()
+
+    def heads(
+        self, bucket: str, probe_key: str, fallback: Callable[[str, str], ObjectInfo | None]
+    ) -> Callable[[str], ObjectInfo | None]:
+        """A HEAD of keys of ``bucket`` (None for a missing one): the fast path's answer where
+        it gives one, else ``fallback(bucket, key)``'s (boto3's). The first call in a bucket
+        compares the two on ``probe_key``."""
+        fast = self._for(bucket, probe_key, fallback)
+
+        def head(key: str) -> ObjectInfo | None:
+            if fast is not None:
+                answer = fast.head(bucket, key)
+                if answer is None or isinstance(answer, ObjectInfo):
+                    return answer
+            return fallback(bucket, key)
+
+        return head
+
+    def _for(
+        self, bucket: str, probe_key: str, fallback: Callable[[str, str], ObjectInfo | None]
+    ) -> FastHead | None:
+        with self._lock:
+            if self._fast is None:
+                self._fast = FastHead.for_client(self._client, self._session, self._verify) or False
+            fast = self._fast
+            known = self.buckets.get(bucket)
+        if not isinstance(fast, FastHead) or known is False:
+            return None
+        if known:
+            return fast
+        answer = fast.head(bucket, probe_key)
+        fast.forget_connection()  # the caller's thread may be short-lived: keep no socket for it
+        expected = fallback(bucket, probe_key)
+        agrees = answer is not FALLBACK and (
+            (answer is None and expected is None)
+            or (
+                isinstance(answer, ObjectInfo)
+                and expected is not None
+                and (answer.size, answer.etag, answer.metadata)
+                == (expected.size, expected.etag, expected.metadata)
+            )
+        )
+        with self._lock:
+            self.buckets[bucket] = agrees
+        return fast if agrees else None
+
+    def close(self) -> None:
+        if isinstance(self._fast, FastHead):
+            self._fast.close()
