@@ -17,23 +17,17 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 
 import botocore.exceptions
 
 from ..errors import (
-    AccessDenied,
-    BucketNotEmpty,
     BucketNotFound,
-    ConfigError,
     InvalidRange,
     ObjectNotFound,
     PreconditionFailed,
@@ -41,6 +35,10 @@ from ..errors import (
 )
 from ._fasthead import FALLBACK, FastHead
 from ._s3_session import build_client
+from ._s3_wire import (  # the hook re-exported for tests/client/conftest.py's boto3 client
+    _no_expect_for_empty_body as _no_expect_for_empty_body,
+)
+from ._s3_wire import object_info, register_hooks, response_date, translate
 from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
 
 log = logging.getLogger("deltaglider")
@@ -51,149 +49,6 @@ MAX_PARTS = 10_000
 MAX_PART = 5 << 30
 _READ_RETRIES = 5
 
-_ACCESS = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidToken",
-    "ExpiredToken",
-    "AllAccessDisabled",
-    "AccountProblem",
-    "403",
-    "Forbidden",
-}
-
-
-def translate(exc: Exception, *, bucket: str = "", key: str = "", action: str = "") -> Exception:
-    """The deltaglider exception for a boto3/botocore error (other exceptions unchanged)."""
-    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}" if bucket else "the store"
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        text = err.get("Message") or code or f"HTTP {status}"
-        kw: dict[str, Any] = {"code": code, "status": status, "bucket": bucket, "key": key}
-        if code == "NoSuchBucket":
-            return BucketNotFound(f"bucket {bucket} does not exist", **kw)
-        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
-            return ObjectNotFound(f"{where} does not exist", **kw)
-        if code in _ACCESS or status == 403:
-            detail = {
-                "InvalidAccessKeyId": "the access key is not known to the store",
-                "SignatureDoesNotMatch": "the secret key is wrong",
-            }.get(code, text)
-            return AccessDenied(f"access denied to {where}: {detail}", **kw)
-        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict") or status == 412:
-            return PreconditionFailed(f"{where}: condition not met ({action or 'write'})", **kw)
-        if code in ("InvalidRange", "416") or status == 416:
-            return InvalidRange(f"{where}: requested range not satisfiable", **kw)
-        if code == "BucketNotEmpty":
-            return BucketNotEmpty(f"bucket {bucket} is not empty", **kw)
-        return StorageError(f"{action or 'request'} on {where} failed: {code}: {text}", **kw)
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return AccessDenied(
-            "no AWS credentials found (set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or use a profile)",
-            bucket=bucket,
-            key=key,
-        )
-    if isinstance(exc, botocore.exceptions.ProfileNotFound):
-        return ConfigError(str(exc))
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return StorageError(
-            f"cannot connect to {exc.kwargs.get('endpoint_url', 'the store')}",
-            code="EndpointConnectionError",
-            bucket=bucket,
-            key=key,
-        )
-    if isinstance(exc, (botocore.exceptions.BotoCoreError, OSError)):
-        text = str(exc)
-        short = _SHORT_READ.search(text)
-        if short:  # urllib3's and http.client's words for a body cut short
-            got, total, more = short.groups()
-            want = int(total) if total else int(got) + int(more)
-            text = f"the connection closed after {got} of {want} bytes of the answer"
-        return StorageError(
-            f"{action or 'request'} on {where} failed: {text}", bucket=bucket, key=key
-        )
-    return exc
-
-
-_SHORT_READ = re.compile(
-    r"(\d+) (?:bytes )?read(?:, but total bytes expected is (\d+)|, (\d+) more expected)"
-)
-
-
-#: Operations whose successful answer always names the object's ETag.
-_ETAG_OPERATIONS = frozenset({"HeadObject", "GetObject", "PutObject", "UploadPart"})
-_INCOMPLETE = (
-    b"<Error><Code>IncompleteResponse</Code><Message>the connection closed inside the "
-    b"response headers</Message></Error>"
-)
-
-
-def _no_expect_for_empty_body(request: Any, **_: Any) -> None:
-    """Sends an empty body without ``Expect: 100-continue``.
-
-    With botocore 1.43 and urllib3 2.7, an empty PUT that asks for 100-continue leaves its
-    connection in a state where the next upload on it waits for the whole read timeout (60 s
-    by default) against SeaweedFS. There is nothing to wait for with an empty body anyway.
-    """
-    if "Expect" not in request.headers:
-        return
-    body = request.body
-    empty_body = body is None or (isinstance(body, (bytes, bytearray)) and not body)
-    if empty_body or request.headers.get("Content-Length") in ("0", b"0"):
-        size = 0
-    elif hasattr(body, "seek") and hasattr(body, "tell"):
-        # Not seek()'s return value: some readers (s3transfer's ReadFileChunk) return None.
-        try:
-            here = body.tell()
-            body.seek(0, io.SEEK_END)
-            size = body.tell() - here
-            body.seek(here)
-        except (OSError, ValueError, TypeError):
-            return
-    else:
-        return
-    if size == 0:
-        del request.headers["Expect"]
-
-
-def _reject_cut_headers(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
-    """Turns a 2xx answer that was cut short into a retryable error (a 500).
-
-    http.client takes the end of the connection for the end of the headers: a connection that
-    closes inside them gives a 200 with the headers so far, an empty body, and no error (the
-    known boto3 trap); botocore does not check the length of a body it does not stream either.
-    An answer with a body says how long it is (or is chunked, or ends with the connection, as
-    it then says); an object's answer names its ETag, and a HEAD of one its size. (Headers cut
-    after those are caught where an object's body is read: see :meth:`S3Storage.get`.)
-    """
-    status = int(response_dict.get("status_code") or 0)
-    if not 200 <= status < 300 or status == 204:
-        return
-    headers = response_dict.get("headers") or {}
-    body = response_dict.get("body")
-    operation = operation_model.name
-    incomplete = operation in _ETAG_OPERATIONS and "etag" not in headers
-    if operation == "HeadObject":
-        incomplete |= "content-length" not in headers
-    elif operation_model.http.get("method") != "HEAD" and "transfer-encoding" not in headers:
-        length = headers.get("content-length")
-        if length is None:
-            incomplete |= "close" not in str(headers.get("connection", "")).lower()
-        elif isinstance(body, bytes):
-            incomplete |= length.strip() != str(len(body))
-    if not incomplete:
-        return
-    close = getattr(body, "close", None)
-    if close is not None:  # a streamed body: its connection is of no further use
-        with contextlib.suppress(Exception):
-            close()
-    response_dict["status_code"] = 500
-    response_dict["body"] = _INCOMPLETE
-
 
 def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[Any]], None]:
     """A done-callback that reports a part's bytes once it is uploaded."""
@@ -203,17 +58,6 @@ def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[An
             progress(size)
 
     return done
-
-
-def _date(response: Mapping[str, Any]) -> datetime | None:
-    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    raw = headers.get("last-modified") or headers.get("date")
-    if not raw:
-        return None
-    try:
-        return parsedate_to_datetime(raw).astimezone(timezone.utc)
-    except (TypeError, ValueError):
-        return None
 
 
 class _ResumingBody:
@@ -451,8 +295,7 @@ class S3Storage(Storage):
         self._head_workers = max_pool_connections
         if client is not None:
             self.client = client
-            client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
-            client.meta.events.register("before-send.s3", _no_expect_for_empty_body)
+            register_hooks(client)
             return
         self.client, self._session = build_client(
             endpoint_url=endpoint_url,
@@ -468,8 +311,7 @@ class S3Storage(Storage):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
         )
-        self.client.meta.events.register("before-parse.s3.*", _reject_cut_headers)
-        self.client.meta.events.register("before-send.s3", _no_expect_for_empty_body)
+        register_hooks(self.client)
 
     def describe(self) -> str:
         return self.endpoint_url or "AWS S3"
@@ -511,17 +353,6 @@ class S3Storage(Storage):
 
     # --- objects -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _info(key: str, r: Mapping[str, Any], size: int | None = None) -> ObjectInfo:
-        return ObjectInfo(
-            key=key,
-            size=int(r.get("ContentLength", 0)) if size is None else size,
-            etag=r.get("ETag", ""),
-            last_modified=r.get("LastModified") or _date(r),
-            metadata={k.lower(): v for k, v in (r.get("Metadata") or {}).items()},
-            content_type=r.get("ContentType"),
-        )
-
     def head(self, bucket: str, key: str) -> ObjectInfo:
         try:
             r = self._call("head", bucket, key, self.client.head_object, Bucket=bucket, Key=key)
@@ -529,7 +360,7 @@ class S3Storage(Storage):
             # A HEAD 404 has no body to say whether the key or the bucket is missing: ask.
             self.head_bucket(bucket)
             raise
-        return self._info(key, r)
+        return object_info(key, r)
 
     def head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
         # One request: a 404 is None whether the key or the bucket is missing.
@@ -537,7 +368,7 @@ class S3Storage(Storage):
             r = self._call("head", bucket, key, self.client.head_object, Bucket=bucket, Key=key)
         except ObjectNotFound:
             return None
-        return self._info(key, r)
+        return object_info(key, r)
 
     def head_many(self, bucket: str, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
         """HEADs of many objects at once (None for a missing one), for listings.
@@ -664,7 +495,7 @@ class S3Storage(Storage):
                 total = int(content_range.rsplit("/", 1)[1])
             except ValueError:
                 total = length
-        info = self._info(key, r, size=total)
+        info = object_info(key, r, size=total)
         stop = total if end is None else min(end, total)
         first = _ResumingBody(
             self, bucket, key, info.etag, start, start + length, _Prefixed(head, r["Body"])
@@ -731,7 +562,7 @@ class S3Storage(Storage):
             key=key,
             size=len(data),
             etag=r.get("ETag", ""),
-            last_modified=_date(r),
+            last_modified=response_date(r),
             metadata=dict(extra["Metadata"]),
             content_type=content_type,
         )
@@ -815,7 +646,7 @@ class S3Storage(Storage):
             key=key,
             size=total,
             etag=r.get("ETag", ""),
-            last_modified=_date(r),
+            last_modified=response_date(r),
             metadata=dict(extra["Metadata"]),
             content_type=extra.get("ContentType"),
         )
