@@ -8,7 +8,7 @@ import os
 import random
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -373,12 +373,52 @@ def test_both_representations_the_newer_wins(store: DeltaStore, bucket: str) -> 
             token = page.next_token
         assert seen == ["t/app-1.zip", "t/app-2.zip"]
     assert get_bytes(store, bucket, "t/app-2.zip") == release(3)
-    store.pools.requests.submit(
-        lambda: None
-    ).result()  # the stale copy is removed in the background
+    # the stale copy is removed in the background
+    store.pools.requests.submit(lambda: None).result()
     store.delete(bucket, "t/app-2.zip")
     with pytest.raises(ObjectNotFound):
         store.head(bucket, "t/app-2.zip")
+
+
+@pytest.mark.parametrize("skew", [0, -30], ids=["clocks-agree", "writer-clock-behind"])
+def test_head_and_list_agree_on_the_newer_of_two_forms_within_a_second(
+    store: DeltaStore, bucket: str, skew: int
+) -> None:
+    """Both stored forms of a key written within one second of the store's clock (a writer
+    replacing a delta by a direct object, or the reverse, at once): a HEAD (dates to the
+    second, the creation times deltaglider records) and a listing (finer dates on some stores,
+    no metadata) must name the same one the object. ``skew``: seconds the second writer's
+    clock is off, as recorded in its ``dg-created-at``."""
+    store.put(bucket, "s/app-1.zip", release(1))
+    for attempt in range(20):
+        key = f"s/app-{attempt + 2}.zip"
+        store.put(bucket, key, release(2))  # the delta form
+        direct = release(3)
+        meta = fmt.direct_metadata(
+            original_name=fmt.basename(key),
+            file_sha256=sha(direct),
+            file_size=len(direct),
+            created=datetime.now(timezone.utc) + timedelta(seconds=skew),
+        )
+        store.storage.put(bucket, key, direct, size=len(direct), metadata=meta)
+        times = [store.storage.head(bucket, k).last_modified for k in (fmt.delta_key(key), key)]
+        if times[0] and times[1] and int(times[0].timestamp()) == int(times[1].timestamp()):
+            break
+    else:
+        pytest.fail("no two writes landed within one second of the store's clock in 20 tries")
+    listed = {o.key: o.physical_key for o in store.list_objects(bucket, prefix="s/").objects}
+    for max_keys in (1, 2, 3):  # the twins on one page, or across two
+        token, seen = None, {}
+        while True:
+            page = store.list_objects(bucket, prefix="s/", max_keys=max_keys, token=token)
+            seen.update({o.key: o.physical_key for o in page.objects})
+            if not page.next_token:
+                break
+            token = page.next_token
+        assert seen == listed, max_keys
+    assert store.head(bucket, key).physical_key == listed[key]
+    with store.open_object(bucket, key) as opened:
+        assert opened.summary.physical_key == listed[key]
 
 
 # --- delete and copy -------------------------------------------------------------------------
