@@ -15,11 +15,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO
@@ -30,10 +29,10 @@ from ..errors import (
     BucketNotFound,
     InvalidRange,
     ObjectNotFound,
-    PreconditionFailed,
     StorageError,
 )
 from ._fasthead import FALLBACK, FastHead
+from ._s3_bodies import READ_RETRIES, PartsBody, Prefixed, ResumingBody
 from ._s3_session import build_client
 from ._s3_wire import (  # the hook re-exported for tests/client/conftest.py's boto3 client
     _no_expect_for_empty_body as _no_expect_for_empty_body,
@@ -47,7 +46,6 @@ __all__ = ["S3Storage", "translate"]
 
 MAX_PARTS = 10_000
 MAX_PART = 5 << 30
-_READ_RETRIES = 5
 
 
 def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[Any]], None]:
@@ -58,172 +56,6 @@ def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[An
             progress(size)
 
     return done
-
-
-class _ResumingBody:
-    """An object's bytes that survive a connection breaking off mid-body.
-
-    A failed read re-requests the rest (``Range`` from the current offset, ``If-Match`` the
-    ETag, so a replaced object fails instead of mixing). The end of the stream is checked
-    against the length the response announced: a short body is an error, never a quiet EOF.
-    """
-
-    def __init__(
-        self, storage: S3Storage, bucket: str, key: str, etag: str, start: int, end: int, body: Any
-    ) -> None:
-        self._storage = storage
-        self._bucket = bucket
-        self._key = key
-        self._etag = etag
-        self._pos = start
-        self._end = end
-        self._body = body
-
-    def read(self, size: int = -1, /) -> bytes:
-        if size is None or size < 0:
-            return _read_to_end(self)
-        want = (
-            self._end - self._pos if size is None or size < 0 else min(size, self._end - self._pos)
-        )
-        if want <= 0:
-            return b""
-        for attempt in range(_READ_RETRIES + 1):
-            try:
-                if self._body is None:
-                    self._body = self._storage._get_raw(
-                        self._bucket, self._key, self._pos, self._end, self._etag
-                    )
-                data: bytes = self._body.read(want)
-                if not data:
-                    raise StorageError(
-                        f"s3://{self._bucket}/{self._key}: body ended {self._end - self._pos} "
-                        "bytes early",
-                        code="IncompleteBody",
-                        bucket=self._bucket,
-                        key=self._key,
-                    )
-                self._pos += len(data)
-                return data
-            except (botocore.exceptions.BotoCoreError, OSError, StorageError) as exc:
-                if (
-                    isinstance(exc, (PreconditionFailed, ObjectNotFound))
-                    or attempt == _READ_RETRIES
-                ):
-                    raise translate(exc, bucket=self._bucket, key=self._key, action="read") from exc
-                self._drop()
-        raise AssertionError("unreachable")
-
-    def _drop(self) -> None:
-        if self._body is not None:
-            with contextlib.suppress(Exception):
-                self._body.close()
-            self._body = None
-
-    def close(self) -> None:
-        self._drop()
-        self._pos = self._end
-
-    def __enter__(self) -> _ResumingBody:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Prefixed:
-    """A body whose first bytes were read already."""
-
-    def __init__(self, head: bytes, body: Any) -> None:
-        self._head = head
-        self._body = body
-
-    def read(self, size: int = -1, /) -> bytes:
-        if not self._head:
-            data: bytes = self._body.read() if size is None or size < 0 else self._body.read(size)
-            return data
-        if size is None or size < 0:
-            data = self._head + self._body.read()
-            self._head = b""
-            return data
-        data, self._head = self._head[:size], self._head[size:]
-        return data
-
-    def close(self) -> None:
-        self._body.close()
-
-
-class _PartsBody:
-    """An object's bytes fetched as parallel ranged GETs, read in order.
-
-    Parts after the first are requested ahead of the reader (a bounded number in flight), each
-    pinned to the object's ETag and resumable on its own.
-    """
-
-    _AHEAD = 4
-
-    def __init__(
-        self,
-        storage: S3Storage,
-        bucket: str,
-        key: str,
-        etag: str,
-        first: Any,
-        offset: int,
-        end: int,
-        part: int,
-    ) -> None:
-        self._storage = storage
-        self._bucket = bucket
-        self._key = key
-        self._etag = etag
-        self._current: Any = first
-        self._next = offset
-        self._end = end
-        self._part = part
-        self._pending: deque[Future[bytes]] = deque()
-        self._fill()
-
-    def _fill(self) -> None:
-        pool = self._storage._executor()
-        while len(self._pending) < self._AHEAD and self._next < self._end:
-            a, b = self._next, min(self._next + self._part, self._end)
-            self._pending.append(pool.submit(self._fetch, a, b))
-            self._next = b
-
-    def _fetch(self, a: int, b: int) -> bytes:
-        body = _ResumingBody(self._storage, self._bucket, self._key, self._etag, a, b, None)
-        chunks = []
-        while chunk := body.read(b - a):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def read(self, size: int = -1, /) -> bytes:
-        if size is None or size < 0:
-            return _read_to_end(self)
-        while True:
-            if self._current is not None:
-                data: bytes = self._current.read(size)
-                if data:
-                    return data
-                self._current = None
-            if not self._pending:
-                return b""
-            self._current = io.BytesIO(self._pending.popleft().result())
-            self._fill()
-
-    def close(self) -> None:
-        for fut in self._pending:
-            fut.cancel()
-        self._pending.clear()
-        if self._current is not None:
-            self._current.close()
-            self._current = None
-
-    def __enter__(self) -> _PartsBody:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _default_pool() -> int:
@@ -341,6 +173,9 @@ class S3Storage(Storage):
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="deltaglider-s3")
             return self._pool
+
+    def _submit(self, fn: Any, /, *args: Any) -> Future[Any]:
+        return self._executor().submit(fn, *args)
 
     def close(self) -> None:
         with self._pool_lock:
@@ -460,7 +295,7 @@ class S3Storage(Storage):
         # response; a larger one continues in parts fetched in parallel, ahead of the reader.
         part = self.multipart_chunksize
         first_end = start + part if end is None else min(end, start + part)
-        for attempt in range(_READ_RETRIES + 1):
+        for attempt in range(READ_RETRIES + 1):
             try:
                 r = self._get_object(bucket, key, start, first_end, if_match)
             except InvalidRange:
@@ -484,7 +319,7 @@ class S3Storage(Storage):
             except (botocore.exceptions.BotoCoreError, OSError, StorageError) as exc:
                 with contextlib.suppress(Exception):
                     r["Body"].close()
-                if attempt == _READ_RETRIES:
+                if attempt == READ_RETRIES:
                     if isinstance(exc, StorageError):
                         raise
                     raise translate(exc, bucket=bucket, key=key, action="get") from exc
@@ -497,12 +332,14 @@ class S3Storage(Storage):
                 total = length
         info = object_info(key, r, size=total)
         stop = total if end is None else min(end, total)
-        first = _ResumingBody(
-            self, bucket, key, info.etag, start, start + length, _Prefixed(head, r["Body"])
+        fetch = functools.partial(self._get_raw, bucket, key)
+        first = ResumingBody(
+            fetch, bucket, key, info.etag, start, start + length, Prefixed(head, r["Body"])
         )
         if start + length >= stop:
             return info, first
-        return info, _PartsBody(self, bucket, key, info.etag, first, start + length, stop, part)
+        rest = (start + length, stop, part)
+        return info, PartsBody(fetch, self._submit, bucket, key, info.etag, first, *rest)
 
     def put(
         self,
@@ -921,13 +758,6 @@ def _stream_parts(stream: BinaryIO, first: bytes, part: int, grow: bool) -> Iter
         yield chunk
         if grow and number % 1000 == 0:
             part = min(part * 2, MAX_PART)
-
-
-def _read_to_end(body: Any) -> bytes:
-    chunks = []
-    while chunk := body.read(1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:
