@@ -19,6 +19,7 @@ heard of it and retried), which costs storage but never data.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,7 +123,11 @@ def _cell(world: World) -> Cell:
 
 
 def _run(
-    args: list[str], proxy: FaultProxy, server: Server, monkeypatch: pytest.MonkeyPatch
+    args: list[str],
+    proxy: FaultProxy,
+    server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+    extra_env: dict[str, str] | None = None,
 ) -> int:
     env = {
         "AWS_ACCESS_KEY_ID": server.access_key,
@@ -131,6 +136,7 @@ def _run(
         "DG_CACHE_BACKEND": "memory",
         "DG_MAX_ATTEMPTS": "3",
         "DG_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -241,3 +247,43 @@ def test_lost_create_multipart_answer(
     world.direct.client.abort_multipart_upload(
         Bucket=world.bucket, Key=key, UploadId=stray[0]["UploadId"]
     )
+
+
+def test_cli_requests_with_a_warm_cache(
+    world: World, proxy: FaultProxy, seaweedfs: Server, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:  # fmt: skip
+    """What ``deltaglider cp`` costs on the wire once the reference is in the (shared,
+    encrypted) cache: an upload of a delta 3 requests in a new process (a HEAD learns the
+    deltaspace's reference, README "Requests"), a download 2 (the GET of the delta and the HEAD
+    of the key's other stored form, sent at once; the GET's answer says what the object is),
+    to a file and to stdout alike."""
+    cell = _cell(world)
+    cache = {
+        "DG_CACHE_BACKEND": "filesystem",
+        "DG_CACHE_DIR": str(tmp_path / "cache"),
+        "DG_CACHE_ENCRYPTION_KEY": base64.b64encode(b"k" * 32).decode(),
+    }
+    s3 = f"s3://{cell.bucket}/{cell.prefix}w/"
+    for name, data in (("v1.zip", V1), ("v2.zip", V2), ("v3.zip", V3)):
+        (tmp_path / name).write_bytes(data)
+    for name in ("v1.zip", "v2.zip"):
+        assert _run(["cp", str(tmp_path / name), s3], proxy, seaweedfs, monkeypatch, cache) == 0
+
+    def sent(args: list[str]) -> list[str]:
+        proxy.clear()
+        assert _run(args, proxy, seaweedfs, monkeypatch, cache) == 0
+        return [f"{r.method} {r.path}" for r in proxy.records]
+
+    requests = sent(["cp", str(tmp_path / "v3.zip"), s3])
+    assert len(requests) <= 3, requests
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, data in (("v2.zip", V2), ("v3.zip", V3)):
+        requests = sent(["cp", s3 + name, str(out)])
+        assert len(requests) <= 2, requests
+        assert _sha((out / name).read_bytes()) == _sha(data)
+    capsysbinary.readouterr()
+    requests = sent(["cp", s3 + "v2.zip", "-"])
+    assert len(requests) <= 2, requests
+    assert _sha(capsysbinary.readouterr().out) == _sha(V2)

@@ -24,7 +24,7 @@ from .._io import CHUNK
 from ..codec import Decoder
 from ..errors import DecodeError, IntegrityError, InvalidRange
 from ..storage.base import ObjectInfo
-from .lookup import Found, Lookup, summarize
+from .lookup import Lookup, summarize
 from .model import DELTA_ONLY_FIELDS, ObjectSummary
 from .refs import References
 from .verify import RangeWriter, VerifiedReader, Verifier, write_atomically
@@ -79,13 +79,15 @@ def check_range(summary: ObjectSummary, start: int, end: int | None) -> None:
 
 
 class Opened:
-    """An object found and its body open: ``summary`` says what it is; read it out once with
+    """An object found and its body open: ``summary`` says what it is (a damaged delta is
+    refused when it is read, as a range outside it is); read it out once with
     :meth:`stream`, :meth:`write_to` or :meth:`save_as`, or :meth:`close` it unread. A context
     manager."""
 
-    def __init__(self, reader: Reader, summary: ObjectSummary, body: Any) -> None:
+    def __init__(self, reader: Reader, summary: ObjectSummary, info: ObjectInfo, body: Any) -> None:
         self._reader = reader
         self.summary = summary
+        self._info = info
         self._body = body
         self._taken = False
         self._closed = False
@@ -94,6 +96,7 @@ class Opened:
         if self._taken:
             raise ValueError(f"{self.summary.key}: this object was read already")
         self._taken = True
+        check_delta(self.summary.bucket, self.summary.key, self._info)
         check_range(self.summary, start, end)
         return Verifier(self.summary.key, self.summary.sha256, self.summary.size), self._body
 
@@ -182,16 +185,7 @@ class Reader:
     def open(self, bucket: str, key: str) -> tuple[Opened, ObjectInfo | None]:
         """The object, open, and the older stored form of the key found beside it (None)."""
         found, body = self._lookup.open(bucket, key)
-        return self._opened(bucket, key, found, body), found.older
-
-    def _opened(self, bucket: str, key: str, found: Found, body: Any) -> Opened:
-        try:
-            summary = summarize(bucket, key, found.info)
-            check_delta(bucket, key, found.info)
-        except BaseException:
-            body.close()
-            raise
-        return Opened(self, summary, body)
+        return Opened(self, summarize(bucket, key, found.info), found.info, body), found.older
 
     def decoder(self, summary: ObjectSummary) -> Decoder:
         """The decoder of a delta's reference."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..engine import ObjectSummary
+from ..engine import ObjectSummary, Opened
 from ..errors import ObjectNotFound
 from ._app import EXIT_FAILED, EXIT_USAGE, RATIO, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
@@ -32,8 +34,21 @@ __all__ = ["COMMANDS", "cp", "parse_metadata", "transfer_options"]
 def _head_or_hint(app: App, src: Any) -> ObjectSummary:
     """The source object; when there is none but the name is a prefix of objects, the error
     says so (``aws s3 cp`` only says the key does not exist)."""
-    try:
+    with _prefix_hint(app, src):
         return app.store.head(src.bucket, src.key)
+
+
+def _open_or_hint(app: App, src: Any) -> Opened:
+    """The source object, open for reading (one GET brings what it is and its bytes: a
+    download costs two requests, not four); the same hint as :func:`_head_or_hint`."""
+    with _prefix_hint(app, src):
+        return app.store.open_object(src.bucket, src.key)
+
+
+@contextmanager
+def _prefix_hint(app: App, src: Any) -> Iterator[None]:
+    try:
+        yield
     except ObjectNotFound:
         page = app.store.list_objects(src.bucket, prefix=src.key + "/", max_keys=1)
         if page.objects or page.prefixes:
@@ -162,7 +177,9 @@ def cp(
             follow,
         )
     elif not dst_s3:
-        tasks = download_tasks(app, parse_s3(source, param="SRC"), destination, recursive, filters)
+        tasks = download_tasks(
+            app, parse_s3(source, param="SRC"), destination, recursive, filters, dryrun=dryrun
+        )
     else:
         tasks = copy_tasks(
             app,
@@ -242,12 +259,25 @@ def _local_target(destination: str, name: str) -> Path:
 
 
 def download_task(
-    app: App, obj: ObjectSummary, target: Path, after: Any = None, action: str = "download"
+    app: App,
+    obj: ObjectSummary,
+    target: Path,
+    after: Any = None,
+    action: str = "download",
+    opened: Opened | None = None,
 ) -> Task:
+    """A download of ``obj`` to ``target``; from ``opened`` when the object is open already."""
     store = app.store
 
     def run(progress: Any) -> ObjectSummary:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            if opened is not None:
+                opened.close()
+            raise
+        if opened is not None:
+            return opened.save_as(target, progress=progress)
         return store.get(obj.bucket, obj.key, target, progress=progress)
 
     return Task(
@@ -261,7 +291,13 @@ def download_task(
 
 
 def download_tasks(
-    app: App, src: S3Url, destination: str, recursive: bool, filters: Filters
+    app: App,
+    src: S3Url,
+    destination: str,
+    recursive: bool,
+    filters: Filters,
+    *,
+    dryrun: bool = False,
 ) -> list[Task]:
     store = app.store
     if not recursive:
@@ -271,8 +307,11 @@ def download_tasks(
             abort(f"{src} is a prefix; use --recursive", EXIT_USAGE)
         if not filters.included(src.basename):
             return []
-        obj = _head_or_hint(app, src)
-        return [download_task(app, obj, _local_target(destination, src.basename))]
+        target = _local_target(destination, src.basename)
+        if dryrun:
+            return [download_task(app, _head_or_hint(app, src), target)]
+        opened = _open_or_hint(app, src)
+        return [download_task(app, opened.summary, target, opened=opened)]
     root = Path(destination)
     if root.exists() and not root.is_dir():
         abort(f"{destination} is a file, not a folder", EXIT_USAGE)
@@ -373,12 +412,13 @@ def _to_stdout(app: App, src: S3Url, dryrun: bool) -> None:
         app.console.error(f"(dryrun) download: {src} to -")
         return
     out = sys.stdout.buffer
-    summary = app.store.head(src.bucket, src.key)
-    progress = app.console.progress(total_bytes=summary.size, verb="download")
+    opened = app.store.open_object(src.bucket, src.key)
+    progress = app.console.progress(total_bytes=opened.summary.size, verb="download")
     try:
-        app.store.get(src.bucket, src.key, out, progress=progress.advance)
+        opened.write_to(out, progress=progress.advance)
         out.flush()
     finally:
+        opened.close()
         progress.close()
 
 
