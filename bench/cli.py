@@ -48,6 +48,7 @@ Fails (exit 1) if a deltaglider run is wrong; what the original gets wrong is re
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -350,7 +351,7 @@ def setup_source(store: Any, files: list[tuple[str, bytes]]) -> float:
     """Puts the files as plain objects (straight to the storage, in parallel); the time."""
     store.storage.create_bucket(MIGRATE_SRC)
     t = time.perf_counter()
-    for (key, _), _, exc in store.map(
+    for (key, _), _, exc in store.pools.operations.as_completed(
         lambda key, data: store.storage.put(MIGRATE_SRC, key, data), files
     ):
         if exc:
@@ -377,9 +378,13 @@ def inspect_destination(store: Any, bucket: str, files: list[tuple[str, bytes]])
     listed = {o.key for o in store.iter_objects(bucket)}
     differ: list[str] = []
     errors: dict[str, str] = {}
-    for (key, _), same, exc in store.map(
-        lambda key, data: store.get_bytes(bucket, key) == data, files
-    ):
+
+    def reads_back(key: str, data: bytes) -> bool:
+        out = io.BytesIO()
+        store.get(bucket, key, out)
+        return out.getvalue() == data
+
+    for (key, _), same, exc in store.pools.operations.as_completed(reads_back, files):
         if exc:
             errors[key] = repr(exc)
         elif not same:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from data import get_bytes
 from servers import REGION, Server
 
 from deltaglider.cache import MemoryCache
@@ -81,7 +82,7 @@ class Target:
         return self.engine().head(self.bucket, key)
 
     def read(self, key: str) -> bytes:
-        return self.engine().get_bytes(self.bucket, key)
+        return get_bytes(self.engine(), self.bucket, key)
 
     def close(self) -> None:
         if self._engine is not None:

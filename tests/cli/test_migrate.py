@@ -152,7 +152,7 @@ def test_deltaglider_source_is_verified_by_sha256(
     out = ok(dg("migrate", target.url("s/"), f"s3://{dest}/", "-y", "--no-preserve-prefix"))
     assert "1 object(s), 195.3 KiB to migrate; 2 already migrated and verified" in out.stdout
     assert target.read("s/app-1.zip") == release(31)
-    assert target.engine().get_bytes(dest, "app-1.zip") == release(31)
+    assert get_bytes(target.engine(), dest, "app-1.zip") == release(31)
 
 
 def test_confirmation_dryrun_and_filters(dg: Dg, target: Target, dest: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ._app import EXIT_FAILED, EXIT_INTERRUPTED, App, DGGroup, describe_error, group_options
 from ._app import settings_from as _settings_from
 
