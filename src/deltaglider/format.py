@@ -365,3 +365,9 @@ def direct_metadata(
         "dg-created-at": format_time(created),
         "dg-compression": "none",
     }
+
+
+def internal_metadata() -> dict[str, str]:
+    """The metadata of a document deltaglider keeps for itself under :data:`RESERVED_PREFIX`
+    (a stats cache): the tool that wrote it."""
+    return {"dg-tool": TOOL}

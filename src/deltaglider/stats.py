@@ -23,6 +23,18 @@ stored with a sha256 *fingerprint* of its listed ``(key, etag, size, date)``, an
 while the listing still gives the same fingerprint: a change in one deltaspace (an upload, a
 removal, an object replaced by one of the same size) recomputes that deltaspace alone. The
 quick mode makes no HEADs, so it has nothing to cache and neither reads nor writes one.
+
+A report, not an engine stage. ``stats`` and :mod:`deltaglider.analyze` are read models of the
+physical layout (as restic's checker reads the repository): they may read the storage directly
+(listings, HEADs, GETs), because the figures they give are of physical objects, which the
+engine's logical listing hides; they never write an object the engine owns, and whatever is
+engine *policy* they take from the engine's seams instead of re-implementing it. ``stats``
+writes only its own cache documents under ``.deltaglider/`` (with
+:func:`deltaglider.format.internal_metadata`). It is given a :class:`DeltaStore` and reads its
+``storage``: the deltaspace layout and the metadata it reads are the format's
+(:mod:`deltaglider.format`), not the engine's. The measuring (listing by deltaspace, HEADs,
+each deltaspace's figures) is in :mod:`deltaglider._stats_measure`; this module keeps the
+results, the cache and the orchestration.
 """
 
 from __future__ import annotations
@@ -30,15 +42,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from . import format as fmt
+from ._stats_measure import (
+    MODES,
+    SAMPLES,
+    DeltaspaceStats,
+    Listing,
+    Mode,
+    Savings,
+    deltas_to_head,
+    head_all,
+    list_layout,
+    measure,
+)
 from .engine import DeltaStore
 from .errors import ObjectNotFound, StorageError
-from .storage.base import ObjectInfo, Storage
+from .progress import ProgressSink
+from .storage.base import Storage
 
 __all__ = [
     "CACHE_VERSION",
@@ -54,123 +78,14 @@ __all__ = [
 
 log = logging.getLogger("deltaglider")
 
-Mode = Literal["quick", "sampled", "detailed"]
-MODES: tuple[Mode, ...] = get_args(Mode)
-
-#: Deltas HEADed per deltaspace in sampled mode.
-SAMPLES = 3
 #: The cache document's format. The original DeltaGlider writes "1.0" (and never reads its
 #: own): neither takes the other's document for valid.
 CACHE_VERSION = 2
-#: Keys per head_many call: progress is reported between batches.
-_HEAD_BATCH = 256
 #: A cache document larger than this is not read (it would be a stranger's).
 _MAX_CACHE_BYTES = 256 << 20
-#: Keys named in one warning, at most.
-_NAMED = 5
-
-#: ``progress(phase, done, total)``: phase ``"list"`` (objects listed so far; total None) or
-#: ``"head"`` (HEADs done so far, of ``total``).
-ProgressFn = Callable[[str, int, int | None], None]
 
 
-def _saving(logical: int, stored: int) -> float:
-    """1 - stored/logical: negative when the store holds more than the files would take."""
-    return 1.0 - stored / logical if logical > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class DeltaspaceStats:
-    """One deltaspace (``prefix``: the folder, ``""`` at the bucket root)."""
-
-    prefix: str
-    #: Deltas plus direct objects (references are not user objects).
-    objects: int
-    deltas: int
-    direct: int
-    logical_bytes: int
-    #: Deltas, direct objects and the reference.
-    stored_bytes: int
-    delta_bytes: int
-    direct_bytes: int
-    reference_bytes: int
-    has_reference: bool
-    #: Whether ``logical_bytes`` is exact (every delta's original size was read).
-    exact: bool
-    #: Deltas whose original size was read from their metadata.
-    measured: int
-    #: sha256 over the listed (key, etag, size, date) of the deltaspace's objects, reference
-    #: included.
-    fingerprint: str
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def orphan(self) -> bool:
-        """A reference that no delta uses."""
-        return self.has_reference and self.deltas == 0
-
-    @property
-    def saved_bytes(self) -> int:
-        return self.logical_bytes - self.stored_bytes
-
-    @property
-    def savings(self) -> float:
-        return _saving(self.logical_bytes, self.stored_bytes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "deltaspace": self.prefix,
-            "objects": self.objects,
-            "deltas": self.deltas,
-            "direct": self.direct,
-            "logical_bytes": self.logical_bytes,
-            "stored_bytes": self.stored_bytes,
-            "saved_bytes": self.saved_bytes,
-            "savings": round(self.savings, 6),
-            "delta_bytes": self.delta_bytes,
-            "direct_bytes": self.direct_bytes,
-            "reference_bytes": self.reference_bytes,
-            "has_reference": self.has_reference,
-            "orphan": self.orphan,
-            "exact": self.exact,
-            "measured": self.measured,
-            "fingerprint": self.fingerprint,
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DeltaspaceStats:
-        """Reads :meth:`to_dict`'s output back; ValueError if anything is off."""
-        ints = (
-            "objects", "deltas", "direct", "logical_bytes", "stored_bytes", "delta_bytes",
-            "direct_bytes", "reference_bytes", "measured",
-        )  # fmt: skip
-        values: dict[str, Any] = {}
-        for name in ints:
-            value = data.get(name)
-            if type(value) is not int or value < 0:
-                raise ValueError(f"bad {name}")
-            values[name] = value
-        for name in ("has_reference", "exact"):
-            if type(data.get(name)) is not bool:
-                raise ValueError(f"bad {name}")
-            values[name] = data[name]
-        prefix, fingerprint, warnings = (
-            data.get("deltaspace"),
-            data.get("fingerprint"),
-            data.get("warnings"),
-        )
-        if not isinstance(prefix, str) or not isinstance(fingerprint, str):
-            raise ValueError("bad deltaspace or fingerprint")
-        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
-            raise ValueError("bad warnings")
-        out = cls(prefix=prefix, fingerprint=fingerprint, warnings=tuple(warnings), **values)
-        if (
-            out.objects != out.deltas + out.direct
-            or out.stored_bytes != out.delta_bytes + out.direct_bytes + out.reference_bytes
-        ):
-            raise ValueError("inconsistent figures")
-        return out
+CacheStatus = Literal["hit", "partial", "miss", "refresh", "disabled", "unused"]
 
 
 @dataclass(frozen=True)
@@ -182,7 +97,7 @@ class CacheInfo:
     ``unused`` (quick mode: nothing worth caching).
     """
 
-    status: Literal["hit", "partial", "miss", "refresh", "disabled", "unused"]
+    status: CacheStatus
     key: str | None = None
     written: bool = False
     #: Deltaspaces taken from the cache, and computed.
@@ -200,7 +115,7 @@ class CacheInfo:
 
 
 @dataclass(frozen=True)
-class BucketStats:
+class BucketStats(Savings):
     """Statistics of a bucket or of a prefix in it. ``deltaspaces`` is sorted by stored bytes,
     largest first."""
 
@@ -228,15 +143,6 @@ class BucketStats:
     cache: CacheInfo
     deltaspaces: tuple[DeltaspaceStats, ...] = ()
     warnings: tuple[str, ...] = ()
-
-    @property
-    def saved_bytes(self) -> int:
-        return self.logical_bytes - self.stored_bytes
-
-    @property
-    def savings(self) -> float:
-        """1 - stored/logical; negative if the store holds more than the files would take."""
-        return _saving(self.logical_bytes, self.stored_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,102 +180,7 @@ def cache_key(prefix: str, mode: Mode) -> str:
     return f"{fmt.RESERVED_PREFIX}stats/{digest}_{mode}.json"
 
 
-# --- the listing -----------------------------------------------------------------------------
-
-
-def _triple(info: ObjectInfo) -> bytes:
-    """What the fingerprint covers of a listed object: key, ETag and size, and the date too
-    (an in-place copy that changes only metadata keeps the ETag, not the date)."""
-    key = info.key.encode("utf-8", "surrogateescape")
-    etag = info.etag.strip('"').encode("ascii", "replace")
-    when = info.last_modified.isoformat().encode() if info.last_modified else b""
-    return b"%s\0%s\0%d\0%s\n" % (key, etag, info.size, when)
-
-
-@dataclass
-class _Space:
-    """One deltaspace as the listing gives it."""
-
-    prefix: str
-    deltas: list[ObjectInfo] = field(default_factory=list)
-    direct: int = 0
-    direct_bytes: int = 0
-    reference: ObjectInfo | None = None
-    hasher: Any = field(default_factory=hashlib.sha256)
-
-    def add(self, info: ObjectInfo, kind: str) -> None:
-        self.hasher.update(_triple(info))
-        if kind == "delta":
-            self.deltas.append(info)
-        elif kind == "reference":
-            self.reference = info
-        else:
-            self.direct += 1
-            self.direct_bytes += info.size
-
-
-@dataclass
-class _Listing:
-    spaces: dict[str, _Space] = field(default_factory=dict)
-    count: int = 0
-    stored: int = 0
-    hasher: Any = field(default_factory=hashlib.sha256)
-    internal_objects: int = 0
-    internal_bytes: int = 0
-
-    def add(self, info: ObjectInfo, kind: str) -> None:
-        prefix = fmt.deltaspace(info.key)
-        space = self.spaces.get(prefix)
-        if space is None:
-            space = self.spaces[prefix] = _Space(prefix)
-        space.add(info, kind)
-        self.count += 1
-        self.stored += info.size
-        self.hasher.update(_triple(info))
-
-
-def _list(
-    storage: Storage, bucket: str, prefix: str, progress: ProgressFn | None
-) -> tuple[_Listing, int]:
-    """The listing, grouped by deltaspace; and the HEADs it took (references of deltaspaces
-    that the prefix cuts through)."""
-    listing = _Listing()
-    for seen, info in enumerate(storage.iter_objects(bucket, prefix=prefix), 1):
-        kind = fmt.physical(info.key).kind
-        if kind == "internal":
-            listing.internal_objects += 1
-            listing.internal_bytes += info.size
-        else:
-            listing.add(info, kind)
-        if progress is not None and seen % 1000 == 0:
-            progress("list", seen, None)
-    # A prefix that is not a folder ("releases/app-1") lists some of a deltaspace without its
-    # reference: the deltas need it all the same, so it is counted, and HEADed to be.
-    outside = [
-        fmt.reference_key(s.prefix)
-        for s in listing.spaces.values()
-        if s.deltas and s.reference is None and not fmt.reference_key(s.prefix).startswith(prefix)
-    ]
-    if outside:
-        for ref in storage.head_many(bucket, outside).values():
-            if ref is not None:
-                listing.add(ref, "reference")
-    # The other way round ("releases/r"): a reference listed without its deltas, which are
-    # outside the prefix. It is theirs to count, and no orphan. (It stays in the fingerprint.)
-    for space in list(listing.spaces.values()):
-        if space.reference is not None and not space.deltas and _cut(space.prefix, prefix):
-            space.reference = None
-            if not space.direct:
-                del listing.spaces[space.prefix]
-    return listing, len(outside)
-
-
-def _cut(space: str, prefix: str) -> bool:
-    """Whether ``prefix`` lists only part of the deltaspace ``space``."""
-    return not (f"{space}/" if space else "").startswith(prefix)
-
-
-# --- the cache -------------------------------------------------------------------------------
+# The cache.
 
 
 def _read_cache(
@@ -410,7 +221,7 @@ def _read_cache(
         return nothing
 
 
-def _cache_document(stats: BucketStats, listing: _Listing) -> bytes:
+def _cache_document(stats: BucketStats, listing: Listing) -> bytes:
     doc = {
         "version": CACHE_VERSION,
         "tool": fmt.TOOL,
@@ -433,136 +244,43 @@ def _cache_document(stats: BucketStats, listing: _Listing) -> bytes:
     return json.dumps(doc, indent=1, sort_keys=False).encode()
 
 
-# --- measuring -------------------------------------------------------------------------------
+def _write_cache(
+    storage: Storage, stats: BucketStats, listing: Listing, warnings: list[str]
+) -> bool:
+    """Stores the cache document of ``stats``; False, and a warning, if it cannot."""
+    key = cache_key(stats.prefix, stats.mode)
+    try:
+        body = _cache_document(stats, listing)
+        storage.put(
+            stats.bucket,
+            key,
+            body,
+            size=len(body),
+            metadata=fmt.internal_metadata(),
+            content_type="application/json",
+        )
+    except (StorageError, OSError) as exc:
+        warnings.append(f"could not write the stats cache s3://{stats.bucket}/{key}: {exc}")
+        return False
+    return True
 
 
-def _sample(deltas: list[ObjectInfo], mode: Mode) -> list[ObjectInfo]:
-    """The deltas to HEAD: none (quick), all (detailed), a few spread across the listing
-    (sampled: the first, the last and evenly between, so that old and new releases count)."""
+def _cache_status(
+    mode: Mode, cache: bool, refresh: bool, *, whole_hit: bool, reused: bool
+) -> CacheStatus:
+    """What the cache did (see :class:`CacheInfo`)."""
     if mode == "quick":
-        return []
-    if mode == "detailed" or len(deltas) <= SAMPLES:
-        return list(deltas)
-    last = len(deltas) - 1
-    return [deltas[i * last // (SAMPLES - 1)] for i in range(SAMPLES)]
+        return "unused"
+    if not cache:
+        return "disabled"
+    if refresh:
+        return "refresh"
+    if whole_hit:
+        return "hit"
+    return "partial" if reused else "miss"
 
 
-def _names(keys: Iterable[str]) -> str:
-    keys = list(keys)
-    shown = ", ".join(keys[:_NAMED])
-    return shown + (f" and {len(keys) - _NAMED} more" if len(keys) > _NAMED else "")
-
-
-def _where(prefix: str) -> str:
-    return f"{prefix}/" if prefix else "the bucket root"
-
-
-def _measure(
-    bucket: str, space: _Space, heads: Mapping[str, ObjectInfo | None], mode: Mode
-) -> DeltaspaceStats:
-    """A deltaspace's figures from its listing and the HEADs made of its deltas."""
-    warnings: list[str] = []
-    ref_size = space.reference.size if space.reference is not None else None
-    known: list[int] = []  # original sizes read from metadata
-    logical_measured = 0
-    unread: list[int] = []  # stored sizes of deltas HEADed without a usable size
-    unread_keys: list[str] = []
-    foreign: list[str] = []
-    changed = False
-    exact_so_far = True
-    for delta in space.deltas:
-        if delta.key not in heads:
-            continue
-        info = heads[delta.key]
-        if info is None or info.etag.strip('"') != delta.etag.strip('"'):
-            changed = True  # removed or replaced since listed: do not cache this deltaspace
-        if info is None:
-            unread.append(delta.size)
-            unread_keys.append(delta.key)
-            exact_so_far = False
-            continue
-        meta = fmt.parse_metadata(info.metadata or {}, info.key)
-        if meta.kind == "delta" and meta.file_size is not None:
-            known.append(meta.file_size)
-            logical_measured += meta.file_size
-        elif meta.kind == "foreign":
-            # No deltaglider metadata at all: a plain object that happens to end in .delta,
-            # served as it is, so its stored size is its size.
-            foreign.append(delta.key)
-            logical_measured += info.size
-        else:
-            unread.append(info.size)
-            unread_keys.append(delta.key)
-            exact_so_far = False
-    headed = len(known) + len(foreign) + len(unread)
-    rest = len(space.deltas) - headed
-    if rest:
-        # The deltas not HEADed: as the mean of those that were, else as the reference (a
-        # delta rebuilds a file of its series, which the reference is one of), else as stored.
-        unmeasured = [d.size for d in space.deltas if d.key not in heads]
-        if known:
-            estimate = round(sum(known) / len(known) * rest)
-        elif ref_size is not None:
-            estimate = ref_size * rest
-        else:
-            estimate = sum(unmeasured)
-    else:
-        estimate = 0
-    logical = space.direct_bytes + logical_measured + sum(unread) + estimate
-    delta_bytes = sum(d.size for d in space.deltas)
-    stored = delta_bytes + space.direct_bytes + (ref_size or 0)
-    if unread_keys:
-        warnings.append(
-            f"{len(unread_keys)} delta(s) in {_where(space.prefix)} have no readable original "
-            f"size (counted at their stored size): {_names(unread_keys)}"
-        )
-    if foreign:
-        warnings.append(
-            f"{len(foreign)} object(s) in {_where(space.prefix)} are named like deltas but "
-            f"have no deltaglider metadata (counted as they are): {_names(foreign)}"
-        )
-    if space.deltas and space.reference is None:
-        warnings.append(
-            f"{len(space.deltas)} delta(s) in {_where(space.prefix)} but no "
-            f"{fmt.reference_key(space.prefix)}: they cannot be read"
-        )
-    if space.reference is not None and not space.deltas:
-        warnings.append(
-            f"orphan reference s3://{bucket}/{space.reference.key} ({space.reference.size} "
-            "bytes): no delta uses it"
-        )
-    return DeltaspaceStats(
-        prefix=space.prefix,
-        objects=len(space.deltas) + space.direct,
-        deltas=len(space.deltas),
-        direct=space.direct,
-        logical_bytes=logical,
-        stored_bytes=stored,
-        delta_bytes=delta_bytes,
-        direct_bytes=space.direct_bytes,
-        reference_bytes=ref_size or 0,
-        has_reference=space.reference is not None,
-        exact=exact_so_far and rest == 0,
-        measured=len(known),
-        fingerprint="" if changed else space.hasher.hexdigest(),
-        warnings=tuple(warnings),
-    )
-
-
-def _head_all(
-    storage: Storage, bucket: str, keys: list[str], progress: ProgressFn | None
-) -> dict[str, ObjectInfo | None]:
-    heads: dict[str, ObjectInfo | None] = {}
-    if progress is not None and keys:
-        progress("head", 0, len(keys))
-    for start in range(0, len(keys), _HEAD_BATCH):
-        heads.update(storage.head_many(bucket, keys[start : start + _HEAD_BATCH]))
-        if progress is not None:
-            progress("head", len(heads), len(keys))
-    return heads
-
-
-# --- the whole ------------------------------------------------------------------------------
+# The whole.
 
 
 def bucket_stats(
@@ -573,7 +291,7 @@ def bucket_stats(
     mode: Mode = "quick",
     cache: bool = True,
     refresh: bool = False,
-    progress: ProgressFn | None = None,
+    progress: ProgressSink | None = None,
 ) -> BucketStats:
     """Statistics of ``bucket``, or of the keys under ``prefix`` (taken as given, as S3 takes a
     prefix: pass ``"releases/"`` for a folder).
@@ -581,13 +299,14 @@ def bucket_stats(
     ``mode``: ``quick`` (no HEADs; estimates), ``sampled`` (a few HEADs per deltaspace) or
     ``detailed`` (a HEAD per delta; exact). ``cache``: read and write the result cache in the
     bucket (sampled and detailed); ``refresh``: do not read it, but write it. A cache that
-    cannot be written is a warning, not an error. ``progress(phase, done, total)``: see
-    :data:`ProgressFn`. Raises BucketNotFound for a missing bucket.
+    cannot be written is a warning, not an error. ``progress`` is noted the count of objects
+    listed (every thousand), then told the HEADs to make (``add_total(files=n)``) and each one
+    done (``file_done``). Raises BucketNotFound for a missing bucket.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     storage = store.storage
-    listing, heads_made = _list(storage, bucket, prefix, progress)
+    listing, heads_made = list_layout(storage, bucket, prefix, progress)
     warnings: list[str] = []
     key = cache_key(prefix, mode)
     cached: dict[str, DeltaspaceStats] = {}
@@ -606,28 +325,14 @@ def bucket_stats(
         if entry is not None and entry.fingerprint == space.hasher.hexdigest():
             reused[space.prefix] = entry
         else:
-            to_head.extend(d.key for d in _sample(space.deltas, mode))
-    heads = _head_all(storage, bucket, to_head, progress)
+            to_head.extend(d.key for d in deltas_to_head(space.deltas, mode))
+    heads = head_all(storage, bucket, to_head, progress)
     heads_made += len(heads)
-    spaces = [
-        reused.get(s.prefix) or _measure(bucket, s, heads, mode) for s in listing.spaces.values()
-    ]
+    spaces = [reused.get(s.prefix) or measure(bucket, s, heads) for s in listing.spaces.values()]
     spaces.sort(key=lambda s: (-s.stored_bytes, s.prefix))
     computed = len(spaces) - len(reused)
     whole_hit = cached_print == listing.hasher.hexdigest() and not computed
-    status: Literal["hit", "partial", "miss", "refresh", "disabled", "unused"]
-    if mode == "quick":
-        status = "unused"
-    elif not cache:
-        status = "disabled"
-    elif refresh:
-        status = "refresh"
-    elif whole_hit:
-        status = "hit"
-    elif reused:
-        status = "partial"
-    else:
-        status = "miss"
+    status = _cache_status(mode, cache, refresh, whole_hit=whole_hit, reused=bool(reused))
     now = datetime.now(timezone.utc)
     stats = BucketStats(
         bucket=bucket,
@@ -651,21 +356,7 @@ def bucket_stats(
         cache=CacheInfo(status, key if use_cache else None, reused=len(reused), computed=computed),
         deltaspaces=tuple(spaces),
     )
-    written = False
-    if use_cache and status != "hit":
-        try:
-            body = _cache_document(stats, listing)
-            storage.put(
-                bucket,
-                key,
-                body,
-                size=len(body),
-                metadata={"dg-tool": fmt.TOOL},
-                content_type="application/json",
-            )
-            written = True
-        except (StorageError, OSError) as exc:
-            warnings.append(f"could not write the stats cache s3://{bucket}/{key}: {exc}")
+    written = use_cache and status != "hit" and _write_cache(storage, stats, listing, warnings)
     all_warnings = [w for s in spaces for w in s.warnings] + warnings
     return replace(
         stats,

@@ -32,10 +32,35 @@ def stored(store: DeltaStore, bucket: str, prefix: str = "") -> dict[str, int]:
     }
 
 
+class Phases:
+    """A progress sink that records what it is told as ``(phase, done, total)``: ``"list"``
+    (objects listed so far, from the note) or ``"head"`` (HEADs done so far, of ``total``)."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int, int | None]] = []
+        self._total = self._done = 0
+
+    def add_total(self, *, files: int = 0, size: int = 0) -> None:
+        self._total += files
+        self.phases.append(("head", self._done, self._total))
+
+    def advance(self, count: int) -> None:
+        pass
+
+    def file_done(self, *, failed: bool = False) -> None:
+        self._done += 1
+        self.phases.append(("head", self._done, self._total))
+
+    def note(self, text: str) -> None:
+        if text:
+            self.phases.append(("list", int(text.split()[1]), None))
+
+
 def test_detailed_exact_and_the_cache_document(store: DeltaStore, bucket: str) -> None:
     sizes = put_series(store, bucket, "r", range(1, 5))
-    phases: list[tuple[str, int, int | None]] = []
-    stats = bucket_stats(store, bucket, mode="detailed", progress=lambda *a: phases.append(a))
+    sink = Phases()
+    phases = sink.phases
+    stats = bucket_stats(store, bucket, mode="detailed", progress=sink)
     assert stats.exact and stats.objects == 4 and stats.deltas == 4
     assert stats.logical_bytes == sum(sizes.values())
     assert stats.stored_bytes == sum(stored(store, bucket).values())

@@ -10,36 +10,10 @@ import click
 
 from ..stats import BucketStats, DeltaspaceStats, Mode, bucket_stats
 from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
-from ._console import Console, Progress, human_size
+from ._console import Console, human_size
 from ._paths import parse_s3
 
 __all__ = ["COMMANDS", "stats"]
-
-
-class _Reporter:
-    """The library's progress callback drawn on the console: a count while listing, then a
-    progress line while HEADing deltas (both only on a terminal)."""
-
-    def __init__(self, console: Console) -> None:
-        self._console = console
-        self._bar: Progress | None = None
-        self._done = 0
-
-    def __call__(self, phase: str, done: int, total: int | None) -> None:
-        if phase == "list":
-            self._console.status(f"stats: listed {done} objects")
-            return
-        if self._bar is None:
-            self._console.clear_status()
-            self._bar = self._console.progress(total_files=total, verb="stats")
-        for _ in range(done - self._done):
-            self._bar.file_done()
-        self._done = done
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        self._console.clear_status()
 
 
 def _bytes(value: int) -> str:
@@ -173,8 +147,8 @@ def stats(
     bucket, prefix, shown = _target(path)
     mode: Mode = "detailed" if detailed else "sampled" if sampled else "quick"
     console = app.console
-    reporter = _Reporter(console)
-    try:
+    # On a terminal: the count of objects listed, then the HEADs left (files remaining).
+    with console.progress(verb="stats") as progress:
         result = bucket_stats(
             app.store,
             bucket,
@@ -182,10 +156,8 @@ def stats(
             mode=mode,
             cache=not no_cache,
             refresh=refresh,
-            progress=reporter,
+            progress=progress,
         )
-    finally:
-        reporter.close()
     if not app.settings.quiet:
         for warning in result.warnings:
             console.error(f"deltaglider: warning: {warning}")
