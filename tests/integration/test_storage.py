@@ -254,7 +254,7 @@ def test_head_many_agrees_with_head(storage: Storage, bucket: str) -> None:
         )
         assert many.last_modified == one.last_modified
     if isinstance(storage, S3Storage):  # the fast path was taken, not only boto3's
-        assert storage._fast_buckets[bucket] is True
+        assert storage._fast.buckets[bucket] is True
 
 
 def test_head_many_with_wrong_credentials_raises_access_denied(seaweedfs: Server) -> None:
@@ -272,7 +272,7 @@ def test_head_many_with_wrong_credentials_raises_access_denied(seaweedfs: Server
     try:
         with pytest.raises(AccessDenied):
             wrong.head_many(bucket, ["k", "k2"])
-        assert not wrong._fast_buckets.get(bucket)  # a 403 is never taken for an answer
+        assert not wrong._fast.buckets.get(bucket)  # a 403 is never taken for an answer
     finally:
         wrong.close()
         admin.delete(bucket, "k")

@@ -1,15 +1,23 @@
-"""S3 and S3-compatible stores through boto3.
+"""S3 and S3-compatible stores through boto3: the plain operations.
 
-- Credentials and region come from one boto3 Session: of ``profile`` when given (never mixed
-  with keys from elsewhere), else of explicit keys, else boto3's usual chain.
-- Retries with exponential backoff on throttling (SlowDown, 503), 5xx and connection errors
-  (botocore's adaptive mode); a body that breaks off mid-stream is resumed from where it
-  stopped, pinned to the same object by its ETag.
-- Objects from ``multipart_threshold`` on are uploaded (and copied) in parts, in parallel, so
-  objects over 5 GiB work; create-only and if-match conditions apply to the completion.
-- Checksums only where S3 requires them, so S3-compatible stores that do not implement the newer
-  checksum headers work.
-- One place (:func:`translate`) turns botocore errors into deltaglider's storage exceptions.
+- The client comes from :mod:`._s3_session` (one session: of ``profile`` when given, else of
+  explicit keys, else boto3's usual chain; adaptive retries on throttling, 5xx and
+  connection errors; checksums only where S3 requires them).
+- What botocore answers is read by :mod:`._s3_wire`: one place (:func:`translate`) turns its
+  errors into deltaglider's storage exceptions, and its hooks refuse answers cut inside their
+  headers.
+- Reads go through :mod:`._s3_bodies`: a body that breaks off mid-stream is resumed from
+  where it stopped, pinned to the same object by its ETag; a large object is read as parallel
+  ranged GETs ahead of the reader.
+- Objects from ``multipart_threshold`` on are uploaded (and over 5 GiB copied) in parts by
+  :mod:`._s3_multipart`, so objects over 5 GiB work; create-only and if-match conditions apply
+  to the completion.
+- Bulk HEADs take the fast path of :mod:`._fasthead` where it agrees with boto3.
+
+Threads: one pool of the storage tier (:mod:`deltaglider._executor`), a thread per
+connection, runs the parts of uploads and copies, the ranged reads ahead of readers and bulk
+HEADs. One pool is enough because none of these tasks waits on another task of it: each waits
+only on the network (the callers that wait on them are the engine's threads or the user's).
 """
 
 from __future__ import annotations
@@ -17,22 +25,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from typing import Any, BinaryIO
 
 import botocore.exceptions
 
-from ..errors import (
-    BucketNotFound,
-    InvalidRange,
-    ObjectNotFound,
-    StorageError,
-)
-from ._fasthead import FALLBACK, FastHead
+from .._executor import Pool, connections_for, storage_threads
+from .._io import read_exactly
+from ..errors import BucketNotFound, InvalidRange, ObjectNotFound, StorageError
+from ..progress import Progress
+from ._fasthead import FastPath
 from ._s3_bodies import READ_RETRIES, PartsBody, Prefixed, ResumingBody
+from ._s3_multipart import MAX_PART, Multipart, part_size, stream_parts
 from ._s3_session import build_client
 from ._s3_wire import (  # the hook re-exported for tests/client/conftest.py's boto3 client
     _no_expect_for_empty_body as _no_expect_for_empty_body,
@@ -44,30 +50,17 @@ log = logging.getLogger("deltaglider")
 
 __all__ = ["S3Storage", "translate"]
 
-MAX_PARTS = 10_000
-MAX_PART = 5 << 30
 
-
-def _reporter(progress: Callable[[int], None], size: int) -> Callable[[Future[Any]], None]:
-    """A done-callback that reports a part's bytes once it is uploaded."""
-
-    def done(future: Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            progress(size)
-
-    return done
-
-
-def _default_pool() -> int:
-    """Connections for the engine's concurrency: it runs up to 2 * workers + 2 requests at once
-    (transfers, and HEADs beside them)."""
-    from ..config import Config
+def _default_connections() -> int:
+    """Connections for the engine's concurrency (``DG_MAX_WORKERS``): its operations and
+    requests, with parts and bulk HEADs beside them."""
+    from ..config import Config  # lazily: storage does not need the engine's settings loaded
 
     try:
         workers = Config.from_env().max_workers
     except Exception:  # a bad setting is reported where the engine reads it
         workers = Config().max_workers
-    return max(32, 4 * workers)
+    return connections_for(workers)
 
 
 class S3Storage(Storage):
@@ -80,6 +73,7 @@ class S3Storage(Storage):
     :param region: overrides the session's region (default us-east-1 when none is set).
     :param max_pool_connections: connections kept to the store; by default sized for the
         engine's concurrency, ``max(32, 4 * DG_MAX_WORKERS)`` (the workers default to 8).
+        The store runs a thread per connection for parts, reads ahead and bulk HEADs.
     :param addressing_style: ``path`` (default with an endpoint URL: what S3-compatible stores
         expect), ``virtual`` or ``auto``.
     :param conditional_writes: whether the store enforces ``If-None-Match: *`` (set False for
@@ -114,36 +108,28 @@ class S3Storage(Storage):
         self.multipart_copy_threshold = MAX_PART
         self.conditional_writes = conditional_writes
         if max_pool_connections is None:
-            max_pool_connections = _default_pool()
-        self._workers = max(2, max_pool_connections // 2)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-        self._verify = verify
-        self._session: Any = None
-        self._fast: Any = None  # FastHead, built on first use (False: does not apply)
-        self._fast_buckets: dict[str, bool] = {}
-        self._fast_lock = threading.Lock()
-        self._head_pool: ThreadPoolExecutor | None = None
-        self._head_workers = max_pool_connections
-        if client is not None:
-            self.client = client
-            register_hooks(client)
-            return
-        self.client, self._session = build_client(
-            endpoint_url=endpoint_url,
-            profile=profile,
-            region=region,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            verify=verify,
-            max_attempts=max_attempts,
-            max_pool_connections=max_pool_connections,
-            addressing_style=addressing_style,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
-        register_hooks(self.client)
+            max_pool_connections = _default_connections()
+        self._pool = Pool("deltaglider-s3", storage_threads(max_pool_connections))
+        session: Any = None
+        if client is None:
+            client, session = build_client(
+                endpoint_url=endpoint_url,
+                profile=profile,
+                region=region,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                verify=verify,
+                max_attempts=max_attempts,
+                max_pool_connections=max_pool_connections,
+                addressing_style=addressing_style,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        self.client = client
+        register_hooks(client)
+        self._fast = FastPath(client, session, verify)
+        self._multipart = Multipart(client, self._call, self._submit, self._pool.size)
 
     def describe(self) -> str:
         return self.endpoint_url or "AWS S3"
@@ -168,25 +154,16 @@ class S3Storage(Storage):
             )
         return result
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="deltaglider-s3")
-            return self._pool
-
     def _submit(self, fn: Any, /, *args: Any) -> Future[Any]:
-        return self._executor().submit(fn, *args)
+        """Runs ``fn(*args)`` on the store's pool (the one there is now: see :meth:`close`)."""
+        return self._pool.submit(fn, *args)
 
     def close(self) -> None:
-        with self._pool_lock:
-            pools = [p for p in (self._pool, self._head_pool) if p is not None]
-            self._pool = self._head_pool = None
-        for pool in pools:
-            pool.shutdown(wait=True)
-        if self._fast:
-            self._fast.close()
-
-    # --- objects -----------------------------------------------------------------------------
+        """Waits for the pool's tasks and stops its threads; a store used again afterwards
+        starts a new pool, as it started the first one, on first use."""
+        pool, self._pool = self._pool, Pool(self._pool.name, self._pool.size)
+        pool.shutdown(wait=True)
+        self._fast.close()
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         try:
@@ -214,55 +191,15 @@ class S3Storage(Storage):
         keys = list(keys)
         if not keys:
             return {}
-        fast = self._fast_for(bucket, keys[0])
+        one = self._fast.heads(bucket, keys[0], self._head_if_any)
+        return dict(zip(keys, self._pool.map(one, keys), strict=True))
 
-        def one(key: str) -> ObjectInfo | None:
-            if fast is not None:
-                answer = fast.head(bucket, key)
-                if answer is None or isinstance(answer, ObjectInfo):
-                    return answer
-            try:
-                return self.head(bucket, key)
-            except ObjectNotFound:
-                return None
-
-        with self._pool_lock:
-            if self._head_pool is None:
-                self._head_pool = ThreadPoolExecutor(
-                    self._head_workers, thread_name_prefix="deltaglider-head"
-                )
-            pool = self._head_pool
-        return dict(zip(keys, pool.map(one, keys), strict=True))
-
-    def _fast_for(self, bucket: str, probe_key: str) -> FastHead | None:
-        """The fast HEAD path if it applies to this store and agrees with boto3 in ``bucket``."""
-        with self._fast_lock:
-            if self._fast is None:
-                self._fast = FastHead.for_client(self.client, self._session, self._verify) or False
-            fast = self._fast
-            known = self._fast_buckets.get(bucket)
-        if not isinstance(fast, FastHead) or known is False:
-            return None
-        if known:
-            return fast
-        answer = fast.head(bucket, probe_key)
-        fast.forget_connection()  # the caller's thread may be short-lived: keep no socket for it
+    def _head_if_any(self, bucket: str, key: str) -> ObjectInfo | None:
+        """:meth:`head`, None for a missing object (a missing bucket still raises)."""
         try:
-            expected: ObjectInfo | None = self.head(bucket, probe_key)
+            return self.head(bucket, key)
         except ObjectNotFound:
-            expected = None
-        agrees = answer is not FALLBACK and (
-            (answer is None and expected is None)
-            or (
-                isinstance(answer, ObjectInfo)
-                and expected is not None
-                and (answer.size, answer.etag, answer.metadata)
-                == (expected.size, expected.etag, expected.metadata)
-            )
-        )
-        with self._fast_lock:
-            self._fast_buckets[bucket] = agrees
-        return fast if agrees else None
+            return None
 
     def _get_object(
         self, bucket: str, key: str, start: int, end: int | None, if_match: str | None
@@ -352,7 +289,7 @@ class S3Storage(Storage):
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
         tagging: str | None = None,
     ) -> ObjectInfo:
         extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
@@ -368,31 +305,23 @@ class S3Storage(Storage):
         if isinstance(body, (bytes, bytearray, memoryview)):
             view = memoryview(body).cast("B")
             if len(view) >= self.multipart_threshold:
-                part = self._part_size(len(view))
+                part = part_size(self.multipart_chunksize, len(view))
                 # Slices, not copies: each part is copied by the thread that uploads it.
                 pieces: Iterator[bytes | memoryview] = (
                     view[i : i + part] for i in range(0, len(view), part)
                 )
-                return self._put_multipart(bucket, key, pieces, len(view), extra, cond, progress)
+                return self._multipart.upload(bucket, key, pieces, len(view), extra, cond, progress)
             data = body if isinstance(body, bytes) else view.tobytes()
         else:
-            first = _read_exactly(body, self.multipart_threshold)
-            if len(first) < self.multipart_threshold:
-                data = first
-            else:
-                pieces = _stream_parts(body, first, self._part_size(size), size is None)
-                return self._put_multipart(bucket, key, pieces, size, extra, cond, progress)
+            data = read_exactly(body, self.multipart_threshold)
+            if len(data) >= self.multipart_threshold:
+                part = part_size(self.multipart_chunksize, size)
+                pieces = stream_parts(body, data, part, size is None)
+                return self._multipart.upload(bucket, key, pieces, size, extra, cond, progress)
         r = self._call(
-            "put",
-            bucket,
-            key,
-            self.client.put_object,
-            Bucket=bucket,
-            Key=key,
-            Body=data,
-            **extra,
-            **cond,
-        )
+            "put", bucket, key, self.client.put_object, Bucket=bucket, Key=key, Body=data,
+            **extra, **cond,
+        )  # fmt: skip
         if progress is not None:
             progress(len(data))
         return ObjectInfo(
@@ -403,108 +332,6 @@ class S3Storage(Storage):
             metadata=dict(extra["Metadata"]),
             content_type=content_type,
         )
-
-    def _part_size(self, size: int | None) -> int:
-        part = self.multipart_chunksize
-        if size is not None:
-            while size > part * MAX_PARTS:
-                part *= 2
-        return min(part, MAX_PART)
-
-    def _put_multipart(
-        self,
-        bucket: str,
-        key: str,
-        pieces: Iterator[bytes | memoryview],
-        size: int | None,
-        extra: dict[str, Any],
-        cond: dict[str, Any],
-        progress: Callable[[int], None] | None = None,
-    ) -> ObjectInfo:
-        r = self._call(
-            "multipart upload",
-            bucket,
-            key,
-            self.client.create_multipart_upload,
-            Bucket=bucket,
-            Key=key,
-            **extra,
-        )
-        upload_id = r["UploadId"]
-        pool = self._executor()
-        futures: list[Future[dict[str, Any]]] = []
-        total = 0
-        in_flight = max(4, min(10, self._workers))
-        try:
-            for number, chunk in enumerate(pieces, 1):
-                if number > MAX_PARTS:
-                    raise StorageError(
-                        f"{key}: more than {MAX_PARTS} parts; raise the chunk size",
-                        bucket=bucket,
-                        key=key,
-                    )
-                total += len(chunk)
-                futures.append(
-                    pool.submit(self._upload_part, bucket, key, upload_id, number, chunk)
-                )
-                if progress is not None:
-                    futures[-1].add_done_callback(_reporter(progress, len(chunk)))
-                # Bound the memory held by parts in flight.
-                while sum(not f.done() for f in futures) >= in_flight:
-                    wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
-                for f in futures:
-                    if f.done() and f.exception() is not None:
-                        raise f.exception()  # type: ignore[misc]
-            parts = [f.result() for f in futures]
-            if size is not None and total != size:
-                raise StorageError(
-                    f"expected {size} bytes for {key}, read {total}", bucket=bucket, key=key
-                )
-            r = self._call(
-                "complete multipart upload",
-                bucket,
-                key,
-                self.client.complete_multipart_upload,
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                **cond,
-            )
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            try:
-                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                pass
-            raise
-        return ObjectInfo(
-            key=key,
-            size=total,
-            etag=r.get("ETag", ""),
-            last_modified=response_date(r),
-            metadata=dict(extra["Metadata"]),
-            content_type=extra.get("ContentType"),
-        )
-
-    def _upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
-    ) -> dict[str, Any]:
-        if isinstance(data, memoryview):
-            data = data.tobytes()
-        r = self._call(
-            "upload part",
-            bucket,
-            key,
-            self.client.upload_part,
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
-        )
-        return {"PartNumber": number, "ETag": r["ETag"]}
 
     def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -603,15 +430,16 @@ class S3Storage(Storage):
         info = self.head(src_bucket, src_key)
         if info.size >= self.multipart_copy_threshold:
             # CopyObject takes at most 5 GiB: larger objects are copied part by part.
-            return self._copy_multipart(
+            return self._multipart.copy(
                 info,
                 src_bucket,
                 src_key,
                 bucket,
                 key,
+                part_size(self.multipart_chunksize, info.size),
                 metadata,
                 content_type,
-                {"IfNoneMatch": "*"} if "IfNoneMatch" in kwargs else {},
+                {"IfNoneMatch": "*"} if "IfNoneMatch" in kwargs else {},  # create-only, as here
             )
         try:
             r = self._call("copy", bucket, key, self.client.copy_object, **kwargs)
@@ -632,82 +460,6 @@ class S3Storage(Storage):
             metadata=dict(metadata) if metadata is not None else info.metadata,
             content_type=content_type or info.content_type,
         )
-
-    def _copy_multipart(
-        self,
-        info: ObjectInfo,
-        src_bucket: str,
-        src_key: str,
-        bucket: str,
-        key: str,
-        metadata: Mapping[str, str] | None,
-        content_type: str | None,
-        cond: Mapping[str, str],
-    ) -> ObjectInfo:
-        extra: dict[str, Any] = {
-            "Metadata": dict(metadata if metadata is not None else info.metadata or {})
-        }
-        if content_type or info.content_type:
-            extra["ContentType"] = content_type or info.content_type
-        r = self._call(
-            "multipart copy",
-            bucket,
-            key,
-            self.client.create_multipart_upload,
-            Bucket=bucket,
-            Key=key,
-            **extra,
-        )
-        upload_id = r["UploadId"]
-        part = self._part_size(info.size)
-        try:
-            futures = []
-            for number, start in enumerate(range(0, info.size, part), 1):
-                end = min(start + part, info.size) - 1
-                futures.append(
-                    self._executor().submit(
-                        self._call,
-                        "copy part",
-                        bucket,
-                        key,
-                        self.client.upload_part_copy,
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        CopySource={"Bucket": src_bucket, "Key": src_key},
-                        CopySourceRange=f"bytes={start}-{end}",
-                        CopySourceIfMatch=info.etag,
-                    )
-                )
-            parts = [
-                {"PartNumber": i, "ETag": f.result()["CopyPartResult"]["ETag"]}
-                for i, f in enumerate(futures, 1)
-            ]
-            r = self._call(
-                "complete multipart copy",
-                bucket,
-                key,
-                self.client.complete_multipart_upload,
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                **cond,  # create-only, as a single copy would be
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            raise
-        return ObjectInfo(
-            key=key,
-            size=info.size,
-            etag=r.get("ETag", ""),
-            metadata=extra["Metadata"],
-            content_type=extra.get("ContentType"),
-        )
-
-    # --- buckets -----------------------------------------------------------------------------
 
     def create_bucket(self, bucket: str) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
@@ -738,36 +490,3 @@ class S3Storage(Storage):
     def list_buckets(self) -> list[BucketInfo]:
         r = self._call("list buckets", "", "", self.client.list_buckets)
         return [BucketInfo(b["Name"], b.get("CreationDate")) for b in r.get("Buckets", [])]
-
-
-def _stream_parts(stream: BinaryIO, first: bytes, part: int, grow: bool) -> Iterator[bytes]:
-    """The stream in parts of ``part`` bytes (``first`` holds its beginning). Of unknown size,
-    parts double every 1000 so that 10,000 parts reach far."""
-    buffer = first
-    number = 0
-    while True:
-        while len(buffer) < part:
-            more = _read_exactly(stream, part - len(buffer))
-            if not more:
-                break
-            buffer += more
-        if not buffer:
-            return
-        chunk, buffer = buffer[:part], buffer[part:]
-        number += 1
-        yield chunk
-        if grow and number % 1000 == 0:
-            part = min(part * 2, MAX_PART)
-
-
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes, fewer only at the end of the stream."""
-    chunks = []
-    left = size
-    while left > 0:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
