@@ -46,12 +46,15 @@ _NAMED = 5
 
 
 class Savings:
-    """``saved_bytes`` and ``savings`` of figures that have logical and stored bytes (a
-    deltaspace's, a bucket's)."""
+    """The byte figures a deltaspace's and a bucket's statistics share: ``saved_bytes`` and
+    ``savings`` from the logical and stored bytes, and all of them as their JSON has them."""
 
     __slots__ = ()
     logical_bytes: int
     stored_bytes: int
+    delta_bytes: int
+    direct_bytes: int
+    reference_bytes: int
 
     @property
     def saved_bytes(self) -> int:
@@ -61,6 +64,17 @@ class Savings:
     def savings(self) -> float:
         """1 - stored/logical; negative when the store holds more than the files would take."""
         return 1.0 - self.stored_bytes / self.logical_bytes if self.logical_bytes > 0 else 0.0
+
+    def _bytes_dict(self) -> dict[str, Any]:
+        return {
+            "logical_bytes": self.logical_bytes,
+            "stored_bytes": self.stored_bytes,
+            "saved_bytes": self.saved_bytes,
+            "savings": round(self.savings, 6),
+            "delta_bytes": self.delta_bytes,
+            "direct_bytes": self.direct_bytes,
+            "reference_bytes": self.reference_bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -99,13 +113,7 @@ class DeltaspaceStats(Savings):
             "objects": self.objects,
             "deltas": self.deltas,
             "direct": self.direct,
-            "logical_bytes": self.logical_bytes,
-            "stored_bytes": self.stored_bytes,
-            "saved_bytes": self.saved_bytes,
-            "savings": round(self.savings, 6),
-            "delta_bytes": self.delta_bytes,
-            "direct_bytes": self.direct_bytes,
-            "reference_bytes": self.reference_bytes,
+            **self._bytes_dict(),
             "has_reference": self.has_reference,
             "orphan": self.orphan,
             "exact": self.exact,
