@@ -22,8 +22,8 @@ writes also get under ``.deltaglider/``)::
 Rules worth knowing:
 
 - Nothing is written, to the store or to deltaglider's reference cache: listing and reading
-  (GET, HEAD) permissions are enough. Objects over 64 MiB are spooled to a private temporary file
-  while they are encoded (deleted at once).
+  (GET, HEAD) permissions are enough. Objects over 64 MiB (:data:`deltaglider._io.SPOOL_THRESHOLD`)
+  are spooled to a private temporary file while they are encoded (deleted at once).
 - Objects deltaglider already stored are not part of the estimate: they are counted apart
   (:attr:`Analysis.existing_objects`). Its deltas, references, escaped names and bookkeeping
   (``*.delta``, ``reference.bin``, ``*.direct``, ``.deltaglider/``) are known by name; the
@@ -39,27 +39,32 @@ Rules worth knowing:
   can save at most, and those left out are counted as stored whole (the estimate of savings
   is then a lower bound for them; :attr:`Analysis.unsampled_spaces` says how many).
 - An object that cannot be read is skipped (``on_error`` is told) and the analysis goes on.
+
+A report, not an engine stage: like :mod:`deltaglider.stats`, a read model of the physical
+layout (as restic's checker reads the repository). It reads the storage directly (listings,
+HEADs, GETs) and never writes an object the engine owns; what is engine *policy* it asks of the
+engine (:func:`~deltaglider.engine.first_reference`, :func:`~deltaglider.engine.natural_key`,
+:func:`~deltaglider.engine.make_encoder`, :func:`~deltaglider.engine.delta_limit`) instead of
+re-implementing it. Given a :class:`DeltaStore`, it takes its configuration and its storage (not
+its reference cache: nothing is filled) and samples on a pool of its own (see
+:mod:`deltaglider._analyze_sampling`, which holds the plan and the sampler); this module keeps the
+results, the listing and the estimate.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import math
-import mmap
-import tempfile
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any
 
 from . import format as fmt
-from .codec import Encoder
+from ._analyze_sampling import Outcome, PlainSpace, Plan, Sampler, budget, plan_space
+from ._analyze_sampling import spread as spread  # importable from here, as it always was
 from .config import Config
-from .engine import DeltaStore, natural_key
-from .errors import DeltaGliderError, DeltaTooLargeError, StorageError
+from .engine import DeltaStore, first_reference
+from .progress import ProgressSink
 from .storage.base import Storage
 
 __all__ = [
@@ -77,26 +82,6 @@ log = logging.getLogger("deltaglider")
 DEFAULT_SAMPLE = 4
 #: Bytes downloaded at most, references included (decimal: 1 GB).
 DEFAULT_MAX_SAMPLE_BYTES = 1_000_000_000
-
-_SPOOL = 64 << 20
-_CHUNK = 1 << 20
-
-T = TypeVar("T")
-
-
-class ProgressSink(Protocol):
-    """Where progress goes (the CLI's :class:`~deltaglider.cli._console.Progress` is one).
-
-    Bytes count once as they download and once more as a sample encodes.
-    """
-
-    def add_total(self, *, files: int = 0, size: int = 0) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-    def file_done(self, *, failed: bool = False) -> None: ...
-
-    def note(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -239,37 +224,7 @@ class Analysis:
         }
 
 
-# --- grouping --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Space:
-    prefix: str
-    #: Plain objects as listed, (key, size); cleared once counted.
-    listed: list[tuple[str, int]] = field(default_factory=list)
-    #: Whether deltaglider stored something here (its direct objects may be among ``listed``).
-    touched: bool = False
-    objects: int = 0
-    size: int = 0
-    candidates: int = 0
-    candidate_size: int = 0
-    #: Every candidate's key, empty ones included: the reference is chosen among them.
-    candidate_keys: list[str] = field(default_factory=list)
-    #: Non-empty candidates as (key, size): only they can be deltas (an empty file is direct).
-    keys: list[tuple[str, int]] = field(default_factory=list)
-    existing_ref: tuple[str, int] | None = None
-
-    def count(self, config: Config) -> None:
-        for key, size in self.listed:
-            self.objects += 1
-            self.size += size
-            if config.is_delta_candidate(key):
-                self.candidates += 1
-                self.candidate_size += size
-                self.candidate_keys.append(key)
-                if size:
-                    self.keys.append((key, size))
-        self.listed = []
+# The listing.
 
 
 def already_stored(key: str) -> bool:
@@ -279,316 +234,80 @@ def already_stored(key: str) -> bool:
     return found.kind != "direct" or found.logical != key
 
 
-def spread(items: Sequence[T], count: int) -> list[T]:
-    """``count`` items spread evenly over ``items`` (the middle of each of ``count`` equal
-    strata), the most central first: any first few of them are still a fair sample."""
-    m = len(items)
-    k = min(count, m)
-    if k <= 0:
-        return []
-    picks = [items[min(m - 1, int((i + 0.5) * m / k))] for i in range(k)]
-    order = sorted(range(k), key=lambda i: (abs(2 * i + 1 - k), i))
-    return [picks[i] for i in order]
-
-
 def reference_of(keys: Sequence[str]) -> str:
     """The key a batch upload makes its deltaspace's reference: the middle one in natural
-    (version-aware) order, as :meth:`DeltaStore.put_many` chooses it."""
-    ordered = sorted(keys, key=natural_key)
-    return ordered[len(ordered) // 2]
+    (version-aware) order, as :meth:`DeltaStore.put_many` chooses it (the engine's rule,
+    :func:`~deltaglider.engine.first_reference`)."""
+    return first_reference(keys)
 
 
 @dataclass
-class _Plan:
-    space: _Space
-    ref_key: str
-    ref_size: int
-    existing: bool
-    #: Candidates besides the reference, the most useful samples first.
-    order: list[tuple[str, int]]
-    picks: list[tuple[str, int]] = field(default_factory=list)
+class _Grouped:
+    """The listing's plain objects by would-be deltaspace, and what deltaglider stored."""
 
-    @property
-    def potential(self) -> int:
-        """Bytes a deltaspace can save at most: what is not its reference."""
-        return self.space.candidate_size - (0 if self.existing else self.ref_size)
+    spaces: dict[str, PlainSpace] = field(default_factory=dict)
+    existing: int = 0
+    existing_bytes: int = 0
 
-
-def _plan(space: _Space, sample: int) -> _Plan | None:
-    if space.existing_ref is not None:
-        if not space.keys:
-            return None
-        ref_key, ref_size = space.existing_ref
-        others = sorted(space.keys, key=lambda kv: natural_key(kv[0]))
-        return _Plan(space, ref_key, ref_size, True, spread(others, sample))
-    if len(space.keys) < 2:
-        return None
-    # As put_many: the middle of all candidates, empty ones included. An empty file is stored
-    # direct and makes no reference; the engine's reference is then whichever file comes
-    # first, and the middle non-empty one is the best guess.
-    ref_key = reference_of(space.candidate_keys)
-    if ref_key not in dict(space.keys):
-        ref_key = reference_of([k for k, _ in space.keys])
-    ordered = sorted(space.keys, key=lambda kv: natural_key(kv[0]))
-    mid = next(i for i, (k, _) in enumerate(ordered) if k == ref_key)
-    ref_size = ordered[mid][1]
-    # Delta sizes grow with the distance (in versions) from the reference: sample along it.
-    by_distance = sorted(
-        (i for i in range(len(ordered)) if i != mid), key=lambda i: (abs(i - mid), i)
-    )
-    return _Plan(space, ref_key, ref_size, False, spread([ordered[i] for i in by_distance], sample))
+    def space(self, key: str) -> PlainSpace:
+        prefix = fmt.deltaspace(key)
+        found = self.spaces.get(prefix)
+        if found is None:
+            found = self.spaces[prefix] = PlainSpace(prefix)
+        return found
 
 
-def _budget(plans: list[_Plan], max_bytes: int) -> None:
-    """Chooses the samples (``picks``) within ``max_bytes``: every deltaspace's reference and
-    first sample, largest potential first, then more samples round by round."""
-    left = max_bytes
-    chosen: list[_Plan] = []
-    for plan in sorted(plans, key=lambda p: -p.potential):
-        first = plan.order[0]
-        if plan.ref_size + first[1] <= left:
-            left -= plan.ref_size + first[1]
-            plan.picks.append(first)
-            chosen.append(plan)
-    for rank in range(1, max((len(p.order) for p in chosen), default=0)):
-        for plan in chosen:
-            if rank < len(plan.order) and plan.order[rank][1] <= left:
-                left -= plan.order[rank][1]
-                plan.picks.append(plan.order[rank])
+def _group(
+    storage: Storage, bucket: str, prefix: str, config: Config, progress: ProgressSink | None
+) -> _Grouped:
+    """Lists ``prefix`` and sets apart what deltaglider stored: by name, and where it stored
+    something, by the metadata of the objects that look plain (one HEAD each, in those
+    deltaspaces only: they may be its direct objects)."""
+    grouped = _Grouped()
+    noted = False  # whether the progress line shows a note to clear
+    for listed, info in enumerate(storage.iter_objects(bucket, prefix=prefix), 1):
+        if progress is not None and listed % 1000 == 0:
+            progress.note(f"{listed} objects listed")
+            noted = True
+        space = grouped.space(info.key)
+        if already_stored(info.key):
+            grouped.existing += 1
+            grouped.existing_bytes += info.size
+            space.touched = True
+            if fmt.physical(info.key).kind == "reference":
+                space.existing_ref = (info.key, info.size)
+            continue
+        space.listed.append((info.key, info.size))
+    touched = [space for space in grouped.spaces.values() if space.touched]
+    suspects = [key for space in touched for key, _ in space.listed]
+    if suspects:
+        if progress is not None:
+            progress.note(f"checking {len(suspects)} objects in deltaglider's folders")
+            noted = True
+        heads = storage.head_many(bucket, suspects)
+        for space in touched:
+            plain = []
+            for key, size in space.listed:
+                head = heads.get(key)
+                if head is None:
+                    continue  # deleted since it was listed
+                if fmt.parse_metadata(head.metadata or {}, key).kind != "foreign":
+                    grouped.existing += 1
+                    grouped.existing_bytes += size
+                else:
+                    plain.append((key, size))
+            space.listed = plain
+    for space in grouped.spaces.values():
+        space.count(config)
+    if progress is not None and noted:
+        progress.note("")
+    return grouped
 
 
-# --- sampling --------------------------------------------------------------------------------
+# The estimate.
 
 
-class _Fetched:
-    """An object's bytes: in memory, or spooled to a private temporary file (mapped) when
-    large. Freed when the last reference to ``view`` goes: an encoder built on it keeps it."""
-
-    def __init__(
-        self, storage: Storage, bucket: str, key: str, advance: Callable[[int], None]
-    ) -> None:
-        info, body = storage.get(bucket, key)
-        got = 0
-        with contextlib.ExitStack() as stack:
-            stack.callback(body.close)
-            if info.size > _SPOOL:
-                # Already unlinked; the mapping keeps the bytes once the file is closed.
-                fh: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())
-                while chunk := body.read(_CHUNK):
-                    fh.write(chunk)
-                    got += len(chunk)
-                    advance(len(chunk))
-                fh.flush()
-                data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if got else b""
-            else:
-                buf = bytearray()
-                while chunk := body.read(_CHUNK):
-                    buf += chunk
-                    got += len(chunk)
-                    advance(len(chunk))
-                data = buf
-        if got != info.size:
-            raise StorageError(
-                f"s3://{bucket}/{key}: read {got} bytes of {info.size}", bucket=bucket, key=key
-            )
-        self.view = memoryview(data)
-        self.size = got
-
-
-class _Counter:
-    """One task's progress: increments passed on and counted, so that what a failed or
-    changed object did not report can be made up for."""
-
-    def __init__(self, advance: Callable[[int], None]) -> None:
-        self._advance = advance
-        self.count = 0
-
-    def add(self, count: int) -> None:
-        if count > 0:
-            self.count += count
-            self._advance(count)
-
-    def up_to(self, total: int) -> None:
-        self.add(total - self.count)
-
-
-class _Reporter:
-    """Turns the codec's positions into increments for one file."""
-
-    def __init__(self, counter: _Counter) -> None:
-        self._counter = counter
-        self._done = 0
-
-    def at(self, position: int) -> None:
-        if position > self._done:
-            self._counter.add(position - self._done)
-            self._done = position
-
-
-@dataclass
-class _Outcome:
-    sampled: int = 0
-    sampled_bytes: int = 0
-    deltas: int = 0
-    sample_size: int = 0
-    sample_stored: int = 0
-    errors: int = 0
-    ref_ok: bool = False
-    #: What the would-be reference's own file takes as its delta against itself (or whole).
-    ref_stored: int = 0
-
-
-class _Sampler:
-    """Runs every deltaspace's reference download and sample encodes on one bounded pool.
-
-    At most ``workers`` deltaspaces are open at once (their reference and encoder in
-    memory); a deltaspace's samples are queued as soon as its encoder is built, so that a
-    few large deltaspaces are sampled as much in parallel as many small ones. Results are
-    gathered in the calling thread.
-    """
-
-    def __init__(
-        self,
-        storage: Storage,
-        bucket: str,
-        config: Config,
-        progress: ProgressSink | None,
-        on_error: Callable[[str, BaseException], None],
-    ) -> None:
-        self.storage = storage
-        self.bucket = bucket
-        self.config = config
-        self.progress = progress
-        self.on_error = on_error
-
-    def _advance(self, count: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(count)
-
-    def _file_done(self, failed: bool = False) -> None:
-        if self.progress is not None:
-            self.progress.file_done(failed=failed)
-
-    def _reference(
-        self, key: str, counter: _Counter, existing: bool
-    ) -> tuple[_Fetched, Encoder, int]:
-        """Downloads a reference and builds its encoder; for a would-be reference, also what
-        its own file takes: the engine stores it as a delta against itself too (a few bytes
-        per window, cheap to encode), or whole if even that is over the max ratio."""
-        data = _Fetched(self.storage, self.bucket, key, counter.add)
-        secondary: Any = self.config.codec_secondary  # validated by Config
-        encoder = Encoder(data.view, level=self.config.codec_level, secondary=secondary)
-        own = 0
-        if not existing:
-            limit = max(0, math.floor(self.config.max_ratio * data.size))
-            try:
-                own = len(encoder.encode(data.view, max_delta_size=limit))
-            except DeltaTooLargeError:
-                own = data.size
-        return data, encoder, own
-
-    def _sample(self, encoder: Encoder, key: str, counter: _Counter) -> tuple[int, int, bool]:
-        """Downloads and encodes one candidate: (its size, what it would take, as a delta).
-
-        The limit is the engine's: over it, the file would be stored whole, and the codec
-        gives up on it early, so an undeltable sample costs little more than its download.
-        """
-        data = _Fetched(self.storage, self.bucket, key, counter.add)
-        limit = max(0, math.floor(self.config.max_ratio * data.size))
-        try:
-            delta = encoder.encode(data.view, max_delta_size=limit, progress=_Reporter(counter).at)
-        except DeltaTooLargeError:
-            return data.size, data.size, False
-        return data.size, len(delta), True
-
-    def run(self, plans: list[_Plan]) -> dict[str, _Outcome]:
-        outcomes = {p.space.prefix: _Outcome() for p in plans}
-        waiting = deque(p for p in plans if p.picks)
-        workers = self.config.max_workers
-        # Deltaspaces open: their reference and encoder once here (None while downloading),
-        # and how many of their samples are still running.
-        open_: dict[str, tuple[_Fetched, Encoder] | None] = {}
-        running: dict[str, int] = {}
-        futures: dict[Future[Any], tuple[_Plan, str | None, int, _Counter]] = {}
-        with ThreadPoolExecutor(workers, thread_name_prefix="deltaglider-analyze") as pool:
-            try:
-                while waiting or futures:
-                    while waiting and len(open_) < workers:
-                        plan = waiting.popleft()
-                        counter = _Counter(self._advance)
-                        task = pool.submit(self._reference, plan.ref_key, counter, plan.existing)
-                        futures[task] = (plan, None, plan.ref_size, counter)
-                        open_[plan.space.prefix] = None
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        self._settle(fut, futures, open_, running, outcomes, pool)
-            finally:
-                # Whatever is left (an interruption): drop what has not started; the pool
-                # waits for what has.
-                for fut in futures:
-                    fut.cancel()
-                open_.clear()
-        return outcomes
-
-    def _settle(
-        self,
-        fut: Future[Any],
-        futures: dict[Future[Any], tuple[_Plan, str | None, int, _Counter]],
-        open_: dict[str, tuple[_Fetched, Encoder] | None],
-        running: dict[str, int],
-        outcomes: dict[str, _Outcome],
-        pool: ThreadPoolExecutor,
-    ) -> None:
-        """Takes in one finished task: a reference (its samples are queued) or a sample."""
-        plan, key, size, counter = futures.pop(fut)
-        prefix = plan.space.prefix
-        out = outcomes[prefix]
-        exc = fut.exception()
-        if exc is not None and not isinstance(exc, (DeltaGliderError, OSError)):
-            raise exc
-        if key is not None:
-            running[prefix] -= 1
-        # Progress counts a reference once (download), a sample twice (download, encode).
-        counter.up_to(size if key is None else 2 * size)
-        if exc is not None:
-            out.errors += 1
-            self.on_error(key or plan.ref_key, exc)
-            self._file_done(failed=True)
-            if key is None:
-                # No reference, no deltas: its samples are not fetched.
-                for _, pick_size in plan.picks:
-                    self._advance(2 * pick_size)
-                    self._file_done(failed=True)
-        elif key is None:
-            self._file_done()
-            data, encoder, own = fut.result()
-            opened = (data, encoder)
-            out.ref_ok = True
-            out.ref_stored = own
-            out.sampled += 1
-            out.sampled_bytes += data.size
-            open_[prefix] = opened
-            running[prefix] = len(plan.picks)
-            for pick_key, pick_size in plan.picks:
-                pick_counter = _Counter(self._advance)
-                task = pool.submit(self._sample, opened[1], pick_key, pick_counter)
-                futures[task] = (plan, pick_key, pick_size, pick_counter)
-        else:
-            self._file_done()
-            got, stored, is_delta = fut.result()
-            out.sampled += 1
-            out.sampled_bytes += got
-            out.sample_size += got
-            out.sample_stored += stored
-            out.deltas += is_delta
-        if not running.get(prefix):
-            del open_[prefix]  # the reference's bytes go with its encoder
-
-
-# --- the estimate ----------------------------------------------------------------------------
-
-
-def _estimate(space: _Space, plan: _Plan | None, out: _Outcome | None) -> SpaceEstimate:
+def _estimate(space: PlainSpace, plan: Plan | None, out: Outcome | None) -> SpaceEstimate:
     est = SpaceEstimate(
         deltaspace=space.prefix,
         objects=space.objects,
@@ -678,59 +397,18 @@ def analyze(
         else:
             log.warning("skipping s3://%s/%s: %s", bucket, key, text)
 
-    spaces: dict[str, _Space] = {}
-    existing = existing_bytes = listed = 0
-    noted = False  # whether the progress line shows a note to clear
-    for info in storage.iter_objects(bucket, prefix=prefix):
-        listed += 1
-        if progress is not None and listed % 1000 == 0:
-            progress.note(f"{listed} objects listed")
-            noted = True
-        space = spaces.setdefault(fmt.deltaspace(info.key), _Space(fmt.deltaspace(info.key)))
-        if already_stored(info.key):
-            existing += 1
-            existing_bytes += info.size
-            space.touched = True
-            if fmt.physical(info.key).kind == "reference":
-                space.existing_ref = (info.key, info.size)
-            continue
-        space.listed.append((info.key, info.size))
-    # Where deltaglider stored something, the objects that look plain may be its direct ones:
-    # their metadata says so (one HEAD each, in those deltaspaces only).
-    suspects = [key for space in spaces.values() if space.touched for key, _ in space.listed]
-    if suspects:
-        if progress is not None:
-            progress.note(f"checking {len(suspects)} objects in deltaglider's folders")
-            noted = True
-        heads = storage.head_many(bucket, suspects)
-        for space in spaces.values():
-            if not space.touched:
-                continue
-            plain = []
-            for key, size in space.listed:
-                head = heads.get(key)
-                if head is None:
-                    continue  # deleted since it was listed
-                if fmt.parse_metadata(head.metadata or {}, key).kind != "foreign":
-                    existing += 1
-                    existing_bytes += size
-                else:
-                    plain.append((key, size))
-            space.listed = plain
-    for space in spaces.values():
-        space.count(config)
-    if progress is not None and noted:
-        progress.note("")
+    listed = _group(storage, bucket, prefix, config, progress)
+    spaces = listed.spaces
 
-    plans = {p.space.prefix: p for p in (_plan(s, sample) for s in spaces.values()) if p}
-    _budget(list(plans.values()), max_sample_bytes)
+    plans = {p.space.prefix: p for p in (plan_space(s, sample) for s in spaces.values()) if p}
+    budget(list(plans.values()), max_sample_bytes)
     chosen = [p for p in plans.values() if p.picks]
     if progress is not None:
         progress.add_total(
             files=sum(1 + len(p.picks) for p in chosen),
             size=sum(p.ref_size + 2 * sum(s for _, s in p.picks) for p in chosen),
         )
-    outcomes = _Sampler(storage, bucket, config, progress, failed).run(chosen)
+    outcomes = Sampler(storage, bucket, config, progress, failed).run(chosen)
     estimates = [
         _estimate(space, plans.get(space.prefix), outcomes.get(space.prefix))
         for space in spaces.values()
@@ -744,7 +422,7 @@ def analyze(
         max_ratio=config.max_ratio,
         sample=sample,
         max_sample_bytes=max_sample_bytes,
-        existing_objects=existing,
-        existing_bytes=existing_bytes,
+        existing_objects=listed.existing,
+        existing_bytes=listed.existing_bytes,
         errors=tuple(errors),
     )
