@@ -397,9 +397,8 @@ def analyze(
         else:
             log.warning("skipping s3://%s/%s: %s", bucket, key, text)
 
-    listed = _group(storage, bucket, prefix, config, progress)
-    spaces = listed.spaces
-
+    grouped = _group(storage, bucket, prefix, config, progress)
+    spaces = grouped.spaces
     plans = {p.space.prefix: p for p in (plan_space(s, sample) for s in spaces.values()) if p}
     budget(list(plans.values()), max_sample_bytes)
     chosen = [p for p in plans.values() if p.picks]
@@ -422,7 +421,7 @@ def analyze(
         max_ratio=config.max_ratio,
         sample=sample,
         max_sample_bytes=max_sample_bytes,
-        existing_objects=listed.existing,
-        existing_bytes=listed.existing_bytes,
+        existing_objects=grouped.existing,
+        existing_bytes=grouped.existing_bytes,
         errors=tuple(errors),
     )
