@@ -47,7 +47,7 @@ engine (:func:`~deltaglider.engine.first_reference`, :func:`~deltaglider.engine.
 :func:`~deltaglider.engine.make_encoder`, :func:`~deltaglider.engine.delta_limit`) instead of
 re-implementing it. Given a :class:`DeltaStore`, it takes its configuration and its storage (not
 its reference cache: nothing is filled) and samples on a pool of its own (see
-:mod:`deltaglider._analyze_sampling`, which holds the plan and the sampler); this module keeps the
+:mod:`deltaglider._reports.sampling`, which holds the plan and the sampler); this module keeps the
 results, the listing and the estimate.
 """
 
@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import format as fmt
-from ._analyze_sampling import Outcome, PlainSpace, Plan, Sampler, budget, plan_space
-from ._analyze_sampling import spread as spread  # importable from here, as it always was
+from ._reports.sampling import Outcome, PlainSpace, Plan, Sampler, budget, plan_space
+from ._reports.sampling import spread as spread  # importable from here, as it always was
 from .config import Config
 from .engine import DeltaStore, first_reference
 from .progress import ProgressSink

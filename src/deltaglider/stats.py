@@ -33,7 +33,7 @@ writes only its own cache documents under ``.deltaglider/`` (with
 :func:`deltaglider.format.internal_metadata`). It is given a :class:`DeltaStore` and reads its
 ``storage``: the deltaspace layout and the metadata it reads are the format's
 (:mod:`deltaglider.format`), not the engine's. The measuring (listing by deltaspace, HEADs,
-each deltaspace's figures) is in :mod:`deltaglider._stats_measure`; this module keeps the
+each deltaspace's figures) is in :mod:`deltaglider._reports.measure`; this module keeps the
 results, the cache and the orchestration.
 """
 
@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from . import format as fmt
-from ._stats_measure import (
+from ._reports.measure import (
     MODES,
     SAMPLES,
     DeltaspaceStats,

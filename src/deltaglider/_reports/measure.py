@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from . import format as fmt
-from .progress import ProgressSink
-from .storage.base import ObjectInfo, Storage
+from .. import format as fmt
+from ..progress import ProgressSink
+from ..storage.base import ObjectInfo, Storage
 
 __all__ = [
     "MODES",

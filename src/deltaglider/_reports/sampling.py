@@ -24,14 +24,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import _io
-from ._executor import Pool, operation_threads
-from .codec import Encoder
-from .config import Config
-from .engine import delta_limit, first_reference, make_encoder, natural_key
-from .errors import DeltaGliderError, DeltaTooLargeError, StorageError
-from .progress import ProgressSink, Tracker
-from .storage.base import Storage
+from .. import _io
+from .._executor import Pool, operation_threads
+from ..codec import Encoder
+from ..config import Config
+from ..engine import delta_limit, first_reference, make_encoder, natural_key
+from ..errors import DeltaGliderError, DeltaTooLargeError, StorageError
+from ..progress import ProgressSink, Tracker
+from ..storage.base import Storage
 
 __all__ = ["Outcome", "PlainSpace", "Plan", "Sampler", "budget", "plan_space", "spread"]
 
