@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .. import format as fmt
@@ -42,6 +43,19 @@ class Written(NamedTuple):
 
     result: PutResult
     unused_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class _Put:
+    """One file being stored: where, its bytes, and what goes with them."""
+
+    bucket: str
+    key: str
+    upload: Upload
+    user: dict[str, str]
+    content_type: str
+    tracker: Tracker
+    tagging: str | None
 
 
 class Writer:
@@ -71,53 +85,47 @@ class Writer:
         ratio = self._config.max_ratio if max_ratio is None else max_ratio
         if not 0 < ratio <= 1:
             raise ValueError("max_ratio must be in (0, 1]")
-        content_type = content_type or "application/octet-stream"
         upload = Upload(source, self._requests)
-        tracker = Tracker(progress, upload.size)
+        job = _Put(
+            bucket,
+            key,
+            upload,
+            user,
+            content_type or "application/octet-stream",
+            Tracker(progress, upload.size),
+            tagging,
+        )
         try:
             candidate = delta if delta is not None else self._config.is_delta_candidate(key)
             if not candidate or upload.size == 0:
-                written = Written(
-                    self._direct(bucket, key, upload, user, content_type, "", tracker, tagging)
-                )
+                written = Written(self._direct(job, ""))
             else:
-                written = self._delta(
-                    bucket, key, upload, user, content_type, ratio, tracker, tagging
-                )
-            tracker.finish()
+                written = self._delta(job, ratio)
+            job.tracker.finish()
             return written
         finally:
             upload.close()
 
-    def _direct(
-        self,
-        bucket: str,
-        key: str,
-        upload: Upload,
-        user: dict[str, str],
-        content_type: str,
-        reason: str,
-        tracker: Tracker,
-        tagging: str | None,
-    ) -> PutResult:
-        physical_key = fmt.direct_key(key)
+    def _direct(self, job: _Put, reason: str) -> PutResult:
+        upload = job.upload
+        physical_key = fmt.direct_key(job.key)
         meta = fmt.direct_metadata(
-            original_name=fmt.basename(key), file_sha256=upload.sha256, file_size=upload.size
+            original_name=fmt.basename(job.key), file_sha256=upload.sha256, file_size=upload.size
         )
-        meta.update(user)
+        meta.update(job.user)
         info = self._storage.put(
-            bucket,
+            job.bucket,
             physical_key,
             upload.view,
             size=upload.size,
             metadata=meta,
-            content_type=content_type,
-            progress=tracker.add,
-            tagging=tagging,
+            content_type=job.content_type,
+            progress=job.tracker.add,
+            tagging=job.tagging,
         )
         return PutResult(
-            bucket,
-            key,
+            job.bucket,
+            job.key,
             physical_key,
             upload.size,
             upload.size,
@@ -127,17 +135,8 @@ class Writer:
             direct_reason=reason,
         )
 
-    def _delta(
-        self,
-        bucket: str,
-        key: str,
-        upload: Upload,
-        user: dict[str, str],
-        content_type: str,
-        ratio: float,
-        tracker: Tracker,
-        tagging: str | None,
-    ) -> Written:
+    def _delta(self, job: _Put, ratio: float) -> Written:
+        bucket, key, upload = job.bucket, job.key, job.upload
         prefix = fmt.deltaspace(key)
         ref_key = fmt.reference_key(prefix)
         limit = delta_limit(upload.size, ratio)
@@ -146,25 +145,18 @@ class Writer:
             ref, created = self._refs.current(bucket, key, upload)
             created_any |= created is not None
             if ref is None:
-                return Written(
-                    self._direct(
-                        bucket, key, upload, user, content_type, "reference", tracker, tagging
-                    )
-                )
+                return Written(self._direct(job, "reference"))
             try:
                 encoder = self._refs.encoder(bucket, ref_key, ref.sha256, created)
             except (ObjectNotFound, IntegrityError):
                 self._refs.remember(bucket, prefix, None)  # gone or replaced: look again
                 continue
             try:
-                delta = encoder.encode(upload.view, max_delta_size=limit, progress=tracker.at)
+                delta = encoder.encode(upload.view, max_delta_size=limit, progress=job.tracker.at)
             except DeltaTooLargeError:
-                result = self._direct(
-                    bucket, key, upload, user, content_type, "ratio", tracker, tagging
-                )
                 # Even its own zero-diff delta was over the limit (a tiny max ratio): a
                 # reference made for it serves nothing.
-                return Written(result, prefix if created_any else None)
+                return Written(self._direct(job, "ratio"), prefix if created_any else None)
             meta = fmt.delta_metadata(
                 original_name=fmt.basename(key),
                 file_sha256=upload.sha256,
@@ -174,15 +166,15 @@ class Writer:
                 delta_size=len(delta),
                 zero_diff=upload.sha256 == ref.sha256,
             )
-            meta.update(user)
+            meta.update(job.user)
             info = self._storage.put(
                 bucket,
                 fmt.delta_key(key),
                 delta,
                 size=len(delta),
                 metadata=meta,
-                content_type=content_type,
-                tagging=tagging,
+                content_type=job.content_type,
+                tagging=job.tagging,
             )
             if self._refs.is_current(bucket, prefix, ref):
                 return Written(

@@ -238,9 +238,9 @@ class Progress:
             parts.append(f"{total_files - files} file(s) remaining")
         elif files:
             parts.append(f"{files} file(s)")
-        head = f"{self.verb} " if self.verb else ""
-        line = head + ", ".join(parts)
-        return f"{line}, {self._extra}" if self._extra else line
+        if self._extra:
+            parts.append(self._extra)
+        return " ".join(p for p in (self.verb, ", ".join(parts)) if p)
 
     def close(self) -> None:
         if self._active:
