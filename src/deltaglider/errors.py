@@ -21,6 +21,7 @@ __all__ = [
     "InvalidKey",
     "InvalidRange",
     "NotFound",
+    "NotSupportedError",
     "ObjectNotFound",
     "PreconditionFailed",
     "StorageError",
@@ -138,3 +139,19 @@ class BucketNotEmpty(StorageError):
 
 class InvalidKey(StorageError, ValueError):
     """The key cannot be stored (empty, too long, or reserved)."""
+
+
+class NotSupportedError(DeltaGliderError, NotImplementedError):
+    """An operation or parameter the boto3-compatible client does not support (it is never
+    silently ignored). ``operation`` and ``parameter`` name it."""
+
+    def __init__(self, operation: str, parameter: str | None = None, why: str = "") -> None:
+        what = f"{operation}: parameter {parameter!r}" if parameter else operation
+        super().__init__(f"{what} is not supported by deltaglider" + (f" ({why})" if why else ""))
+        self.operation = operation
+        self.parameter = parameter
+
+
+class _UnknownExtraArg(NotSupportedError, ValueError):
+    """An ``ExtraArgs`` key of a managed transfer that boto3 rejects too: also a ValueError,
+    which is what boto3 raises."""

@@ -371,3 +371,29 @@ def internal_metadata() -> dict[str, str]:
     """The metadata of a document deltaglider keeps for itself under :data:`RESERVED_PREFIX`
     (a stats cache): the tool that wrote it."""
     return {"dg-tool": TOOL}
+
+
+def temp_copy_metadata(
+    *,
+    source_key: str,
+    file_size: int,
+    file_sha256: str | None,
+    expires: datetime,
+    user: Mapping[str, str] | None = None,
+    created: datetime | None = None,
+) -> dict[str, str]:
+    """A temporary plain copy of a logical object, made under ``.deltaglider/tmp/`` for a
+    presigned URL: the object's own user metadata, what the copy is and of what, and when its
+    URL expires (``dg-expires-at``, for the purge of expired copies)."""
+    meta = {
+        **(user or {}),
+        "dg-tool": TOOL,
+        "dg-note": "temporary copy for a presigned URL",
+        "dg-source-key": encode_name(source_key),
+        "dg-file-size": str(file_size),
+        "dg-created-at": format_time(created),
+        "dg-expires-at": format_time(expires),
+    }
+    if file_sha256:
+        meta["dg-file-sha256"] = file_sha256
+    return meta

@@ -19,25 +19,25 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
+from typing import Any, BinaryIO, Final, cast
 
 import botocore.exceptions
 
-from . import format as fmt
-from ._client_common import NotSupportedError, metadata_response
-from .errors import BucketNotEmpty, BucketNotFound, DeltaGliderError
-
-if TYPE_CHECKING:
-    from .engine import DeltaStore
-    from .storage.base import ObjectInfo, Storage
+from .. import format as fmt
+from .._io import SPOOL_THRESHOLD, as_utc
+from ..errors import BucketNotEmpty, BucketNotFound, DeltaGliderError, NotSupportedError
+from ..storage.base import ObjectInfo
+from .core import ClientCore
+from .shapes import metadata_response
 
 __all__ = ["TEMP_PREFIX", "BucketMixin"]
 
 #: Where the temporary plain copies behind presigned URLs of deltas live.
 TEMP_PREFIX: Final = fmt.RESERVED_PREFIX + "tmp/"
-#: Metadata key of a temporary copy: when its presigned URL expires (ISO 8601 UTC).
+#: Metadata key of a temporary copy: when its presigned URL expires (ISO 8601 UTC), as
+#: :func:`deltaglider.format.temp_copy_metadata` writes it.
 EXPIRES_AT: Final = "dg-expires-at"
 #: SigV4 presigned URLs live at most 7 days: a copy older than this, whose expiry is unknown,
 #: can no longer be fetched by anyone.
@@ -76,7 +76,6 @@ _DIRECT_ONLY_PARAMS: Final = frozenset(
     }
 )
 _MAX_KEY_BYTES: Final = 1024
-_SPOOL: Final = 64 << 20
 
 
 def _owner() -> dict[str, str]:
@@ -96,10 +95,7 @@ def _expired(info: ObjectInfo, now: datetime) -> bool:
         return expires <= now
     if info.last_modified is None:
         return False  # nothing tells when: kept (expired_only=False removes it)
-    written = info.last_modified
-    if written.tzinfo is None:
-        written = written.replace(tzinfo=timezone.utc)
-    return written + _MAX_URL_LIFETIME <= now
+    return as_utc(info.last_modified) + _MAX_URL_LIFETIME <= now
 
 
 def _temp_key(key: str) -> str:
@@ -112,26 +108,8 @@ def _temp_key(key: str) -> str:
     return folder + name
 
 
-class BucketMixin:
-    """Mixed into :class:`~deltaglider.client.DeltaGliderClient`."""
-
-    if TYPE_CHECKING:
-        # What this mixin uses of its host (DeltaGliderClient).
-        _store: DeltaStore
-        _boto: Any
-        exceptions: Any
-
-        @property
-        def storage(self) -> Storage: ...
-
-        def _s3(self, operation: str) -> AbstractContextManager[None]: ...
-
-        @staticmethod
-        def _refuse(operation: str, given: Mapping[str, Any], allowed: set[str]) -> None: ...
-
-        def _require_boto(self, operation: str) -> Any: ...
-
-        def _error(self, operation: str, code: str, message: str, status: int) -> Exception: ...
+class BucketMixin(ClientCore):
+    """Buckets, ACLs and presigned URLs of :class:`~deltaglider.client.DeltaGliderClient`."""
 
     @contextmanager
     def _local_bucket_op(self, operation: str) -> Iterator[None]:
@@ -147,7 +125,12 @@ class BucketMixin:
                     operation, "InvalidBucketName", "The specified bucket is not valid.", 400
                 ) from exc
 
-    # --- buckets -----------------------------------------------------------------------------
+    def _local_bucket_exists(self, operation: str, bucket: str, other: Mapping[str, Any]) -> None:
+        """On a local store: the bucket is there (else the ClientError of ``operation``), and no
+        parameter was given that the store cannot honour."""
+        self._refuse(operation, other, set())
+        with self._local_bucket_op(operation):
+            self.storage.head_bucket(bucket)
 
     def create_bucket(
         self,
@@ -197,7 +180,7 @@ class BucketMixin:
                 if exc.response.get("Error", {}).get("Code") != "BucketNotEmpty":
                     raise
                 with self._s3("DeleteBucket"):
-                    cleared = self._clear_own_objects(Bucket)
+                    cleared = self._store.clear_own_objects(Bucket)
                 if not cleared:
                     raise
             response = self._boto.delete_bucket(Bucket=Bucket, **other)
@@ -207,22 +190,17 @@ class BucketMixin:
             try:
                 self.storage.delete_bucket(Bucket)
             except BucketNotEmpty:
-                if not self._clear_own_objects(Bucket):
+                if not self._store.clear_own_objects(Bucket):
                     raise
                 self.storage.delete_bucket(Bucket)
         return {"ResponseMetadata": metadata_response(204)}
-
-    def _clear_own_objects(self, bucket: str) -> bool:
-        return self._store.clear_own_objects(bucket)
 
     def head_bucket(self, *, Bucket: str, **other: Any) -> dict[str, Any]:
         """Whether the bucket exists and is accessible (ClientError ``404``/``403`` if not)."""
         if self._boto is not None:
             response: dict[str, Any] = self._boto.head_bucket(Bucket=Bucket, **other)
             return response
-        self._refuse("HeadBucket", other, set())
-        with self._local_bucket_op("HeadBucket"):
-            self.storage.head_bucket(Bucket)
+        self._local_bucket_exists("HeadBucket", Bucket, other)
         return {"ResponseMetadata": metadata_response()}
 
     def list_buckets(self, **params: Any) -> dict[str, Any]:
@@ -258,9 +236,7 @@ class BucketMixin:
         if self._boto is not None:
             response: dict[str, Any] = self._boto.get_bucket_location(Bucket=Bucket, **other)
             return response
-        self._refuse("GetBucketLocation", other, set())
-        with self._local_bucket_op("GetBucketLocation"):
-            self.storage.head_bucket(Bucket)
+        self._local_bucket_exists("GetBucketLocation", Bucket, other)
         return {"LocationConstraint": None, "ResponseMetadata": metadata_response()}
 
     def put_bucket_acl(self, **params: Any) -> dict[str, Any]:
@@ -274,8 +250,6 @@ class BucketMixin:
         boto = self._require_boto("GetBucketAcl")
         response: dict[str, Any] = boto.get_bucket_acl(**params)
         return response
-
-    # --- presigned URLs ----------------------------------------------------------------------
 
     def generate_presigned_url(
         self,
@@ -343,22 +317,19 @@ class BucketMixin:
     def _rehydrate(self, bucket: str, key: str, temp_key: str, expires_in: int) -> None:
         """Stores the object's verified bytes, plain, under ``temp_key``."""
         now = datetime.now(timezone.utc)
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD) as spool:
             # Written whole and verified against the recorded sha256 before anything is stored.
             summary = self._store.get(bucket, key, spool)
             size = spool.tell()
             spool.seek(0)
-            metadata = {
-                **(summary.metadata or {}),
-                "dg-tool": fmt.TOOL,
-                "dg-note": "temporary copy for a presigned URL",
-                "dg-source-key": fmt.encode_name(key),
-                "dg-file-size": str(size),
-                "dg-created-at": fmt.format_time(now),
-                EXPIRES_AT: fmt.format_time(now + timedelta(seconds=expires_in)),
-            }
-            if summary.sha256:
-                metadata["dg-file-sha256"] = summary.sha256
+            metadata = fmt.temp_copy_metadata(
+                source_key=key,
+                file_size=size,
+                file_sha256=summary.sha256,
+                expires=now + timedelta(seconds=expires_in),
+                user=summary.metadata,
+                created=now,
+            )
             self.storage.put(
                 bucket,
                 temp_key,
