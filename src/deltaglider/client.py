@@ -204,20 +204,26 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
         IfUnmodifiedSince: datetime | None = None,
         **other: Any,
     ) -> dict[str, Any]:
-        """The object; ``Body`` streams its bytes (see :class:`StreamingBody`)."""
+        """The object; ``Body`` streams its bytes (see :class:`StreamingBody`).
+
+        Two requests: the engine's GET of the likelier stored form (its answer says what the
+        object is) and HEAD of the other, at once; the conditions and the range are checked on
+        what the GET said, before a byte is read."""
         self._refuse("GetObject", other, set())
         with self._s3("GetObject", bucket=Bucket, key=Key):
-            head = self._store.head(Bucket, Key)
-            self._conditions(
-                "GetObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
-            )
-            size = head.size or 0
-            ranged = byte_range(Range, size, head.key)
-            start, end = ranged if ranged is not None else (0, size)
-            summary, reader = self._store.open(Bucket, Key, start=start, end=end)
-        if summary.etag != head.etag:  # replaced between the two requests: the newer one
-            head = summary
-            size = head.size or 0
+            opened = self._store.open_object(Bucket, Key)
+            try:
+                head = opened.summary
+                self._conditions(
+                    "GetObject", head, IfMatch, IfNoneMatch, IfModifiedSince, IfUnmodifiedSince
+                )
+                size = head.size or 0
+                ranged = byte_range(Range, size, head.key)
+                start, end = ranged if ranged is not None else (0, size)
+            except BaseException:
+                opened.close()
+                raise
+            reader = opened.stream(start, end)
         response = object_fields(head)
         response["ContentLength"] = end - start
         response["Body"] = StreamingBody(reader, end - start)
@@ -227,9 +233,10 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
         return response
 
     def delete_object(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
+        """Removes the logical object; a missing key is no error (204), a missing bucket is
+        NoSuchBucket (the engine asks the bucket only when it found nothing)."""
         self._refuse("DeleteObject", other, set())
         with self._s3("DeleteObject", bucket=Bucket, key=Key):
-            self.storage.head_bucket(Bucket)
             self._store.delete(Bucket, Key)
         return {"ResponseMetadata": metadata_response(204)}
 
