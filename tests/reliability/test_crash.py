@@ -355,7 +355,7 @@ def shared_session(target: Any) -> Iterator[None]:
     if target.server is None:
         yield
         return
-    session = s3_storage(target.server)._session
+    session = s3_storage(target.server).session
     with mock.patch.object(_s3_session.boto3, "Session", return_value=session):
         yield
 

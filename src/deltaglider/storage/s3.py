@@ -127,6 +127,8 @@ class S3Storage(Storage):
                 read_timeout=read_timeout,
             )
         self.client = client
+        #: The boto3 session the client was built from (None for a client given ready-made).
+        self.session = session
         register_hooks(client)
         self._fast = FastPath(client, session, verify)
         self._multipart = Multipart(client, self._call, self._submit, self._pool.size)
