@@ -111,11 +111,13 @@ class Batches:
                 yield key, result, exc
 
     def delete_many(self, bucket: str, keys: Iterable[str]) -> dict[str, Exception]:
-        """Removes several logical objects in parallel; returns failures by key."""
+        """Removes several logical objects in parallel; returns failures by key, in the order
+        the keys were given."""
+        keys = list(keys)
         errors: dict[str, Exception] = {}
         for (key,), _, exc in self._operations.as_completed(
             lambda k: self._delete(bucket, k), ((k,) for k in keys)
         ):
             if exc is not None:
                 errors[key] = exc  # type: ignore[assignment]
-        return errors
+        return {key: errors[key] for key in dict.fromkeys(keys) if key in errors}
