@@ -195,6 +195,12 @@ class Lookup:
                 info, body = self._storage.get(bucket, first)
             except ObjectNotFound:
                 info = None
+            except StorageError:
+                # Refused for the request itself (a key the store will not take, no access):
+                # the HEAD of the other form, sent beside it, says so as head() says it, so
+                # that looking at a key and reading it fail alike.
+                other.result()
+                raise
             b = other.result()
         except BaseException:
             if body is not None:
