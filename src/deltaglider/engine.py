@@ -120,6 +120,7 @@ class DeltaStore:
             self._refs,
             self.config,
             self.pools.operations,
+            requests,
             put=self.put,
             delete=self.delete,
         )

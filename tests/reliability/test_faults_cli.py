@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from data import get_bytes, noise
+from data import get_bytes, noise, release
 from faultproxy import Fault, FaultProxy
 from servers import REGION, Server
 from test_faults import (
@@ -254,10 +254,10 @@ def test_cli_requests_with_a_warm_cache(
     monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes],
 ) -> None:  # fmt: skip
     """What ``deltaglider cp`` costs on the wire once the reference is in the (shared,
-    encrypted) cache: an upload of a delta 3 requests in a new process (a HEAD learns the
-    deltaspace's reference, README "Requests"), a download 2 (the GET of the delta and the HEAD
-    of the key's other stored form, sent at once; the GET's answer says what the object is),
-    to a file and to stdout alike."""
+    encrypted) cache: an upload of a delta 2 requests, and a new process one HEAD more per
+    deltaspace to learn its reference (README "Requests"): 3 for one file, 1 + 2 a file for a
+    batch; a download 2 (the GET of the delta and the HEAD of the key's other stored form, sent
+    at once; the GET's answer says what the object is), to a file and to stdout alike."""
     cell = _cell(world)
     cache = {
         "DG_CACHE_BACKEND": "filesystem",
@@ -277,6 +277,14 @@ def test_cli_requests_with_a_warm_cache(
 
     requests = sent(["cp", str(tmp_path / "v3.zip"), s3])
     assert len(requests) <= 3, requests
+    # A batch into that deltaspace: one HEAD of the reference for all, then 2 a file (PUT the
+    # delta, HEAD the reference after it).
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for v in (4, 5, 6):
+        (batch / f"v{v}.zip").write_bytes(release(v))
+    requests = sent(["cp", "-r", str(batch), s3])
+    assert len(requests) <= 1 + 3 * 2, "\n".join(requests)
     out = tmp_path / "out"
     out.mkdir()
     for name, data in (("v2.zip", V2), ("v3.zip", V3)):

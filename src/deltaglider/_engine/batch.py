@@ -21,7 +21,7 @@ from .._executor import Pool
 from ..config import Config
 from ..storage.base import Storage
 from .model import PutResult, Source
-from .refs import References
+from .refs import References, ref_from_info
 
 __all__ = ["Batches", "first_reference", "natural_key"]
 
@@ -49,6 +49,7 @@ class Batches:
         refs: References,
         config: Config,
         operations: Pool,
+        requests: Pool,
         *,
         put: Callable[..., PutResult],
         delete: Callable[[str, str], bool],
@@ -57,13 +58,14 @@ class Batches:
         self._refs = refs
         self._config = config
         self._operations = operations
+        self._requests = requests
         self._put = put
         self._delete = delete
 
     def leaders(self, bucket: str, candidates: Iterable[str]) -> set[str]:
         """The keys to store first among delta candidates: in each deltaspace that has no
         reference yet and gets two or more of them, :func:`first_reference` of those (the
-        references are HEADed at once)."""
+        references are HEADed at once on the requests pool, and those found are remembered)."""
         by_space: dict[str, list[str]] = {}
         for key in candidates:
             by_space.setdefault(fmt.deltaspace(key), []).append(key)
@@ -74,12 +76,21 @@ class Batches:
         }
         if not spaces:
             return set()
-        heads = self._storage.head_many(bucket, [fmt.reference_key(p) for p in spaces])
-        return {
-            first_reference(members)
-            for prefix, members in spaces.items()
-            if heads.get(fmt.reference_key(prefix)) is None
-        }
+        found = self._requests.map(
+            lambda p: self._storage.head_or_none(bucket, fmt.reference_key(p)), list(spaces)
+        )
+        leaders = set()
+        for (prefix, members), info in zip(spaces.items(), found, strict=True):
+            if info is None:
+                leaders.add(first_reference(members))
+                continue
+            # The batch's files go to this deltaspace at once: what its reference is was just
+            # read, so none of them needs a HEAD of its own to learn it (each still checks it
+            # after storing its delta).
+            ref = ref_from_info(info)
+            if ref is not None:
+                self._refs.remember(bucket, prefix, ref)
+        return leaders
 
     def put_many(
         self,

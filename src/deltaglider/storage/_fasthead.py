@@ -300,6 +300,10 @@ def _http_date(raw: str) -> datetime | None:
     return http_date(raw)
 
 
+#: No answer was asked for the probe key (the fast path was decided before).
+_UNASKED = object()
+
+
 class FastPath:
     """Where one store's HEADs may take the fast path: built on first use (never where it
     does not apply), and trusted in a bucket once its first HEAD there agreed with boto3's."""
@@ -318,10 +322,13 @@ class FastPath:
     ) -> Callable[[str], ObjectInfo | None]:
         """A HEAD of keys of ``bucket`` (None for a missing one): the fast path's answer where
         it gives one, else ``fallback(bucket, key)``'s (boto3's). The first call in a bucket
-        compares the two on ``probe_key``."""
-        fast = self._for(bucket, probe_key, fallback)
+        compares the two on ``probe_key`` (boto3's answer is then the one for that key: it is
+        not asked again)."""
+        fast, probed = self._for(bucket, probe_key, fallback)
 
         def head(key: str) -> ObjectInfo | None:
+            if key == probe_key and probed is not _UNASKED:
+                return probed  # type: ignore[return-value]
             if fast is not None:
                 answer = fast.head(bucket, key)
                 if answer is None or isinstance(answer, ObjectInfo):
@@ -332,16 +339,18 @@ class FastPath:
 
     def _for(
         self, bucket: str, probe_key: str, fallback: Callable[[str, str], ObjectInfo | None]
-    ) -> FastHead | None:
+    ) -> tuple[FastHead | None, object]:
+        """The fast path if it applies in ``bucket``, and boto3's answer for ``probe_key`` when
+        it was asked to decide that now (else ``_UNASKED``)."""
         with self._lock:
             if self._fast is None:
                 self._fast = FastHead.for_client(self._client, self._session, self._verify) or False
             fast = self._fast
             known = self.buckets.get(bucket)
         if not isinstance(fast, FastHead) or known is False:
-            return None
+            return None, _UNASKED
         if known:
-            return fast
+            return fast, _UNASKED
         answer = fast.head(bucket, probe_key)
         fast.forget_connection()  # the caller's thread may be short-lived: keep no socket for it
         expected = fallback(bucket, probe_key)
@@ -356,7 +365,7 @@ class FastPath:
         )
         with self._lock:
             self.buckets[bucket] = agrees
-        return fast if agrees else None
+        return (fast if agrees else None), expected
 
     def close(self) -> None:
         if isinstance(self._fast, FastHead):
