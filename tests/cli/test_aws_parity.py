@@ -20,6 +20,9 @@ from data import get_bytes
 from originals import awscli
 from test_cp import release
 
+# Slow (a scripted session against the AWS CLI: a minute): CI runs it, -m "not slow" does not.
+pytestmark = pytest.mark.slow
+
 T0 = 1_700_000_000  # fixed file times, the same in both folders
 
 

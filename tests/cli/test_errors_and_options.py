@@ -234,6 +234,7 @@ def test_a_prefix_where_an_object_is_expected(dg: Dg, target: Target, workdir: P
     assert target.logical_keys("rel/") == ["rel/app-1.zip"]
 
 
+@pytest.mark.slow
 def test_a_missing_bucket_reads_the_same_everywhere(dg: Dg, target: Target, workdir: Path) -> None:
     write(workdir / "a.zip", release(1))
     missing = f"{target.bucket}-missing"

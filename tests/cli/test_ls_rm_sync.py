@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from cli_conftest import Dg, Target, ok, write
 from test_cp import release
 
@@ -63,6 +64,7 @@ def _human(n: int) -> str:
     return human_size(n)
 
 
+@pytest.mark.slow
 def test_ls_buckets_and_many_pages(dg: Dg, target: Target, workdir: Path) -> None:
     buckets = ok(dg("ls")).stdout
     assert f" {target.bucket}\n" in buckets

@@ -327,6 +327,7 @@ def _series(space: int, version: int) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.slow
 def test_killed_midway_resumes_with_nothing_lost_or_duplicated(
     s3_target: Target, workdir: Path
 ) -> None:

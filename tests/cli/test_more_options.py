@@ -166,6 +166,7 @@ def tls_endpoint(s3_target: Target, tmp_path: Path) -> Iterator[str]:
     listener.close()
 
 
+@pytest.mark.slow
 def test_no_verify_ssl(s3_target: Target, tls_endpoint: str, workdir: Path) -> None:
     dg = Dg(s3_target, workdir)
     write(workdir / "a.zip", release(1))

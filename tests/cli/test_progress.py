@@ -9,6 +9,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
 from cli_conftest import Target, executable, write
 from test_cp import release
 
@@ -62,6 +63,7 @@ def _seed(workdir: Path) -> None:
         write(workdir / f"up/app-{v}.zip", release(v, 2_000_000))
 
 
+@pytest.mark.slow
 def test_progress_on_a_terminal_only(s3_target: Target, workdir: Path) -> None:
     _seed(workdir)
     code, out, err = _run(s3_target, workdir, "cp", "-r", "up", s3_target.url("a/"), tty=True)

@@ -7,6 +7,7 @@ import base64
 import os
 from pathlib import Path
 
+import pytest
 from cli_conftest import Dg, Target, write
 from test_cp import release
 
@@ -17,6 +18,7 @@ def _no_secret(proc_out: bytes, proc_err: bytes, *secrets: str) -> None:
             assert secret.encode() not in text, text.decode(errors="replace")[-2000:]
 
 
+@pytest.mark.slow
 def test_no_credentials_in_output_or_debug_logs(
     s3_target: Target, workdir: Path, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_conftest import Dg, Target, executable, ok, write
 from test_cp import release
 
@@ -182,6 +183,7 @@ def doc_objects(expected: dict[str, dict[str, int]]) -> int:
     return sum(s["objects"] for s in expected.values())
 
 
+@pytest.mark.slow
 def test_cache_hit_partial_refresh(dg: Dg, target: Target, workdir: Path) -> None:
     files = tree()
     upload(dg, target, workdir, files)
@@ -256,6 +258,7 @@ def put_cache(target: Target, body: bytes, key: str = CACHE) -> None:
     target.storage().put(target.bucket, key, body, size=len(body))
 
 
+@pytest.mark.slow
 def test_foreign_and_broken_cache_documents_are_ignored(
     dg: Dg, target: Target, workdir: Path
 ) -> None:
@@ -429,6 +432,7 @@ def test_errors(dg: Dg, target: Target) -> None:
         assert result.stdout == "", args
 
 
+@pytest.mark.slow
 def test_human_output(dg: Dg, target: Target, workdir: Path) -> None:
     files = tree()
     upload(dg, target, workdir, files)
@@ -508,6 +512,7 @@ def run_on_a_terminal(dg: Dg, *args: str) -> tuple[int, str, str]:
     return code, out.decode(), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_progress_only_on_a_terminal(dg: Dg, target: Target, workdir: Path) -> None:
     upload(dg, target, workdir, tree())
     code, out, err = run_on_a_terminal(dg, "stats", target.bucket, "--detailed", "--no-cache")

@@ -109,6 +109,7 @@ def dg(seaweedfs: Server) -> Any:
     client.close()
 
 
+@pytest.mark.slow
 def test_the_same_program_gives_the_same_results(
     seaweedfs: Server, dg: DeltaGliderClient, tmp_path: Path, buckets: Buckets
 ) -> None:
@@ -127,6 +128,7 @@ def test_the_same_program_gives_the_same_results(
     assert ref["uploaded"] == ref["downloaded"] == sum(len(b) for b in tree(source).values())
 
 
+@pytest.mark.slow
 def test_deltaglider_stored_deltas_meanwhile(
     dg: DeltaGliderClient, tmp_path: Path, buckets: Buckets
 ) -> None:

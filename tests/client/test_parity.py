@@ -844,6 +844,7 @@ def _pages(pair: Pair, side: Side, method: str, **kwargs: Any) -> list[dict[str,
         assert len(pages) < 100
 
 
+@pytest.mark.slow
 def test_logical_sizes_and_hidden_objects(listed: Pair) -> None:
     _, got = same(listed, "list_objects_v2", Prefix="rel/")
     assert [o["Size"] for o in got["Contents"]] == [len(release(v)) for v in range(6)]
@@ -944,6 +945,7 @@ def test_continuation_tokens(listed: Pair) -> None:
     ],
     ids=repr,
 )
+@pytest.mark.slow
 def test_paginators(listed: Pair, operation: str, config: dict[str, Any]) -> None:
     results = []
     for side in listed.sides:

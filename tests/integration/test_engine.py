@@ -325,6 +325,7 @@ def test_listing_is_the_logical_view(store: DeltaStore, bucket: str) -> None:
     assert everything == ["r/app-1.zip", "r/app-2.zip", "r/notes.txt", "r/sub/app-1.zip"]
 
 
+@pytest.mark.slow
 def test_pagination_lists_every_key_once(store: DeltaStore, bucket: str) -> None:
     keys = [f"p/file-{i:05d}.txt" for i in range(1040)]  # more than one page of the store
     puts = store.pools.operations.as_completed(

@@ -74,6 +74,7 @@ def files(tmp: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", VERSIONS)
 def test_we_read_what_the_original_wrote(
     version: str,
@@ -106,6 +107,7 @@ def test_we_read_what_the_original_wrote(
     assert get_bytes(store, bucket, "rel/app-4.zip") == v4
 
 
+@pytest.mark.slow
 def test_the_original_reads_what_we_wrote(
     originals: dict[str, Path],
     seaweedfs: Server,

@@ -30,6 +30,9 @@ from deltaglider.errors import ObjectNotFound
 from deltaglider.storage.base import Storage
 from deltaglider.storage.local import LocalStorage
 
+# Slow (randomized races of 8 processes: a minute): CI runs it, -m "not slow" does not.
+pytestmark = pytest.mark.slow
+
 WORKERS = 8
 
 

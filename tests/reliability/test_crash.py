@@ -83,6 +83,9 @@ from deltaglider.engine import DeltaStore
 from deltaglider.storage import _s3_session
 from deltaglider.storage.local import LocalStorage
 
+# Slow (SIGKILL at random points of every command: minutes): CI runs it, -m "not slow" does not.
+pytestmark = pytest.mark.slow
+
 
 def _cli_helpers() -> ModuleType:
     """tests/cli/conftest.py (``Target``, ``Dg``, ``base_env``, ``executable``), loaded by path

@@ -51,6 +51,9 @@ from deltaglider.engine import DeltaStore
 from deltaglider.errors import DeltaGliderError
 from deltaglider.storage.s3 import S3Storage
 
+# Slow (every operation under every fault: minutes): CI runs it, -m "not slow" does not.
+pytestmark = pytest.mark.slow
+
 #: SeaweedFS refuses parts under 5 MiB (EntityTooSmall), as S3 does: the smallest multipart
 #: threshold and part size that work. Gets of larger objects come in parts of this size too.
 PART = 5 << 20

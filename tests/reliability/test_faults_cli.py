@@ -50,6 +50,9 @@ from test_faults import (
 
 from deltaglider.cli import main
 
+# Slow (the CLI under every fault: minutes): CI runs it, -m "not slow" does not.
+pytestmark = pytest.mark.slow
+
 MIG_A = noise(40_000, 21)
 MIG_B = MIG_A[:20_000] + noise(300, 22) + MIG_A[20_300:]
 MIG_TXT = noise(5_000, 23)

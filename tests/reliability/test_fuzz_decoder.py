@@ -137,6 +137,7 @@ def _mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
     return bytes(b)
 
 
+@pytest.mark.slow
 def test_fixed_seed_mutations() -> None:
     """Reproducible hostile inputs, with memory checked to stay flat across them."""
     corpus = list(_corpus().values())

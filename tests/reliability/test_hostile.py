@@ -685,6 +685,7 @@ def cli_in_child(world: World, *args: str, **kw: Any) -> Any:
     return limited(code, [*args, "--no-progress"], child_env(world), **kw)
 
 
+@pytest.mark.slow
 @LINUX
 def test_huge_declared_sizes_are_refused_without_allocating(world: World, tmp_path: Path) -> None:
     """A delta that declares 4 GiB (64 windows of 64 MiB, 780 bytes in all) under a
@@ -745,6 +746,7 @@ def test_huge_declared_sizes_are_refused_without_allocating(world: World, tmp_pa
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 @LINUX
 def test_huge_recorded_size_streams_in_bounded_memory(world: World, tmp_path: Path) -> None:
     """A delta that decodes to 1 GiB and whose metadata claims exactly that size, with the
