@@ -224,7 +224,7 @@ class DeltaStore:
         """The logical object: size, content type, user metadata, date, whether a delta."""
         found = self._lookup.resolve(bucket, key)
         self._cleanup_later(bucket, found.older)
-        return summarize(bucket, key, found.info)
+        return summarize(bucket, found.key, found.info)
 
     def open_object(self, bucket: str, key: str) -> Opened:
         """The object found and its body open, for callers that must see what it is before

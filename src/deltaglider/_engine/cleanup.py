@@ -76,6 +76,10 @@ class Janitor:
             )
             if i is not None
         ]
+        if not found:
+            aliased = self._lookup.aliased(bucket, key)
+            if aliased is not None:  # the physical name of a delta: its object goes
+                return self.delete(bucket, aliased.key)
         for info in found:
             try:
                 self._storage.delete(bucket, info.key, if_match=info.etag or None)

@@ -31,12 +31,14 @@ __all__ = ["Found", "Lookup", "looks_cut", "newer", "summarize", "with_logical_s
 
 
 class Found:
-    """The object holding a key (``info``) and the older form of it found beside it, if any
-    (``older``: for cleanup, removed only if unchanged since)."""
+    """The object holding a logical key (``key``: the one asked for, or the object a physical
+    ``.delta`` name given instead stands for), as ``info``; and the older form of it found
+    beside it, if any (``older``: for cleanup, removed only if unchanged since)."""
 
-    __slots__ = ("info", "older")
+    __slots__ = ("info", "key", "older")
 
-    def __init__(self, info: ObjectInfo, older: ObjectInfo | None) -> None:
+    def __init__(self, key: str, info: ObjectInfo, older: ObjectInfo | None) -> None:
+        self.key = key
         self.info = info
         self.older = older
 
@@ -173,7 +175,12 @@ class Lookup:
         return got
 
     def resolve(self, bucket: str, key: str) -> Found:
-        """The physical object that holds ``key`` now (HEADs both stored forms at once)."""
+        """The physical object that holds ``key`` now (HEADs both stored forms at once).
+
+        A key that names no object but is the physical name of a delta (``app.zip.delta``,
+        as the original DeltaGlider prints it after an upload) stands for the object that
+        delta holds (``app.zip``): the returned ``Found.key``. Asked only on the not-found
+        path: two more HEADs there, none on the others."""
         fmt.check_key(key)
         first, second = self.candidates(key)
         other = self._requests.submit(self.head_or_none, bucket, second)
@@ -181,7 +188,28 @@ class Lookup:
             a = self.head_or_none(bucket, first)
         finally:
             b = other.result()
+        if a is None and b is None:
+            aliased = self.aliased(bucket, key)
+            if aliased is not None:
+                return aliased
         return self._choose(bucket, key, a, b)
+
+    def aliased(self, bucket: str, key: str) -> Found | None:
+        """What ``key`` stands for when it is the physical name of the delta that holds a
+        logical object (``x.delta`` for ``x``), else None. Only a delta that is the object's
+        current form counts: an older twin beside a newer direct ``x`` is no name of ``x``."""
+        if not key.endswith(fmt.DELTA_SUFFIX) or key.startswith(fmt.RESERVED_PREFIX):
+            return None
+        logical = key[: -len(fmt.DELTA_SUFFIX)]
+        if not logical or logical.endswith("/") or fmt.basename(logical) == fmt.REFERENCE_NAME:
+            return None
+        if fmt.delta_key(logical) != key:
+            return None  # a name the format escapes (x.delta.delta): not a delta's
+        try:
+            found = self.resolve(bucket, logical)
+        except ObjectNotFound:
+            return None
+        return found if found.info.key == key else None
 
     def open(self, bucket: str, key: str) -> tuple[Found, Any]:
         """GETs the likelier stored form while HEADing the other (2 requests for the common
@@ -206,14 +234,19 @@ class Lookup:
             if body is not None:
                 body.close()
             raise
+        if info is None and b is None:
+            aliased = self.aliased(bucket, key)
+            if aliased is not None:
+                got, body = self._storage.get(bucket, aliased.info.key)
+                return Found(aliased.key, got, aliased.older), body
         # The GET's 404 named the missing key (a missing bucket raised): no need to ask.
         found = self._choose(bucket, key, info, b, bucket_known=True)
         if info is not None and found.info.key == info.key:
-            return Found(info, found.older), body
+            return Found(key, info, found.older), body
         if body is not None:
             body.close()
         got, body = self._storage.get(bucket, found.info.key)
-        return Found(got, found.older), body
+        return Found(key, got, found.older), body
 
     def is_newer(self, bucket: str, a: ObjectInfo, b: ObjectInfo) -> bool:
         """:func:`newer` for infos that may come from a listing (no metadata): in the same
@@ -239,8 +272,8 @@ class Lookup:
         if a is None and b is None:
             self.not_found(bucket, key, bucket_known=bucket_known)
         if a is None or b is None:
-            return Found(a or b, None)  # type: ignore[arg-type]
-        return Found(a, b) if newer(a, b) else Found(b, a)
+            return Found(key, a or b, None)  # type: ignore[arg-type]
+        return Found(key, a, b) if newer(a, b) else Found(key, b, a)
 
     def not_found(self, bucket: str, key: str, *, bucket_known: bool = False) -> NoReturn:
         """Raises ObjectNotFound for ``key``, or BucketNotFound when the bucket is missing

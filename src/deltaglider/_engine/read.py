@@ -185,7 +185,7 @@ class Reader:
     def open(self, bucket: str, key: str) -> tuple[Opened, ObjectInfo | None]:
         """The object, open, and the older stored form of the key found beside it (None)."""
         found, body = self._lookup.open(bucket, key)
-        return Opened(self, summarize(bucket, key, found.info), found.info, body), found.older
+        return Opened(self, summarize(bucket, found.key, found.info), found.info, body), found.older
 
     def decoder(self, summary: ObjectSummary) -> Decoder:
         """The decoder of a delta's reference."""
