@@ -144,8 +144,68 @@ class BucketStats(Savings):
     deltaspaces: tuple[DeltaspaceStats, ...] = ()
     warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    # The original DeltaGlider's names for these figures (its BucketStats), for programs
+    # written against it: the same numbers, no other counting.
+
+    @property
+    def object_count(self) -> int:
+        """The original's name of :attr:`objects` (deltas plus direct objects)."""
+        return self.objects
+
+    @property
+    def total_size(self) -> int:
+        """The original's name of :attr:`logical_bytes`."""
+        return self.logical_bytes
+
+    @property
+    def compressed_size(self) -> int:
+        """The original's name of :attr:`stored_bytes` (references included)."""
+        return self.stored_bytes
+
+    @property
+    def space_saved(self) -> int:
+        """:attr:`saved_bytes`, never below 0 (as the original reports it)."""
+        return max(self.saved_bytes, 0)
+
+    @property
+    def average_compression_ratio(self) -> float:
+        """The fraction of the logical bytes saved (:attr:`space_saved` over
+        :attr:`logical_bytes`), as the original computes it; 0.0 for an empty bucket."""
+        return self.space_saved / self.logical_bytes if self.logical_bytes > 0 else 0.0
+
+    @property
+    def delta_objects(self) -> int:
+        """The original's name of :attr:`deltas`."""
+        return self.deltas
+
+    @property
+    def direct_objects(self) -> int:
+        """The original's name of :attr:`direct`."""
+        return self.direct
+
+    @property
+    def object_limit_reached(self) -> bool:
+        """Always False: every object is counted (the original stopped at a limit)."""
+        return False
+
+    def original_fields(self) -> dict[str, Any]:
+        """The original's ``stats --json`` fields, under its names."""
         return {
+            "bucket": self.bucket,
+            "object_count": self.object_count,
+            "total_size": self.total_size,
+            "compressed_size": self.compressed_size,
+            "space_saved": self.space_saved,
+            "average_compression_ratio": self.average_compression_ratio,
+            "delta_objects": self.delta_objects,
+            "direct_objects": self.direct_objects,
+            "object_limit_reached": self.object_limit_reached,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Ours and, beside them, the original's fields (:meth:`original_fields`)."""
+        return {
+            **self.original_fields(),
             "bucket": self.bucket,
             "prefix": self.prefix,
             "mode": self.mode,
