@@ -52,6 +52,10 @@ class ReferenceCache(abc.ABC):
     @abc.abstractmethod
     def discard(self, sha256: str) -> None: ...
 
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Forgets every entry this cache can reach (the next use of a reference fetches it)."""
+
     def close(self) -> None:
         """Releases what the cache holds for this process."""
 
@@ -92,10 +96,13 @@ class MemoryCache(ReferenceCache):
             if old is not None:
                 self._size -= len(old)
 
-    def close(self) -> None:
+    def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._size = 0
+
+    def close(self) -> None:
+        self.clear()
 
 
 class FilesystemCache(ReferenceCache):
@@ -166,6 +173,18 @@ class FilesystemCache(ReferenceCache):
 
     def discard(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Removes the entries of this cache's folder (a shared folder: for every process
+        sharing its key, which then fetch again)."""
+        with self._lock:
+            try:
+                entries = list(os.scandir(self.directory))
+            except OSError:
+                return
+            for entry in entries:
+                if entry.name.endswith(".ref") or entry.name.startswith(".tmp-"):
+                    Path(entry.path).unlink(missing_ok=True)
 
     def _evict(self) -> None:
         with self._lock:

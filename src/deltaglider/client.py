@@ -27,17 +27,21 @@ the documented differences, construction); this module keeps the class, its obje
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ._client.botocore import Paginator as Paginator
-from ._client.botocore import s3_operations
+from ._client.botocore import s3_operations, validated
 from ._client.buckets import BucketMixin
 from ._client.docs import BEHAVIOURS, DIFFERENCES, differences_markdown
 from ._client.errors import NOT_XML, entry_error
 from ._client.factory import connect
 from ._client.listing import ListingMixin
+from ._client.original import OriginalMixin
 from ._client.params import (
     byte_range,
     checked_body,
@@ -60,19 +64,27 @@ from ._client.transfer import TransferMixin
 from .config import Config
 from .engine import ObjectSummary
 from .errors import NotSupportedError
+from .models import CompressionEstimate, DownloadedFile, ObjectInfo, UploadSummary, VerifyResult
+from .stats import BucketStats
 
 __all__ = [
     "BEHAVIOURS",
     "DIFFERENCES",
+    "BucketStats",
+    "CompressionEstimate",
     "DeltaGliderClient",
+    "DownloadedFile",
     "NotSupportedError",
+    "ObjectInfo",
     "StreamingBody",
+    "UploadSummary",
+    "VerifyResult",
     "create_client",
     "differences_markdown",
 ]
 
 
-class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
+class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin, BucketMixin):
     """The boto3-compatible client (see the module's notes). Build it with
     :func:`create_client`. Thread-safe: one client may be used from many threads.
 
@@ -83,6 +95,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
     :class:`deltaglider._client.core.ClientCore`.
     """
 
+    @validated("PutObject")
     def put_object(
         self,
         *,
@@ -140,6 +153,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
             "ResponseMetadata": metadata_response(),
         }
 
+    @validated("GetObjectTagging")
     def get_object_tagging(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
         """The tags of a logical object (kept on its stored representation)."""
         self._refuse("GetObjectTagging", other, set())
@@ -163,6 +177,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
         if not_modified(head, if_match, if_none_match, if_modified_since, if_unmodified_since):
             raise self._error(operation, "304", "Not Modified", 304)
 
+    @validated("HeadObject")
     def head_object(
         self,
         *,
@@ -192,6 +207,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
                 response["ResponseMetadata"] = metadata_response(206)
         return response
 
+    @validated("GetObject")
     def get_object(
         self,
         *,
@@ -232,14 +248,19 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
             response["ResponseMetadata"] = metadata_response(206)
         return response
 
+    @validated("DeleteObject")
     def delete_object(self, *, Bucket: str, Key: str, **other: Any) -> dict[str, Any]:
-        """Removes the logical object; a missing key is no error (204), a missing bucket is
-        NoSuchBucket (the engine asks the bucket only when it found nothing)."""
+        """Removes the logical object (a delta's physical name, ``key.delta``, names it too);
+        a missing key is no error (204), a missing bucket is NoSuchBucket (the engine asks the
+        bucket only when it found nothing). ``DeltaGliderInfo.Deleted`` says whether there was
+        an object."""
         self._refuse("DeleteObject", other, set())
         with self._s3("DeleteObject", bucket=Bucket, key=Key):
-            self._store.delete(Bucket, Key)
-        return {"ResponseMetadata": metadata_response(204)}
+            deleted = self._store.delete(Bucket, Key)
+        # The original DeltaGlider's extra entry: whether there was an object to delete.
+        return {"DeltaGliderInfo": {"Deleted": deleted}, "ResponseMetadata": metadata_response(204)}
 
+    @validated("DeleteObjects")
     def delete_objects(
         self, *, Bucket: str, Delete: Mapping[str, Any], **other: Any
     ) -> dict[str, Any]:
@@ -275,6 +296,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
             response["Errors"] = errors
         return response
 
+    @validated("CopyObject")
     def copy_object(
         self,
         *,
@@ -371,6 +393,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, BucketMixin):
 
 def create_client(
     endpoint_url: str | None = None,
+    log_level: str | int | None = None,
     *,
     profile_name: str | None = None,
     region_name: str | None = None,
@@ -383,11 +406,16 @@ def create_client(
     verify: bool | str | None = None,
     deltaglider_config: Config | None = None,
     cache: Any = None,
+    **original: Any,
 ) -> DeltaGliderClient:
     """A boto3-compatible client over deltaglider storage.
 
     :param endpoint_url: the S3 service (None: AWS, or ``DG_ENDPOINT_URL``/``AWS_ENDPOINT_URL``
-        from the environment); ``file:///path`` uses a local folder.
+        from the environment); ``file:///path`` uses a local folder. The client's
+        ``endpoint_url`` attribute says which one it uses.
+    :param log_level: the level of the ``deltaglider`` logger (``"DEBUG"``, ``"INFO"``...),
+        as the original DeltaGlider's ``create_client(log_level=...)``; None leaves it as the
+        program configured it.
     :param profile_name, region_name, aws_access_key_id, aws_secret_access_key,
         aws_session_token, verify: as for ``boto3.client("s3", ...)``.
     :param config: a ``botocore.config.Config`` for the client (retries, timeouts...).
@@ -396,7 +424,23 @@ def create_client(
         ``DG_MAX_RATIO`` or 0.5).
     :param deltaglider_config: all engine settings at once (:class:`~deltaglider.config.Config`).
     :param cache: the reference cache (default: as the configuration says).
+    :param original: the original's other keyword, ``tool_version``, is taken and not used
+        (objects record this deltaglider's version: a warning says so); any other is a
+        TypeError.
     """
+    if original:
+        unknown = sorted(set(original) - {"tool_version"})
+        if unknown:
+            raise TypeError(f"create_client() got an unexpected keyword argument {unknown[0]!r}")
+        warnings.warn(
+            "create_client(tool_version=...) is not used: objects record this deltaglider's "
+            "own version, which readers check",
+            stacklevel=2,
+        )
+    if log_level is not None:
+        logging.getLogger("deltaglider").setLevel(
+            log_level.upper() if isinstance(log_level, str) else log_level
+        )
     store, boto = connect(
         endpoint_url,
         settings=deltaglider_config,
@@ -411,4 +455,17 @@ def create_client(
         verify=verify,
         config=config,
     )
-    return DeltaGliderClient(store, boto)
+    client = DeltaGliderClient(store, boto)
+    client.endpoint_url = endpoint_url or _endpoint_of(store, boto)
+    return client
+
+
+def _endpoint_of(store: Any, boto: Any | None) -> str | None:
+    """The endpoint a client made without one uses: the environment's, or None for AWS."""
+    if boto is None:
+        root = getattr(store.storage, "root", None)
+        return Path(root).resolve().as_uri() if root is not None else None
+    url = getattr(getattr(boto, "meta", None), "endpoint_url", None)
+    if isinstance(url, str) and ".amazonaws.com" in url:
+        return None
+    return url if isinstance(url, str) else None

@@ -183,6 +183,17 @@ class DeltaStore:
             self._janitor.drop_reference_if_unused(bucket, written.unused_reference)
         return written.result
 
+    def measure_delta(self, bucket: str, key: str, data: Any) -> tuple[str, int] | None:
+        """What storing ``data`` (a buffer) as ``key`` would cost, without storing it: the
+        reference it would be encoded against and its delta's size; None when the key's
+        deltaspace has no reference yet (the file would become it). Reads the reference as an
+        upload would (and keeps it in the cache)."""
+        return self._writer.measure(bucket, key, data)
+
+    def clear_cache(self) -> None:
+        """Forgets every reference this engine knows and empties its reference cache."""
+        self._refs.forget()
+
     def undo_put(self, result: PutResult) -> None:
         """Removes what :meth:`put` (or :meth:`copy`) stored, unless it was replaced since,
         and the reference it may have made if no delta uses it: for a caller whose next step

@@ -120,7 +120,7 @@ V1, V2 = release(1), release(2)
 
 def put_delta(client: DeltaGliderClient, bucket: str, key: str, data: bytes) -> None:
     response = client.put_object(Bucket=bucket, Key=key, Body=data)
-    assert response["DeltaGliderInfo"]["IsDelta"], key
+    assert response["DeltaGliderInfo"]["PhysicalKey"].endswith(".delta"), key
 
 
 # --- bucket operations over S3: boto3's responses ------------------------------------------

@@ -748,8 +748,16 @@ def test_upload_batch(target: Target, tmp_path: Path) -> None:
     physical = target.physical_keys("batch/")
     assert sum(k.endswith(".delta") for k in physical) == 6
     assert "batch/reference.bin" in physical and "batch/notes.txt" in physical
-    # The reference is the middle release: the deltas of the others stay small.
-    assert results[3]["DeltaGliderInfo"]["Savings"] > 0.99
+    # The reference is the middle release, reported as what it costs (stored whole, as the
+    # original reported its first file); the deltas of the others against it stay small.
+    reference = results[3]
+    assert reference.operation == "create_reference" and not reference.is_delta
+    assert reference["DeltaGliderInfo"]["Savings"] == 0.0
+    assert reference["DeltaGliderInfo"]["StoredAs"] == "batch/reference.bin"
+    assert reference.stored_size == reference.original_size == paths[3].stat().st_size
+    for r in results[:3] + results[4:6]:
+        assert r.is_delta and r.operation == "create_delta"
+        assert r["DeltaGliderInfo"]["Savings"] > 0.9 and r.savings_percent > 90
     for p in paths:
         key = f"batch/{p.name}"
         assert client.get_object(Bucket=target.bucket, Key=key)["Body"].read() == p.read_bytes()

@@ -34,6 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "deltaglider.progress",
             "deltaglider.config",
             "deltaglider._releases",
+            "deltaglider.models",
+            "deltaglider.types",
         ),
     ),
     (
@@ -59,7 +61,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("client", ("deltaglider._client", "deltaglider.client")),
-    ("programs", ("deltaglider.cli", "deltaglider.quickstart", "deltaglider.__main__")),
+    (
+        "programs",
+        ("deltaglider.cli", "deltaglider.app", "deltaglider.quickstart", "deltaglider.__main__"),
+    ),
 ]
 
 #: What each stage of the engine may import of the others (the face, ``engine``, wires them).

@@ -6,10 +6,25 @@ exception classes without a client to a real endpoint (the local store).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["Paginator", "pageable", "s3_operations", "standalone_exceptions"]
+__all__ = [
+    "Paginator",
+    "check_params",
+    "pageable",
+    "s3_operations",
+    "standalone_exceptions",
+    "validated",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+#: Parameters this client takes in more forms than botocore's model describes (a memoryview
+#: body, a CopySource mapping that boto3 turns into a string before validating): checked by
+#: the client itself.
+_OWN_CHECKS = frozenset({"Body", "CopySource"})
 
 _MODELS: tuple[Any, Any] | None = None
 _OPERATIONS: frozenset[str] | None = None
@@ -34,6 +49,43 @@ def s3_operations() -> frozenset[str]:
 
         _OPERATIONS = frozenset(xform_name(n) for n in _s3_models()[0].operation_names)
     return _OPERATIONS
+
+
+def check_params(operation: str, params: Mapping[str, Any]) -> None:
+    """Raises botocore's ``ParamValidationError``, with its message, for the parameters of
+    ``operation`` (an S3 operation's name, ``ListObjectsV2``) that boto3 would refuse before
+    sending anything: a value of the wrong type, ``None`` given for a parameter (boto3 never
+    takes None to mean "not given"), a string too short. Parameters outside S3's model (this
+    client's own) are left to the method."""
+    from botocore.exceptions import ParamValidationError
+    from botocore.validate import ParamValidator
+
+    shape = _s3_models()[0].operation_model(operation).input_shape
+    given = {
+        name: dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
+        for name, value in params.items()
+        if name in shape.members and name not in _OWN_CHECKS
+    }
+    for name in _OWN_CHECKS.intersection(shape.required_members, params):
+        given[name] = "checked by the client"  # present: its form is the client's to check
+    report = ParamValidator().validate(given, shape)
+    if report.has_errors():
+        raise ParamValidationError(report=report.generate_report())
+
+
+def validated(operation: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """A client method whose keyword arguments are first checked as boto3 checks them
+    (:func:`check_params`)."""
+
+    def wrap(method: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(method)
+        def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            check_params(operation, kwargs)
+            return method(*args, **kwargs)
+
+        return checked
+
+    return wrap
 
 
 def pageable(method_name: str) -> bool:

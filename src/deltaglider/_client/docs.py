@@ -33,7 +33,14 @@ DIFFERENCES: dict[str, str] = {
     "Error details": "an error's Error entry has Code, Message and, where S3 names them, Key "
     "and BucketName; not a server's other elements (Resource, Condition, RangeRequested...)",
     "DeltaGliderInfo": "an extra key in put_object, get_object, head_object and copy_object "
-    "responses: IsDelta, OriginalSize, StoredSize, Savings, ReferenceKey, PhysicalKey",
+    "responses: IsDelta, OriginalSize, StoredSize, Savings, ReferenceKey, PhysicalKey, and the "
+    "original DeltaGlider's names of the same figures (OriginalSizeMB, StoredSizeMB, "
+    "SavingsPercent, DeltaRatio, CompressionRatio, StoredAs; Operation after a write); in "
+    "delete_object responses: Deleted (whether there was an object)",
+    "list_objects extras": "list_objects (v1) answers the original DeltaGlider's fields too: "
+    "KeyCount, NextContinuationToken (when truncated), ContinuationToken and StartAfter (when "
+    "given) and a Metadata entry per object (deltaglider-is-delta, deltaglider-original-size, "
+    "deltaglider-compression-ratio, deltaglider-reference-key)",
 }
 
 #: What differs from boto3 in behaviour (not a response field), by design.
@@ -44,6 +51,15 @@ BEHAVIOURS: dict[str, str] = {
     "AttributeError, and is a mypy error",
     "Parameters": "a parameter the client cannot honour raises NotSupportedError naming the "
     "operation and the parameter (VersionId, SSE-C keys, FetchOwner, ...); none is ignored",
+    "Parameter validation": "object and listing calls check their parameters as boto3 does "
+    "before anything is sent (botocore's ParamValidationError, same message): a wrong type, a "
+    "missing required parameter, or None given as a value (ContinuationToken=None is refused, "
+    "never taken for the first page)",
+    "Delta names": "the physical name of a delta (key.delta, which the original DeltaGlider "
+    "prints after an upload) names its object in head_object, get_object, delete_object and "
+    "the simple API, when no object has that name itself; S3 would answer NoSuchKey",
+    "generate_presigned_post": "boto3's call: what is uploaded through the form lands as a "
+    "plain object (readable by this client and any tool, but not a delta); S3 only",
     "Keys": "a key under .deltaglider/ (deltaglider's own), ending in '/' or longer than 1024 "
     "bytes is refused with ClientError InvalidArgument (put_object, copy_object; an Errors "
     "entry in delete_objects); S3 stores the first two and says KeyTooLongError for the third",

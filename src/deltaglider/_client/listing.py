@@ -10,13 +10,14 @@ too, and then decodes the answer: so does this client).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import botocore.exceptions
 
-from ..engine import ListResult, after_token
+from ..engine import ListResult, ObjectSummary, after_token
 from ..errors import NotSupportedError
-from .botocore import Paginator, pageable
+from .botocore import Paginator, check_params, pageable, validated
 from .core import ClientCore
 from .params import url_encode
 from .shapes import metadata_response, quoted
@@ -39,6 +40,24 @@ def _contents(page: ListResult, encode: Callable[[str], str]) -> list[dict[str, 
         }
         for o in page.objects
     ]
+
+
+def _original_metadata(obj: ObjectSummary, own: bool) -> dict[str, str]:
+    """The original DeltaGlider's ``Metadata`` of a listed object (its ``deltaglider-*``
+    fields) and, with ``own``, the object's own metadata."""
+    size = obj.size if obj.size is not None else obj.stored_size
+    saved = 1 - obj.stored_size / size if obj.is_delta and size else 0.0
+    fields = dict(obj.metadata or {}) if own else {}
+    fields.update(
+        {
+            "deltaglider-is-delta": str(obj.is_delta).lower(),
+            "deltaglider-original-size": str(size),
+            "deltaglider-compression-ratio": str(round(saved, 6) + 0.0),
+        }
+    )
+    if obj.is_delta and obj.ref_key:
+        fields["deltaglider-reference-key"] = obj.ref_key
+    return fields
 
 
 def _listing(
@@ -108,6 +127,7 @@ class ListingMixin(ClientCore):
                 logical_sizes=True,
             )
 
+    @validated("ListObjectsV2")
     def list_objects_v2(
         self,
         *,
@@ -143,6 +163,7 @@ class ListingMixin(ClientCore):
             response["NextContinuationToken"] = page.next_token
         return response
 
+    @validated("ListObjects")
     def list_objects(
         self,
         *,
@@ -152,18 +173,48 @@ class ListingMixin(ClientCore):
         MaxKeys: int = 1000,
         Marker: str = "",
         EncodingType: str | None = None,
+        ContinuationToken: str = "",
+        StartAfter: str = "",
+        FetchMetadata: bool = False,
         **other: Any,
     ) -> dict[str, Any]:
         """ListObjects (v1): ``Marker`` is the last key seen, as S3 takes it. ``EncodingType``
         as for :meth:`list_objects_v2` (encoded: ``Key``, ``CommonPrefixes``, ``Delimiter``,
-        ``Marker``, ``NextMarker``)."""
+        ``Marker``, ``NextMarker``).
+
+        The original DeltaGlider's parameters and fields too: ``ContinuationToken`` (from a
+        page's ``NextContinuationToken``; it wins over ``Marker``) and ``StartAfter``, as for
+        :meth:`list_objects_v2`; every page has ``KeyCount`` and, when truncated,
+        ``NextContinuationToken``; every object a ``Metadata`` entry of the original's
+        ``deltaglider-*`` fields (``is-delta``, ``original-size``, ``compression-ratio``,
+        ``reference-key`` for a delta). ``FetchMetadata=True`` adds each object's own metadata
+        (a HEAD of each object that is not a delta; deltas are HEADed for their sizes anyway).
+        Given as None, ``ContinuationToken`` and ``StartAfter`` are refused as boto3 refuses
+        None (ParamValidationError), never taken for "from the start"."""
         self._refuse("ListObjects", other, set())
-        token = after_token(Marker) if Marker else None
+        check_params(
+            "ListObjectsV2",
+            {"Bucket": Bucket, "ContinuationToken": ContinuationToken, "StartAfter": StartAfter},
+        )
+        token: str | None = ContinuationToken or None
+        if token is None and (StartAfter or Marker):
+            token = after_token(StartAfter or Marker)
         page = self._page("ListObjects", Bucket, Prefix, Delimiter, MaxKeys, token, EncodingType)
+        if FetchMetadata and page.objects:
+            with self._s3("ListObjects", bucket=Bucket):
+                page = replace(page, objects=self._store.complete(Bucket, list(page.objects)))
         encode = url_encode if EncodingType == "url" else _same
         response = _listing(page, Bucket, Prefix, Delimiter, MaxKeys, encode, False)
         response["Marker"] = encode(Marker)
+        for entry, obj in zip(response.get("Contents", []), page.objects, strict=True):
+            entry["Metadata"] = _original_metadata(obj, FetchMetadata)
+        response["KeyCount"] = len(page.objects) + len(page.prefixes)
+        if ContinuationToken:
+            response["ContinuationToken"] = ContinuationToken
+        if StartAfter:
+            response["StartAfter"] = encode(StartAfter)
         if page.next_token is not None:
+            response["NextContinuationToken"] = page.next_token
             # The last key or prefix of the page (AWS gives it only with a delimiter; S3 servers
             # such as SeaweedFS always do; a program may use it or the last key either way).
             response["NextMarker"] = encode(max([o.key for o in page.objects] + page.prefixes))

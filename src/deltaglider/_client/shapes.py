@@ -14,12 +14,15 @@ from typing import Any, Final
 
 from .. import format as fmt
 from ..engine import ObjectSummary, PutResult, VerifiedReader
+from ..models import mib, percent
 
 __all__ = [
     "DEFAULT_TYPE",
     "StreamingBody",
+    "became_reference",
     "metadata_response",
     "object_fields",
+    "operation_of",
     "put_info",
     "quoted",
     "summary_info",
@@ -48,15 +51,38 @@ def _info(
     ref_key: str | None,
     physical_key: str,
 ) -> dict[str, Any]:
-    """The ``DeltaGliderInfo`` entry of a response."""
+    """The ``DeltaGliderInfo`` entry of a response: ours, then the original DeltaGlider's
+    names of the same figures (sizes in MiB, savings in percent, ``DeltaRatio`` and
+    ``CompressionRatio``: stored over original, 1.0 for an object stored whole)."""
+    saved = original - stored
+    ratio = stored / original if original else 1.0
     return {
         "IsDelta": is_delta,
         "OriginalSize": original,
         "StoredSize": stored,
-        "Savings": round(1 - stored / original, 6) if original else 0.0,
+        "Savings": round(saved / original, 6) + 0.0 if original else 0.0,
         "ReferenceKey": ref_key,
         "PhysicalKey": physical_key,
+        "OriginalSizeMB": mib(original),
+        "StoredSizeMB": mib(stored),
+        "SavingsPercent": percent(saved, original),
+        "DeltaRatio": ratio,
+        "CompressionRatio": ratio,
+        "StoredAs": physical_key,
     }
+
+
+def became_reference(result: PutResult) -> bool:
+    """Whether the put stored the first file of its folder: the file became the folder's
+    reference, stored whole (its zero-diff delta beside it is bookkeeping)."""
+    return result.is_delta and result.created_reference
+
+
+def operation_of(result: PutResult) -> str:
+    """The original's name of what a put did."""
+    if became_reference(result):
+        return "create_reference"
+    return "create_delta" if result.is_delta else "upload_direct"
 
 
 def summary_info(obj: ObjectSummary) -> dict[str, Any]:
@@ -75,14 +101,28 @@ def summary_info(obj: ObjectSummary) -> dict[str, Any]:
 
 
 def put_info(result: PutResult) -> dict[str, Any]:
-    """``DeltaGliderInfo`` of an object stored (put, copy, an upload)."""
-    return _info(
-        stored=result.stored_size,
-        original=result.size,
-        is_delta=result.is_delta,
-        ref_key=result.ref_key,
-        physical_key=result.physical_key,
-    )
+    """``DeltaGliderInfo`` of an object stored (put, copy, an upload). The first file of a
+    folder is reported as what it cost: stored whole, as the reference (``IsDelta`` false, no
+    saving, ``StoredAs`` the reference), as the original reported it."""
+    if became_reference(result):
+        info = _info(
+            stored=result.size,
+            original=result.size,
+            is_delta=False,
+            ref_key=result.ref_key,
+            physical_key=result.physical_key,
+        )
+        info["StoredAs"] = result.ref_key
+    else:
+        info = _info(
+            stored=result.stored_size,
+            original=result.size,
+            is_delta=result.is_delta,
+            ref_key=result.ref_key,
+            physical_key=result.physical_key,
+        )
+    info["Operation"] = operation_of(result)
+    return info
 
 
 def object_fields(head: ObjectSummary) -> dict[str, Any]:

@@ -92,6 +92,26 @@ class References:
             else:
                 self._known[(bucket, prefix)] = ref
 
+    def forget(self) -> None:
+        """Forgets every reference: which ones the deltaspaces have, their coders, and the
+        cache's bytes (the next use of each asks the store)."""
+        with self._lock:
+            self._known.clear()
+        with self._coders_lock:
+            self._coders.clear()
+        self._cache.clear()
+
+    def find(self, bucket: str, prefix: str) -> Ref | None:
+        """The deltaspace's reference (one HEAD unless known), None if it has none usable."""
+        known = self.known(bucket, prefix)
+        if known is not None:
+            return known
+        info = self._storage.head_or_none(bucket, fmt.reference_key(prefix))
+        found = ref_from_info(info) if info is not None else None
+        if found is not None:
+            self.remember(bucket, prefix, found)
+        return found
+
     def is_current(self, bucket: str, prefix: str, ref: Ref) -> bool:
         """Whether the deltaspace's reference is (still) ``ref``, by its sha256 (one HEAD)."""
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import format as fmt
 from .._executor import Pool
@@ -105,6 +105,17 @@ class Writer:
             return written
         finally:
             upload.close()
+
+    def measure(self, bucket: str, key: str, data: Any) -> tuple[str, int] | None:
+        """The reference ``key`` would be encoded against and the size of ``data``'s delta
+        against it, computed and not stored; None when its deltaspace has no reference yet
+        (the file would become it) or none usable."""
+        prefix = fmt.deltaspace(key)
+        ref = self._refs.find(bucket, prefix)
+        if ref is None:
+            return None
+        ref_key = fmt.reference_key(prefix)
+        return ref_key, len(self._refs.encoder(bucket, ref_key, ref.sha256, None).encode(data))
 
     def _direct(self, job: _Put, reason: str) -> PutResult:
         upload = job.upload
