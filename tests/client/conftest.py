@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -193,6 +195,131 @@ def make_pair(buckets: Buckets, s3_client: Any, dg_client: DeltaGliderClient) ->
 def pair(buckets: Buckets, s3_client: Any, dg_client: DeltaGliderClient) -> Pair:
     """A fresh bucket for each client."""
     return make_pair(buckets, s3_client, dg_client)
+
+
+# --- a client and a fresh bucket on SeaweedFS or on the local store (``target``) ----------
+
+
+def xfer_name(tag: str) -> str:
+    return f"dg-xfer-{os.getpid()}-{next(_names):04d}-{tag}"
+
+
+def memory_config() -> Config:
+    return Config.from_env(environ={}, cache_backend="memory")
+
+
+@pytest.fixture(scope="module")
+def raw(seaweedfs: Server) -> Any:
+    """A plain boto3 client on SeaweedFS: the reference behaviour, and a look at what is
+    really stored."""
+    return plain_client(seaweedfs)
+
+
+@pytest.fixture(scope="module")
+def dg(seaweedfs: Server) -> Iterator[DeltaGliderClient]:
+    client = deltaglider_client(seaweedfs)
+    yield client
+    client.close()
+
+
+@dataclass
+class Made:
+    raw: Any
+    names: list[str] = field(default_factory=list)
+
+    def bucket(self, tag: str, create: bool = True) -> str:
+        name = xfer_name(tag)
+        if create:
+            self.raw.create_bucket(Bucket=name)
+        self.names.append(name)  # removed at the end even if only the test created it
+        return name
+
+
+@pytest.fixture
+def made(raw: Any) -> Iterator[Made]:
+    m = Made(raw)
+    yield m
+    for name in m.names:
+        remove_bucket(raw, name)
+
+
+@dataclass
+class Target:
+    """A deltaglider client and a fresh bucket on one kind of store."""
+
+    kind: str
+    client: DeltaGliderClient
+    bucket: str
+    server: Server | None = None
+    root: Path | None = None
+    made: Made | None = None
+
+    def fresh(self) -> DeltaGliderClient:
+        """Another client on the same store, with a cold cache."""
+        if self.server is not None:
+            return deltaglider_client(self.server)
+        assert self.root is not None
+        return create_client(self.root.as_uri(), deltaglider_config=memory_config())
+
+    def forget(self, bucket: str) -> None:
+        """Removes ``bucket`` at the end, if the test made the store create it."""
+        if self.made is not None:
+            self.made.names.append(bucket)
+
+    def url(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def physical_keys(self, prefix: str = "") -> list[str]:
+        return sorted(o.key for o in self.client.storage.iter_objects(self.bucket, prefix=prefix))
+
+
+@pytest.fixture(params=["seaweedfs", "local"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    if request.param == "local":
+        root = tmp_path / "store"
+        client = create_client(root.as_uri(), deltaglider_config=memory_config())
+        bucket = xfer_name("lc")
+        client.storage.create_bucket(bucket)
+        yield Target("local", client, bucket, root=root)
+        client.close()
+    else:
+        m: Made = request.getfixturevalue("made")
+        server: Server = request.getfixturevalue("seaweedfs")
+        yield Target("seaweedfs", request.getfixturevalue("dg"), m.bucket("tg"), server, made=m)
+
+
+class Counter:
+    """A Callback: the increments it got, and whether two calls ever overlapped."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.overlapped = False
+        self._inside = 0
+
+    def __call__(self, count: int) -> None:
+        self._inside += 1
+        if self._inside > 1:
+            self.overlapped = True
+        time.sleep(0)  # let another thread in, if one could get in
+        self.calls.append(count)
+        self._inside -= 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls)
+
+
+def tamper(client: DeltaGliderClient, bucket: str, physical_key: str, data: bytes) -> None:
+    """Replaces an object's bytes in the store, keeping its metadata (as damage would)."""
+    info = client.storage.head(bucket, physical_key)
+    client.storage.put(
+        bucket,
+        physical_key,
+        data,
+        size=len(data),
+        metadata=info.metadata,
+        content_type=info.content_type,
+    )
 
 
 # Tests import this folder's helpers as ``client_conftest``: every folder has a ``conftest``,

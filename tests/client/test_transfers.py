@@ -6,12 +6,10 @@ and against the local (``file://``) store.
 from __future__ import annotations
 
 import io
-import itertools
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,129 +17,23 @@ import boto3
 import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
-from client_conftest import deltaglider_client, plain_client, remove_bucket
+from client_conftest import (
+    Counter,
+    Made,
+    Target,
+    deltaglider_client,
+    memory_config,
+    plain_client,
+    tamper,
+    xfer_name,
+)
 from data import noise, release
 from servers import REGION, Server
 
 from deltaglider import create_client
 from deltaglider import format as fmt
 from deltaglider.client import DeltaGliderClient, NotSupportedError
-from deltaglider.config import Config
 from deltaglider.stats import BucketStats
-
-_names = itertools.count()
-
-
-# --- fixtures (of this module: tests/client/conftest.py belongs to the parity suite) -------
-
-
-def _name(tag: str) -> str:
-    return f"dg-xfer-{os.getpid()}-{next(_names):04d}-{tag}"
-
-
-def _config() -> Config:
-    return Config.from_env(environ={}, cache_backend="memory")
-
-
-@pytest.fixture(scope="module")
-def raw(seaweedfs: Server) -> Any:
-    """A plain boto3 client on SeaweedFS: the reference behaviour, and a look at what is
-    really stored."""
-    return plain_client(seaweedfs)
-
-
-@pytest.fixture(scope="module")
-def dg(seaweedfs: Server) -> Iterator[DeltaGliderClient]:
-    client = deltaglider_client(seaweedfs)
-    yield client
-    client.close()
-
-
-@dataclass
-class Made:
-    raw: Any
-    names: list[str] = field(default_factory=list)
-
-    def bucket(self, tag: str, create: bool = True) -> str:
-        name = _name(tag)
-        if create:
-            self.raw.create_bucket(Bucket=name)
-        self.names.append(name)  # removed at the end even if only the test created it
-        return name
-
-
-@pytest.fixture
-def made(raw: Any) -> Iterator[Made]:
-    m = Made(raw)
-    yield m
-    for name in m.names:
-        remove_bucket(raw, name)
-
-
-@dataclass
-class Target:
-    """A deltaglider client and a fresh bucket on one kind of store."""
-
-    kind: str
-    client: DeltaGliderClient
-    bucket: str
-    server: Server | None = None
-    root: Path | None = None
-    made: Made | None = None
-
-    def fresh(self) -> DeltaGliderClient:
-        """Another client on the same store, with a cold cache."""
-        if self.server is not None:
-            return deltaglider_client(self.server)
-        assert self.root is not None
-        return create_client(self.root.as_uri(), deltaglider_config=_config())
-
-    def forget(self, bucket: str) -> None:
-        """Removes ``bucket`` at the end, if the test made the store create it."""
-        if self.made is not None:
-            self.made.names.append(bucket)
-
-    def url(self, key: str = "") -> str:
-        return f"s3://{self.bucket}/{key}"
-
-    def physical_keys(self, prefix: str = "") -> list[str]:
-        return sorted(o.key for o in self.client.storage.iter_objects(self.bucket, prefix=prefix))
-
-
-@pytest.fixture(params=["seaweedfs", "local"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
-    if request.param == "local":
-        root = tmp_path / "store"
-        client = create_client(root.as_uri(), deltaglider_config=_config())
-        bucket = _name("lc")
-        client.storage.create_bucket(bucket)
-        yield Target("local", client, bucket, root=root)
-        client.close()
-    else:
-        m: Made = request.getfixturevalue("made")
-        server: Server = request.getfixturevalue("seaweedfs")
-        yield Target("seaweedfs", request.getfixturevalue("dg"), m.bucket("tg"), server, made=m)
-
-
-class Counter:
-    """A Callback: the increments it got, and whether two calls ever overlapped."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-        self.overlapped = False
-        self._inside = 0
-
-    def __call__(self, count: int) -> None:
-        self._inside += 1
-        if self._inside > 1:
-            self.overlapped = True
-        time.sleep(0)  # let another thread in, if one could get in
-        self.calls.append(count)
-        self._inside -= 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls)
 
 
 def outcome(call: Callable[[], Any], *replace: str) -> tuple[Any, ...]:
@@ -230,7 +122,7 @@ def test_a_wrapped_clients_own_transfers_still_work(
         aws_secret_access_key=seaweedfs.secret_key,
         region_name=REGION,
     )
-    dg = create_client(boto3_client=own, deltaglider_config=_config())
+    dg = create_client(boto3_client=own, deltaglider_config=memory_config())
     bucket = made.bucket("own")
     bodies = {"e1.bin": b"", "small.bin": b"x" * 100, "e2.txt": b"", "zip.zip": ZIP_V1}
     for name, data in bodies.items():
@@ -389,7 +281,7 @@ def test_upload_to_a_missing_bucket_as_boto3(
     src.write_bytes(b"data")
     results = {}
     for side, client in zip(("s3", "dg"), moto_pair, strict=True):
-        bucket = _name(side)
+        bucket = xfer_name(side)
         if method == "upload_file":
             results[side] = outcome(
                 lambda c=client, b=bucket: c.upload_file(str(src), b, "a"), bucket
@@ -550,7 +442,7 @@ def test_transfer_config_fields_honoured_or_refused(
 
 
 def test_transfers_on_the_local_store(tmp_path: Path) -> None:
-    client = create_client((tmp_path / "store").as_uri(), deltaglider_config=_config())
+    client = create_client((tmp_path / "store").as_uri(), deltaglider_config=memory_config())
     try:
         client.storage.create_bucket("local")
         for name, data in FILES.items():
@@ -649,32 +541,19 @@ def test_upload_download_verify(target: Target, tmp_path: Path) -> None:
         client.upload(tmp_path / "app-1.zip", "https://example.com/x")
 
 
-def _tamper(client: DeltaGliderClient, bucket: str, physical_key: str, data: bytes) -> None:
-    """Replaces an object's bytes in the store, keeping its metadata (as damage would)."""
-    info = client.storage.head(bucket, physical_key)
-    client.storage.put(
-        bucket,
-        physical_key,
-        data,
-        size=len(data),
-        metadata=info.metadata,
-        content_type=info.content_type,
-    )
-
-
 def test_verify_reports_damage(target: Target, tmp_path: Path) -> None:
     client = target.client
     client.put_object(Bucket=target.bucket, Key="d/app-1.zip", Body=release(1))
     client.put_object(Bucket=target.bucket, Key="d/app-2.zip", Body=release(2))
     client.put_object(Bucket=target.bucket, Key="d/notes.txt", Body=b"the notes")
-    _tamper(client, target.bucket, "d/notes.txt", b"the n0tes")
+    tamper(client, target.bucket, "d/notes.txt", b"the n0tes")
     result = client.verify(target.url("d/notes.txt"))
     assert result["Valid"] is False
     assert result["IsDelta"] is False and result["Size"] == 9
     assert "sha256" in result["Message"]
     # a reference that is not the one the deltas were made against: read by a client with a
     # cold cache (the warm one still holds the right reference, keyed by its sha256)
-    _tamper(client, target.bucket, fmt.reference_key("d"), release(5))
+    tamper(client, target.bucket, fmt.reference_key("d"), release(5))
     fresh = target.fresh()
     try:
         result = fresh.verify(target.url("d/app-2.zip"))
