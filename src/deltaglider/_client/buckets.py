@@ -27,7 +27,14 @@ import botocore.exceptions
 
 from .. import format as fmt
 from .._io import SPOOL_THRESHOLD, as_utc
-from ..errors import BucketNotEmpty, BucketNotFound, DeltaGliderError, NotSupportedError
+from ..engine import ObjectSummary
+from ..errors import (
+    BucketNotEmpty,
+    BucketNotFound,
+    DeltaGliderError,
+    NotSupportedError,
+    ObjectNotFound,
+)
 from ..storage.base import ObjectInfo
 from .core import ClientCore
 from .shapes import metadata_response
@@ -263,9 +270,10 @@ class BucketMixin(ClientCore):
         A direct or foreign object is presigned as it is stored. A delta is rebuilt, verified
         and stored as a temporary plain copy under ``.deltaglider/tmp/``, which is presigned;
         the copy records when the URL expires, for :meth:`purge_temp_files`. Unlike boto3,
-        this talks to the store, and a missing object raises ``NoSuchKey`` here rather than
-        when the URL is fetched. Presigned uploads are refused: they would store the bytes as
-        they are, bypassing delta storage.
+        this talks to the store (a HEAD); for a key with no object the URL is signed as boto3
+        signs it (fetching it answers 404), a missing bucket or a refused HEAD raises.
+        Presigned uploads are refused: they would store the bytes as they are, bypassing
+        delta storage.
         """
         operation = _PRESIGNABLE.get(ClientMethod)
         if operation is None:
@@ -290,9 +298,15 @@ class BucketMixin(ClientCore):
         self._refuse(operation, params, set(_PRESIGN_PARAMS | _DIRECT_ONLY_PARAMS))
         bucket, key = str(params["Bucket"]), str(params["Key"])
         with self._s3(operation):
-            head = self._store.head(bucket, key)
-        if not head.is_delta:
-            params["Key"] = head.physical_key
+            try:
+                head: ObjectSummary | None = self._store.head(bucket, key)
+            except ObjectNotFound:
+                # No object (yet): the URL of the key as boto3 signs it, answering 404 until
+                # an object is stored, as boto3's would. (A missing bucket raises.)
+                head = None
+        if head is None or not head.is_delta:
+            if head is not None:
+                params["Key"] = head.physical_key
             url = boto.generate_presigned_url(
                 ClientMethod, Params=params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
             )

@@ -51,6 +51,13 @@ class ClientCore:
         return self._store
 
     @property
+    def service(self) -> DeltaStore:
+        """The engine underneath, under the original DeltaGlider's name for its own
+        (``client.service.storage`` is the store; ``.client`` of an S3 store its boto3
+        client). The engine's interface is this package's, not the original's."""
+        return self._store
+
+    @property
     def storage(self) -> Storage:
         return self._store.storage
 

@@ -96,8 +96,9 @@ BEHAVIOURS: dict[str, str] = {
     "end if they are not the ones stored (download_file writes a temporary file and renames it "
     "only after the check)",
     "generate_presigned_url": "works for get_object and head_object only (a presigned upload "
-    "would bypass delta storage: NotSupportedError); it contacts the store, so a missing key "
-    "raises NoSuchKey at once rather than when the URL is used; for a delta it writes a "
+    "would bypass delta storage: NotSupportedError); it contacts the store (a HEAD: a missing "
+    "bucket raises NoSuchBucket at once; a key with no object is signed as boto3 signs it); "
+    "for a delta it writes a "
     "verified temporary copy under .deltaglider/tmp/ that records its expiry (IfMatch, "
     "IfNoneMatch, IfModifiedSince, IfUnmodifiedSince, PartNumber and SSE-C parameters are "
     "refused for a delta), and purge_temp_files(Bucket) removes expired copies (a copy without "
