@@ -84,3 +84,52 @@ def build(version: str) -> Path:
 def awscli() -> Path:
     """The ``aws`` executable of the pinned AWS CLI v1."""
     return tool(f"awscli=={AWSCLI_VERSION}", "aws", f"awscli-{AWSCLI_VERSION}")
+
+
+def source(version: str) -> Path:
+    """The original's source distribution of ``deltaglider==version`` from PyPI, unpacked:
+    its own tests and README, which the compatibility tier runs against this package (they
+    are fetched, as the original itself is installed, never kept in this repository)."""
+    name = f"source-{version}"
+    with _locks_lock:
+        lock = _locks.setdefault(name, threading.Lock())
+    with lock:
+        target = VENV_ROOT / name
+        tree = target / f"deltaglider-{version}"
+        stamp = target / ".complete"
+        if stamp.exists() and tree.is_dir():
+            return tree
+        import shutil
+        import sys
+        import tarfile
+
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--disable-pip-version-check",
+                "--dest",
+                str(target),
+                f"deltaglider=={version}",
+            ],
+            check=True,
+        )
+        (archive,) = target.glob("deltaglider-*.tar.gz")
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, filter="data")
+            else:  # Python before 3.10.12: the archive is PyPI's, its names were checked
+                for member in tar.getmembers():
+                    if member.name.startswith(("/", "..")) or ".." in Path(member.name).parts:
+                        raise RuntimeError(f"unsafe path in {archive}: {member.name}")
+                tar.extractall(target)
+        stamp.write_text(version)
+        return tree

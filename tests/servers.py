@@ -84,7 +84,9 @@ class _PortTaken(RuntimeError):
 class SeaweedFS:
     """``weed mini`` in a temporary folder, every port explicit and on 127.0.0.1."""
 
-    def __init__(self, metrics: bool = False, memory: bool = False) -> None:
+    def __init__(
+        self, metrics: bool = False, memory: bool = False, admins: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         # memory: data on tmpfs (benchmarks: the client's cost, not the disk's, is measured).
         shm = Path("/dev/shm")
         base = str(shm) if memory and shm.is_dir() else None
@@ -93,6 +95,9 @@ class SeaweedFS:
         self.server: Server | None = None
         #: Prometheus metrics (request counts) at http://127.0.0.1:<port>/metrics, if asked.
         self.metrics_port = free_ports(1)[0] if metrics else None
+        #: More admin credentials (key, secret): programs with keys of their own (the original
+        #: DeltaGlider's tests sign with test/test).
+        self.admins = admins
 
     def start(self) -> Server:
         """Starts it; ports are picked free, but another process (a second SeaweedFS, the
@@ -119,6 +124,14 @@ class SeaweedFS:
                     "credentials": [{"accessKey": READER_KEY, "secretKey": READER_SECRET}],
                     "actions": ["Read", "List"],
                 },
+                *(
+                    {
+                        "name": f"admin-{i}",
+                        "credentials": [{"accessKey": key, "secretKey": secret}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                    for i, (key, secret) in enumerate(self.admins)
+                ),
             ]
         }
         config = self.dir / "s3.json"
