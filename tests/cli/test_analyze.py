@@ -16,7 +16,8 @@ from cli_conftest import Dg, Target, executable, ok
 from data import noise, release
 
 from deltaglider import format as fmt
-from deltaglider.cli.analyze import decimal_size, parse_size
+from deltaglider.cli._console import human_size, percent
+from deltaglider.cli.analyze import parse_size
 
 SAVINGS_LINE = re.compile(r"Potential savings: \d+\.\d% \(.* -> .*\)")
 
@@ -92,8 +93,9 @@ def test_estimate_against_a_real_upload(dg: Dg, target: Target) -> None:
 
     match = SAVINGS_LINE.search(text)
     assert match, text
-    assert f"Potential savings: {default['savings'] * 100:.1f}% " in match.group()
-    assert f"-> {decimal_size(default['estimated_stored'])})" in match.group()
+    assert f"Potential savings: {percent(default['savings'])} " in match.group()
+    # Binary units, as ls -h and stats show sizes.
+    assert f"-> {human_size(default['estimated_stored'])})" in match.group()
     rows = [line.split()[0] for line in text.splitlines()[1:5]]
     assert sorted(rows) == ["plain/", "plain/rel/", "plain/single/", "plain/tools/"], text
     total = sum(len(v) for v in items.values())
@@ -288,7 +290,7 @@ def test_errors(dg: Dg, target: Target) -> None:
 def test_empty_bucket_and_prefix(dg: Dg, target: Target) -> None:
     for url in (target.url(), target.url("nothing/here/")):
         text = ok(dg("analyze", url)).stdout
-        assert "Potential savings: 0.0% (0 B -> 0 B)" in text
+        assert "Potential savings: 0.0% (0 Bytes -> 0 Bytes)" in text
         assert f"No plain objects under {url}" in text
         doc = analysis(dg, url)
         assert (doc["objects"], doc["size"], doc["estimated_stored"]) == (0, 0, 0)
@@ -361,23 +363,6 @@ def test_progress_only_on_a_terminal(dg: Dg, target: Target) -> None:
         out, tty = on_a_terminal(dg, "analyze", target.url(), flag)
         assert tty == b""
         assert bool(SAVINGS_LINE.search(out.decode())) is (flag == "--no-progress")
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (0, "0 B"),
-        (999, "999 B"),
-        (1000, "1.0 kB"),
-        (9_949, "9.9 kB"),
-        (9_960, "10 kB"),
-        (999_950, "1.0 MB"),
-        (237e9, "237 GB"),
-        (4.8e12, "4.8 TB"),
-    ],
-)
-def test_decimal_size(value: float, text: str) -> None:
-    assert decimal_size(value) == text
 
 
 def test_parse_size() -> None:

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import IO, Any
 
-__all__ = ["Console", "Progress", "human_size"]
+__all__ = ["Console", "Progress", "human_size", "percent"]
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
@@ -25,6 +25,19 @@ def human_size(value: float) -> str:
         if round(value / scale * 1024) < 1024 or unit == _UNITS[-1]:
             return f"{1024 * value / scale:.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+def percent(fraction: float, digits: int = 1) -> str:
+    """A fraction as a percentage with ``digits`` decimals, never ``-0.0%``: a small loss is
+    shown with as many more decimals as it takes (up to four: ``-0.04%``), and one too small
+    even for those is ``0.0%``."""
+    for places in range(digits, max(digits, 4) + 1):
+        text = f"{fraction:.{places}%}"
+        if text.strip("-0.%"):
+            return text
+        if fraction >= 0:
+            break
+    return f"{0.0:.{digits}%}"
 
 
 def _duration(seconds: float) -> str:

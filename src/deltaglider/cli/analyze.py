@@ -1,8 +1,9 @@
 """``deltaglider analyze``: what deltaglider would save on a bucket of plain objects,
 estimated from real deltas of a sample, without writing anything.
 
-Sizes are in decimal units (1 GB = 10^9 bytes, as S3 bills storage), with two or three
-significant digits: ``Potential savings: 95.2% (4.8 TB -> 237 GB)``.
+Sizes are shown in binary units, as ``ls -h`` and ``stats`` show them (``4.4 TiB``,
+``220.7 GiB``); sizes given (``--max-sample-bytes``) may be decimal (``500MB``) or binary
+(``2GiB``).
 """
 
 from __future__ import annotations
@@ -16,23 +17,12 @@ import click
 from ..analyze import DEFAULT_MAX_SAMPLE_BYTES, DEFAULT_SAMPLE, Analysis, SpaceEstimate
 from ..analyze import analyze as run_analysis
 from ._app import EXIT_FAILED, RATIO, App, DGCommand, common_options, describe_error, pass_app
+from ._console import human_size, percent
 from ._paths import parse_s3
 
-__all__ = ["COMMANDS", "analyze", "decimal_size", "parse_size"]
+__all__ = ["COMMANDS", "analyze", "parse_size"]
 
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?)b?\s*$", re.IGNORECASE)
-
-
-def decimal_size(value: float) -> str:
-    """``512 B``, ``4.8 TB``, ``237 GB``: decimal units, one decimal below 10."""
-    if value < 1000:
-        return f"{int(value)} B"
-    unit = 0
-    while unit < len(_UNITS) - 1 and round(value, 1 if value < 9.95 else 0) >= 1000:
-        value /= 1000
-        unit += 1
-    return f"{value:.1f} {_UNITS[unit]}" if value < 9.95 else f"{value:.0f} {_UNITS[unit]}"
 
 
 def parse_size(text: str) -> int:
@@ -52,10 +42,6 @@ def _size_option(ctx: click.Context, param: click.Parameter, value: Any) -> int:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:.1f}%"
-
-
 def _name(space: SpaceEstimate) -> str:
     return space.deltaspace + "/" if space.deltaspace else "(bucket root)"
 
@@ -66,9 +52,9 @@ def _table(spaces: tuple[SpaceEstimate, ...]) -> list[str]:
         (
             _name(s),
             str(s.objects),
-            decimal_size(s.size),
-            decimal_size(s.estimated_stored),
-            _percent(s.savings),
+            human_size(s.size),
+            human_size(s.estimated_stored),
+            percent(s.savings),
             str(s.sampled) + ("*" if s.skipped else ""),
         )
         for s in spaces
@@ -88,15 +74,15 @@ def _report(result: Analysis) -> list[str]:
     if lines:
         lines.append("")
     lines.append(
-        f"Potential savings: {_percent(result.savings)} "
-        f"({decimal_size(result.size)} -> {decimal_size(result.estimated_stored)})"
+        f"Potential savings: {percent(result.savings)} "
+        f"({human_size(result.size)} -> {human_size(result.estimated_stored)})"
     )
     where = f"s3://{result.bucket}/{result.prefix}"
     if not result.spaces:
         lines.append(f"No plain objects under {where}.")
     else:
         lines.append(
-            f"Sampled {result.sampled_objects} object(s) ({decimal_size(result.sampled_bytes)})"
+            f"Sampled {result.sampled_objects} object(s) ({human_size(result.sampled_bytes)})"
             f" in {result.sampled_spaces} of {len(result.spaces)} deltaspace(s) of "
             f"{result.objects} object(s). This is an estimate: real deltas of the sample, "
             "extrapolated by size to the rest of each deltaspace."
@@ -104,13 +90,13 @@ def _report(result: Analysis) -> list[str]:
     skipped = result.unsampled_spaces
     if skipped:
         lines.append(
-            f"* {len(skipped)} deltaspace(s) ({decimal_size(sum(s.size for s in skipped))}) "
+            f"* {len(skipped)} deltaspace(s) ({human_size(sum(s.size for s in skipped))}) "
             "not sampled within --max-sample-bytes: counted as stored whole."
         )
     if result.existing_objects:
         lines.append(
             f"Already deltaglider: {result.existing_objects} object(s) "
-            f"({decimal_size(result.existing_bytes)} stored), not in the estimate."
+            f"({human_size(result.existing_bytes)} stored), not in the estimate."
         )
     if result.errors:
         lines.append(f"Skipped {len(result.errors)} unreadable object(s).")

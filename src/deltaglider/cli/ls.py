@@ -11,7 +11,7 @@ import click
 from .. import format as fmt
 from ..engine import ObjectSummary
 from ._app import EXIT_FAILED, App, DGCommand, common_options, pass_app
-from ._console import human_size
+from ._console import human_size, percent
 from ._paths import is_s3, parse_s3
 
 __all__ = ["COMMANDS", "ls"]
@@ -128,7 +128,7 @@ def ls(
 def _saved(size: int, stored: int) -> str:
     if size <= 0:
         return "-"
-    return f"{max(0.0, 1 - stored / size):.0%}"
+    return percent(max(0.0, 1 - stored / size), 0)
 
 
 def _record(obj: ObjectSummary, size: int) -> dict[str, Any]:
