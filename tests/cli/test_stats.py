@@ -15,6 +15,8 @@ import pytest
 from cli_conftest import Dg, Target, executable, ok, write
 from test_cp import release
 
+from deltaglider.cli._console import human_size
+
 CACHE = ".deltaglider/stats_detailed.json"
 
 
@@ -406,8 +408,11 @@ def test_empty_bucket(dg: Dg, target: Target) -> None:
         assert doc["savings"] == 0 and doc["deltaspaces"] == [] and doc["exact"] is True
     assert stats(dg, target.url(), "--detailed")["cache"]["status"] == "hit"
     human = ok(dg("stats", target.bucket))
-    assert "Objects:          0 (0 deltas, 0 direct)" in human.stdout
-    assert "Saved:" in human.stdout and "Deltaspace" not in human.stdout
+    assert "Total Objects:        0\n  Delta Objects:      0\n  Direct Objects:     0" in (
+        human.stdout
+    )
+    assert "Space Saved:" in human.stdout and "Deltaspace" not in human.stdout
+    assert "Compression Ratio:    -\n" in human.stdout
 
 
 def test_errors(dg: Dg, target: Target) -> None:
@@ -438,22 +443,29 @@ def test_human_output(dg: Dg, target: Target, workdir: Path) -> None:
     upload(dg, target, workdir, files)
     expected = truth(target, files)
     out = ok(dg("stats", target.url(), "--detailed")).stdout
-    assert out.startswith(f"Statistics of s3://{target.bucket}/\n")
-    assert "Objects:          11 (8 deltas, 3 direct)" in out
+    # The original DeltaGlider's labels, in its order, then ours.
+    assert out.startswith(f"Bucket Statistics: {target.bucket}\n{'=' * 60}\n")
+    assert (
+        "Total Objects:        11\n  Delta Objects:      8\n  Direct Objects:     3\n"
+        "  References:         2\n\nOriginal Size:        "
+    ) in out
     logical = sum(s["logical"] for s in expected.values())
-    assert f"({logical:,} bytes)" in out
-    assert "Saved:" in out and "Numbers:          exact (detailed)" in out
-    assert "Cache:            miss, written" in out
+    assert f"Original Size:        {human_size(logical)} ({logical:,} bytes)\n" in out
+    for label in ("Compressed Size:", "Space Saved:", "Compression Ratio:"):
+        assert f"\n{label:<22}" in out, label
+    assert "Numbers:              exact (detailed)" in out
+    assert "Cache:                miss, written" in out
     table = out[out.index("Deltaspace") :].splitlines()
     assert table[0].split() == ["Deltaspace", "Objects", "Logical", "Stored", "Saved"]
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert set(rows) == {"app/", "lib/", "(bucket"}
     assert rows["app/"][1] == "7" and rows["lib/"][1] == "3"
     assert "~ estimated" not in out
-    assert "Cache:            hit (computed " in ok(dg("stats", target.url(), "--detailed")).stdout
+    again = ok(dg("stats", target.url(), "--detailed")).stdout
+    assert "Cache:                hit (computed " in again
 
     quick = ok(dg("stats", target.bucket, "--top", "1")).stdout
-    assert "Numbers:          estimated (quick" in quick
+    assert "Numbers:              estimated (quick" in quick
     assert "... and 2 more deltaspace(s)" in quick
     rows = quick[quick.index("Deltaspace") :].splitlines()[1:]
     assert rows[0].startswith("app/") and rows[0].endswith("~")
@@ -516,7 +528,7 @@ def run_on_a_terminal(dg: Dg, *args: str) -> tuple[int, str, str]:
 def test_progress_only_on_a_terminal(dg: Dg, target: Target, workdir: Path) -> None:
     upload(dg, target, workdir, tree())
     code, out, err = run_on_a_terminal(dg, "stats", target.bucket, "--detailed", "--no-cache")
-    assert code == 0 and "Statistics of" in out
+    assert code == 0 and "Bucket Statistics: " in out
     assert "stats " in err and "file(s) remaining" in err and "\r" in err
     for flag in ("--no-progress", "--quiet"):
         code, out, err = run_on_a_terminal(

@@ -10,7 +10,7 @@ import click
 
 from ..stats import BucketStats, DeltaspaceStats, Mode, bucket_stats
 from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
-from ._console import Console, human_size
+from ._console import Console, human_size, percent
 from ._paths import parse_s3
 
 __all__ = ["COMMANDS", "stats"]
@@ -25,10 +25,8 @@ def _signed_size(value: int) -> str:
 
 
 def _percent(stats: BucketStats | DeltaspaceStats) -> str:
-    if not stats.logical_bytes:
-        return "-"
-    # A small loss is shown as one ("-0.04%"), not rounded away to "-0.0%".
-    return f"{stats.savings:.2%}" if -0.001 < stats.savings < 0 else f"{stats.savings:.1%}"
+    # A small loss is shown as one ("-0.04%"), never as "-0.0%".
+    return percent(stats.savings) if stats.logical_bytes else "-"
 
 
 def _space_name(prefix: str) -> str:
@@ -41,39 +39,54 @@ _HOW = {
     "detailed": "some deltas have no readable original size",
 }
 
+#: The label column of the report: the original DeltaGlider's ("Total Objects:        11").
+_W = 22
 
-def _report(console: Console, stats: BucketStats, url: str, top: int) -> None:
+
+def _cache_line(stats: BucketStats, refreshed: bool) -> str:
+    cache = stats.cache
+    if cache.status == "unused":
+        if refreshed:
+            return "refreshed (quick mode caches nothing: every run lists afresh)"
+        return "not used (quick mode makes no HEADs)"
+    if cache.status == "disabled":
+        return "disabled"
+    text = {"refresh": "refreshed (not read)"}.get(cache.status, cache.status)
+    if cache.status == "partial":
+        text += f" ({cache.reused} deltaspace(s) reused, {cache.computed} computed)"
+    elif cache.status == "hit":
+        text += f" (computed {stats.computed_at:%Y-%m-%d %H:%M:%S} UTC)"
+    if cache.written:
+        text += ", written"
+    return text
+
+
+def _report(console: Console, stats: BucketStats, top: int, refreshed: bool) -> None:
+    """The original DeltaGlider's report (its labels, in its order), with ours added:
+    references, the accuracy of the numbers, the cache, and the deltaspaces."""
     line = console.line
-    line(f"Statistics of {url}")
+    where = f", prefix {stats.prefix}" if stats.prefix else ""
+    line(f"Bucket Statistics: {stats.bucket}{where}")
     line("=" * 60)
-    line(f"{'Objects:':<18}{stats.objects:,} ({stats.deltas:,} deltas, {stats.direct:,} direct)")
-    orphans = f", {stats.orphans} orphan" if stats.orphans else ""
-    line(f"{'References:':<18}{stats.references:,}{orphans}")
-    line(f"{'Logical size:':<18}{_bytes(stats.logical_bytes)}")
-    line(f"{'Stored size:':<18}{_bytes(stats.stored_bytes)}")
-    line(f"{'Saved:':<18}{_signed_size(stats.saved_bytes)}, {_percent(stats)}")
+    line(f"{'Total Objects:':<{_W}}{stats.objects:,}")
+    line(f"{'  Delta Objects:':<{_W}}{stats.deltas:,}")
+    line(f"{'  Direct Objects:':<{_W}}{stats.direct:,}")
+    orphans = f" ({stats.orphans} orphan)" if stats.orphans else ""
+    line(f"{'  References:':<{_W}}{stats.references:,}{orphans}")
+    line("")
+    line(f"{'Original Size:':<{_W}}{_bytes(stats.logical_bytes)}")
+    line(f"{'Compressed Size:':<{_W}}{_bytes(stats.stored_bytes)}")
+    line(f"{'Space Saved:':<{_W}}{_signed_size(stats.saved_bytes)}")
+    line(f"{'Compression Ratio:':<{_W}}{_percent(stats)}")
     if stats.exact:
         accuracy = f"exact ({stats.mode})"
     else:
         accuracy = f"estimated ({stats.mode}: {_HOW[stats.mode]})"
-    line(f"{'Numbers:':<18}{accuracy}")
-    cache = stats.cache
-    if cache.status == "unused":
-        cached = "not used (quick mode makes no HEADs)"
-    elif cache.status == "disabled":
-        cached = "disabled"
-    else:
-        cached = cache.status
-        if cache.status == "partial":
-            cached += f" ({cache.reused} deltaspace(s) reused, {cache.computed} computed)"
-        elif cache.status == "hit":
-            cached += f" (computed {stats.computed_at:%Y-%m-%d %H:%M:%S} UTC)"
-        if cache.written:
-            cached += ", written"
-    line(f"{'Cache:':<18}{cached}")
+    line(f"{'Numbers:':<{_W}}{accuracy}")
+    line(f"{'Cache:':<{_W}}{_cache_line(stats, refreshed)}")
     if stats.internal_objects:
         line(
-            f"{'Internal:':<18}{stats.internal_objects:,} object(s) under .deltaglider/, "
+            f"{'Internal:':<{_W}}{stats.internal_objects:,} object(s) under .deltaglider/, "
             f"{human_size(stats.internal_bytes)} (not counted)"
         )
     spaces = stats.deltaspaces
@@ -105,7 +118,12 @@ def _target(path: str) -> tuple[str, str, str]:
 @click.argument("path", metavar="BUCKET[/PREFIX]")
 @click.option("--sampled", is_flag=True, help="HEAD a few deltas per deltaspace (estimate).")
 @click.option("--detailed", is_flag=True, help="HEAD every delta: exact numbers.")
-@click.option("--refresh", is_flag=True, help="Recompute and rewrite the cached result.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Recompute (not read the cached result) and rewrite it. Quick mode, which caches "
+    "nothing, is computed afresh every time.",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cached result.")
 @click.option(
     "--top",
@@ -144,7 +162,7 @@ def stats(
         abort("--sampled and --detailed cannot be used together", EXIT_USAGE)
     if refresh and no_cache:
         abort("--refresh and --no-cache cannot be used together", EXIT_USAGE)
-    bucket, prefix, shown = _target(path)
+    bucket, prefix, _shown = _target(path)
     mode: Mode = "detailed" if detailed else "sampled" if sampled else "quick"
     console = app.console
     # On a terminal: the count of objects listed, then the HEADs left (files remaining).
@@ -161,9 +179,13 @@ def stats(
     if not app.settings.quiet:
         for warning in result.warnings:
             console.error(f"deltaglider: warning: {warning}")
+    # One document: the original DeltaGlider's fields, then ours (BucketStats.to_dict).
     document: dict[str, Any] = result.to_dict()
+    if refresh and result.cache.status == "unused":
+        # Quick mode caches nothing: it is computed afresh, as --refresh asks, every time.
+        document["cache"]["status"] = "refresh"
     console.record(document)
-    _report(console, result, shown, top)
+    _report(console, result, top, refreshed=refresh)
 
 
 COMMANDS = [stats]
