@@ -8,6 +8,7 @@ accepted after the command, as ``aws`` accepts them) and builds the :class:`~._a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -17,6 +18,7 @@ import click
 from .._version import __version__
 from ._app import EXIT_FAILED, EXIT_INTERRUPTED, App, DGGroup, describe_error, group_options
 from ._app import settings_from as _settings_from
+from ._cancel import abandoned
 
 __all__ = ["cli", "main"]
 
@@ -58,8 +60,18 @@ def _env_flag(name: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """The console entry point: never a traceback for what a user can cause (unless
-    ``--debug``), and ``aws``-style exit codes."""
-    args = sys.argv[1:] if argv is None else argv
+    ``--debug``), and ``aws``-style exit codes. A command interrupted by Ctrl-C leaves at once,
+    without waiting for the requests it abandoned (see ``_cancel``)."""
+    code = _main(sys.argv[1:] if argv is None else argv)
+    if abandoned():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    return code
+
+
+def _main(args: list[str]) -> int:
     debug = "--debug" in args or _env_flag("DG_DEBUG")
     try:
         rv = cli.main(args=args, prog_name="deltaglider", standalone_mode=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,7 +16,9 @@ from urllib.parse import unquote, urlparse
 import click
 
 from ..errors import ConfigError, DeltaGliderError
+from ._cancel import Cancellation
 from ._console import Console
+from ._metrics import Metrics, metrics_from_env
 from ._paths import final_name, is_s3
 
 if TYPE_CHECKING:
@@ -114,7 +117,8 @@ def describe_error(exc: BaseException, *, shown: Iterable[str | None] = ()) -> s
 
 
 class App:
-    """Settings, the console, and the store built from them on first use."""
+    """Settings, the console, and the store built from them on first use; the command's
+    cancellation (Ctrl-C) and metrics (``DG_METRICS``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -122,10 +126,15 @@ class App:
         self._config: Config | None = None
         self._storage: Storage | None = None
         self._store: DeltaStore | None = None
+        self._metrics: Metrics | None = None
         self.json_output = False
         #: Whether a local store's root may be created: only ``mb`` does that; for the other
         #: commands a missing root is a mistyped --endpoint-url, not a store to make.
         self.create_store = False
+        #: The command's name (its metrics' tag) and when it started.
+        self.command = ""
+        self._started = time.monotonic()
+        self.cancel = Cancellation()
 
     # --- settings and output ---------------------------------------------------------------
 
@@ -187,6 +196,8 @@ class App:
                     "deltaglider mb creates it)"
                 )
             self._storage = open_storage(s.endpoint_url, **options)
+            # Once Ctrl-C is pressed, no more data requests (see _cancel).
+            self.cancel.guard(getattr(self._storage, "client", None))
         return self._storage
 
     @property
@@ -197,7 +208,41 @@ class App:
             self._store = DeltaStore(self.storage, config=self.config)
         return self._store
 
+    @property
+    def metrics(self) -> Metrics:
+        if self._metrics is None:
+            self._metrics = metrics_from_env(self._cloudwatch)
+        return self._metrics
+
+    def _cloudwatch(self) -> Any:
+        """A CloudWatch client with the command's credentials and region: one attempt, short
+        timeouts (metrics never hold a command up for long)."""
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        s = self.settings
+        session = getattr(self._storage, "session", None) or boto3.Session(
+            profile_name=s.profile or None
+        )
+        return session.client(
+            "cloudwatch",
+            region_name=s.region or session.region_name or "us-east-1",
+            verify=not s.no_verify_ssl,
+            config=BotoConfig(
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=2,
+                read_timeout=5,
+            ),
+        )
+
     def close(self) -> None:
+        if self._metrics is not None or os.environ.get("DG_METRICS"):
+            metrics = self.metrics
+            if self.command:
+                elapsed = (time.monotonic() - self._started) * 1000
+                metrics.timing("deltaglider.command.duration", elapsed, {"command": self.command})
+            if not self.cancel.requested:  # interrupted: end now, send nothing
+                metrics.flush()
         if self._store is not None:
             self._store.close()
         elif self._storage is not None:
@@ -348,18 +393,36 @@ def settings_from(values: dict[str, Any]) -> Settings:
 
 
 def configure_logging(debug: bool) -> None:
-    level_name = os.environ.get("DG_LOG_LEVEL", "").strip().upper() or "WARNING"
+    # INFO by default, as the original DeltaGlider documents it (what deltaglider logs at INFO
+    # is rare: work it did that was not asked for, a race it recovered from; and metrics with
+    # DG_METRICS=logging).
+    level_name = os.environ.get("DG_LOG_LEVEL", "").strip().upper() or "INFO"
     level = logging.DEBUG if debug else getattr(logging, level_name, None)
     if not isinstance(level, int):
         raise ConfigError(f"DG_LOG_LEVEL={level_name!r} is not a log level")
     logger = logging.getLogger("deltaglider")
     logger.setLevel(level)
-    if not any(getattr(h, "_deltaglider", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("deltaglider: %(levelname)s: %(message)s"))
-        handler._deltaglider = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Logs to the ``sys.stderr`` of the moment (a command run in-process, by click's
+    CliRunner, has its own), not the one there was when the first command ran."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 class DGCommand(click.Command):
@@ -375,10 +438,13 @@ class DGCommand(click.Command):
         try:
             if app is not None:
                 configure_logging(app.settings.debug)
+                app.command = ctx.info_name or ""
             return super().invoke(ctx)
         except KeyboardInterrupt:
             if app is not None:
                 app.console.clear_status()
+                if app.cancel.requested:
+                    app.cancel.clean_up()  # what work abandoned mid-way would leave
             click.echo("deltaglider: cancelled", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
@@ -389,7 +455,8 @@ class DGCommand(click.Command):
             code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
             raise CommandError(describe_error(exc), code) from exc
         finally:
-            if app is not None:
+            # Interrupted: requests already sent are abandoned, not waited for.
+            if app is not None and not app.cancel.requested:
                 app.close()
 
 

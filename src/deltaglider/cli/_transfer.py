@@ -6,6 +6,7 @@ the others, progress in bytes and files, and a summary.
 from __future__ import annotations
 
 import mimetypes
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from typing import Any
 
 from ..engine import ObjectSummary, PutResult
 from ._app import App, describe_error
-from ._console import human_size
+from ._cancel import Cancelled
+from ._console import human_size, percent
 
 __all__ = [
     "Outcome",
@@ -70,14 +72,17 @@ class Outcome:
         parts = [f"{n} {past_tense(action)}" for action, n in sorted(self.done.items())]
         if self.failed:
             parts.append(f"{self.failed} failed")
-        text = ", ".join(parts) or "nothing to do"
-        if self.logical_bytes and self.stored_bytes:
-            saved = 1 - self.stored_bytes / self.logical_bytes
-            text += (
-                f"; {human_size(self.logical_bytes)} stored as "
-                f"{human_size(self.stored_bytes)} ({saved:.1%} saved)"
-            )
-        return text
+        return (", ".join(parts) or "nothing to do") + self.savings()
+
+    def savings(self) -> str:
+        """``; 22.9 MiB stored as 1.9 MiB (91.7% saved)`` when something was stored."""
+        if not (self.logical_bytes and self.stored_bytes):
+            return ""
+        saved = 1 - self.stored_bytes / self.logical_bytes
+        return (
+            f"; {human_size(self.logical_bytes)} stored as "
+            f"{human_size(self.stored_bytes)} ({percent(saved)} saved)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -119,7 +124,7 @@ def savings_note(result: PutResult) -> str:
         return f" (new reference, {human_size(result.size)})"
     if result.is_delta:
         ratio = result.stored_size / result.size if result.size else 0.0
-        return f" (delta {ratio:.1%} of {human_size(result.size)})"
+        return f" (delta {percent(ratio)} of {human_size(result.size)})"
     if result.direct_reason == "reference":
         return f" (reference, {human_size(result.size)})"
     if result.direct_reason == "ratio":
@@ -154,9 +159,33 @@ def format_traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception(error)).rstrip()
 
 
+#: The metric timing one finished task of each action (uploads go through put_many, which
+#: times no file alone: their metrics are counts and ratios).
+_TIMINGS = {
+    "download": "deltaglider.get.duration",
+    "copy": "deltaglider.copy.duration",
+    "migrate": "deltaglider.copy.duration",
+    "delete": "deltaglider.delete.duration",
+}
+
+
+def _put_metrics(app: App, result: PutResult) -> None:
+    metrics = app.metrics
+    tags = {"bucket": result.bucket}
+    if result.created_reference:
+        metrics.increment("deltaglider.reference.created", 1, tags)
+    if result.is_delta:
+        metrics.increment("deltaglider.delta.created", 1, tags)
+        if result.size:
+            metrics.gauge("deltaglider.delta.ratio", result.stored_size / result.size, tags)
+    else:
+        metrics.increment("deltaglider.direct.uploaded", 1, tags)
+
+
 def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: str = "") -> Outcome:
     """Runs the tasks in parallel and reports each; returns counts (never raises for one
-    task's failure)."""
+    task's failure). Ctrl-C stops them within a second, each cleaned up as a failure is
+    (see :mod:`._cancel`), and raises KeyboardInterrupt once they have stopped."""
     tasks = list(tasks)
     console = app.console
     outcome = Outcome()
@@ -174,8 +203,13 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
         total_files=len(tasks),
         verb=verb or (actions.pop() if len(actions) == 1 else "transfer"),
     )
+    cancel = app.cancel
+    advance = cancel.wrap(progress.advance)
 
     def report(task: Task, result: Any, error: BaseException | None) -> None:
+        if isinstance(error, Cancelled) or (error is not None and cancel.requested):
+            progress.file_done(failed=True)
+            return  # interrupted, not failed: the command ends with "cancelled"
         where = f"{task.source} to {task.dest}" if task.dest is not None else task.source
         if error is None and task.after is not None:
             try:
@@ -200,35 +234,48 @@ def run_tasks(app: App, tasks: Iterable[Task], *, dryrun: bool = False, verb: st
             outcome.logical_bytes += result.size
             outcome.stored_bytes += stored_cost(result)
             outcome.deltas += result.is_delta
+            _put_metrics(app, result)
             if outcome.logical_bytes:
                 saved = 1 - outcome.stored_bytes / outcome.logical_bytes
                 # A first reference costs a few bytes more than the file: not "-0.0%".
-                progress.note(f"{max(saved, 0.0) if saved > -0.0005 else saved:.1%} saved")
+                progress.note(f"{percent(max(saved, 0.0) if saved > -0.0005 else saved)} saved")
         console.line(f"{task.action}: {where}{note}")
         console.record(_record(task, result, None))
         progress.file_done()
+
+    def run(task: Task) -> Any:
+        cancel.check()  # queued when Ctrl-C came: not started
+        started = time.monotonic()
+        result = task.run(advance) if task.run else None
+        timing = _TIMINGS.get(task.action)
+        if timing:
+            app.metrics.timing(timing, (time.monotonic() - started) * 1000)
+        return result
 
     uploads = [t for t in tasks if t.upload is not None]
     others = [t for t in tasks if t.upload is None]
     store = app.store
     try:
-        by_bucket: dict[str, dict[str, Task]] = {}
-        for t in uploads:
-            assert t.upload is not None
-            by_bucket.setdefault(t.upload[0], {})[t.upload[1]] = t
-        for bucket, by_key in by_bucket.items():
-            items = [(key, t.upload[2], t.upload[3]) for key, t in by_key.items() if t.upload]
-            for key, result, error in store.put_many(
-                bucket, items, progress=lambda _k, n: progress.advance(n)
-            ):
-                report(by_key[key], result, error)
-        for batch in ([t for t in others if t.first], [t for t in others if not t.first]):
-            if not batch:
-                continue
-            for (task,), result, error in store.pools.operations.as_completed(
-                lambda t: t.run(progress.advance) if t.run else None, ((t,) for t in batch)
-            ):
-                report(task, result, error)
+        with cancel.sigint():
+            by_bucket: dict[str, dict[str, Task]] = {}
+            for t in uploads:
+                assert t.upload is not None
+                by_bucket.setdefault(t.upload[0], {})[t.upload[1]] = t
+            for bucket, by_key in by_bucket.items():
+                cancel.check()
+                items = [(key, t.upload[2], t.upload[3]) for key, t in by_key.items() if t.upload]
+                for key, result, error in store.put_many(
+                    bucket, items, progress=lambda _k, n: advance(n)
+                ):
+                    report(by_key[key], result, error)
+            for batch in ([t for t in others if t.first], [t for t in others if not t.first]):
+                if not batch:
+                    continue
+                cancel.check()
+                for (task,), result, error in store.pools.operations.as_completed(
+                    run, ((t,) for t in batch)
+                ):
+                    report(task, result, error)
     finally:
         progress.close()
     return outcome

@@ -107,8 +107,7 @@ def put_options(
 
 
 @click.command(cls=DGCommand)
-@click.argument("source", metavar="SRC")
-@click.argument("destination", metavar="DST")
+@click.argument("paths", nargs=-1, required=True, metavar="SRC... DST")
 @click.option("-r", "--recursive", is_flag=True, help="Everything under SRC (a folder or prefix).")
 @filter_options
 @transfer_options
@@ -128,8 +127,7 @@ def put_options(
 def cp(
     ctx: click.Context,
     app: App,
-    source: str,
-    destination: str,
+    paths: tuple[str, ...],
     recursive: bool,
     no_delta: bool,
     max_ratio: float | None,
@@ -146,14 +144,24 @@ def cp(
       deltaglider cp -r build/ s3://releases/app/ --exclude "*" --include "*.zip"
       deltaglider cp s3://releases/app/app-1.2.zip .
       deltaglider cp s3://releases/app/ s3://archive/app/ --recursive
+      deltaglider cp dist/*.zip s3://releases/1.2/
       cat app.zip | deltaglider cp - s3://releases/app/app.zip
 
     A destination ending in / (or an existing local folder) receives the source under its
-    own name; otherwise it is the new name.
+    own name; otherwise it is the new name. With several sources (files or objects, not
+    --recursive), DST is the folder or prefix they all go into.
     """
+    if len(paths) < 2:
+        raise click.UsageError("Missing argument 'DST'.")
+    *sources, destination = paths
     app.use_json(as_json)
     filters = filters_from(ctx)
     options = put_options(no_delta, max_ratio, metadata, content_type)
+    if len(sources) > 1:
+        tasks = _many_sources(app, sources, destination, filters, options, recursive)
+        finish(app, run_tasks(app, tasks, dryrun=dryrun), many=True, dryrun=dryrun)
+        return
+    source = sources[0]
     src_s3, dst_s3 = is_s3(source), is_s3(destination)
     if source == "-" or destination == "-":
         if recursive:
@@ -193,10 +201,71 @@ def cp(
     finish(app, outcome, many=recursive, dryrun=dryrun)
 
 
-def finish(app: App, outcome: Outcome, *, many: bool, dryrun: bool = False) -> None:
-    """The summary of a multi-file command and its exit code."""
+def _many_sources(
+    app: App,
+    sources: list[str],
+    destination: str,
+    filters: Filters,
+    options: dict[str, Any],
+    recursive: bool,
+) -> list[Task]:
+    """``cp A B ... DST``: each source, a file or an object, into the folder or prefix DST
+    (what a shell glob gives: ``cp dist/*.zip s3://releases/1.2/``). Every source is checked
+    before anything is transferred."""
+    if recursive:
+        abort("several sources cannot be copied with --recursive: give one folder", EXIT_USAGE)
+    if "-" in sources or destination == "-":
+        abort("- (stdin/stdout) takes one source and one destination", EXIT_USAGE)
+    folder = f"{destination}/" if not destination.endswith("/") else destination
+    dest = parse_s3(destination, param="DST") if is_s3(destination) else None
+    if dest is not None:
+        if dest.key and not dest.key.endswith("/"):
+            abort(
+                f"several sources need a folder as DST: {destination} does not end in / "
+                f"(use {folder} to copy them into it)",
+                EXIT_USAGE,
+            )
+    elif not (destination.endswith(("/", os.sep)) or Path(destination).is_dir()):
+        abort(
+            f"several sources need a folder as DST: {destination} is not a folder "
+            f"(use {folder} to create it)",
+            EXIT_USAGE,
+        )
+    tasks: list[Task] = []
+    for source in sources:
+        if dest is not None and is_s3(source):
+            tasks += copy_tasks(app, parse_s3(source, param="SRC"), dest, False, filters, options)
+        elif is_s3(source):
+            tasks += download_tasks(
+                app, parse_s3(source, param="SRC"), destination, False, filters, eager=False
+            )
+        elif dest is not None:
+            tasks += upload_tasks(app, Path(source), dest, False, filters, options)
+        else:
+            abort(f"{source} to {destination}: one side must be an s3:// URL", EXIT_USAGE)
+    seen: dict[str, str] = {}
+    for task in tasks:
+        if task.dest in seen:
+            abort(
+                f"{seen[task.dest]} and {task.source} would both be written to {task.dest}",
+                EXIT_USAGE,
+            )
+        seen[task.dest or ""] = task.source
+    return tasks
+
+
+def finish(
+    app: App,
+    outcome: Outcome,
+    *,
+    many: bool,
+    dryrun: bool = False,
+    summary: str | None = None,
+) -> None:
+    """The summary of a multi-file command (``summary``, else the outcome's own) and its
+    exit code."""
     if many and not dryrun:
-        app.console.line(outcome.summary())
+        app.console.line(summary if summary is not None else outcome.summary())
         app.console.record(outcome.as_dict())
     if not outcome.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
@@ -276,9 +345,10 @@ def download_task(
             if opened is not None:
                 opened.close()
             raise
-        if opened is not None:
-            return opened.save_as(target, progress=progress)
-        return store.get(obj.bucket, obj.key, target, progress=progress)
+        with app.cancel.download(target):
+            if opened is not None:
+                return opened.save_as(target, progress=progress)
+            return store.get(obj.bucket, obj.key, target, progress=progress)
 
     return Task(
         action=action,
@@ -298,7 +368,10 @@ def download_tasks(
     filters: Filters,
     *,
     dryrun: bool = False,
+    eager: bool = True,
 ) -> list[Task]:
+    """The downloads of ``src``; one object is opened at once (its GET brings what it is and
+    its bytes) unless ``dryrun`` or not ``eager`` (one of many: opened when its turn comes)."""
     store = app.store
     if not recursive:
         if not src.key:
@@ -308,7 +381,7 @@ def download_tasks(
         if not filters.included(src.basename):
             return []
         target = _local_target(destination, src.basename)
-        if dryrun:
+        if dryrun or not eager:
             return [download_task(app, _head_or_hint(app, src), target)]
         opened = _open_or_hint(app, src)
         return [download_task(app, opened.summary, target, opened=opened)]
@@ -382,9 +455,14 @@ def _from_stdin(app: App, dest: S3Url, options: dict[str, Any], dryrun: bool) ->
         options["content_type"] = guess_type(dest.basename)
     progress = app.console.progress(verb="upload")
     try:
-        result = app.store.put(
-            dest.bucket, dest.key, sys.stdin.buffer, progress=progress.advance, **options
-        )
+        with app.cancel.sigint():
+            result = app.store.put(
+                dest.bucket,
+                dest.key,
+                sys.stdin.buffer,
+                progress=app.cancel.wrap(progress.advance),
+                **options,
+            )
     finally:
         progress.close()
     from ._transfer import savings_note
@@ -415,8 +493,9 @@ def _to_stdout(app: App, src: S3Url, dryrun: bool) -> None:
     opened = app.store.open_object(src.bucket, src.key)
     progress = app.console.progress(total_bytes=opened.summary.size, verb="download")
     try:
-        opened.write_to(out, progress=progress.advance)
-        out.flush()
+        with app.cancel.sigint():
+            opened.write_to(out, progress=app.cancel.wrap(progress.advance))
+            out.flush()
     finally:
         opened.close()
         progress.close()
