@@ -30,7 +30,9 @@ def test_quickstart_uploads_lists_downloads_and_verifies(tmp_path: Path) -> None
     assert "(new reference, 195.3 KiB)" in out
     assert "(delta " in out and "% of 195.3 KiB)" in out
     assert "Saved: " in out and "Total Objects: 2" in out
-    assert "ok: s3://releases/app/app-1.1.zip (delta, 200000 bytes" in out
+    # verify: the original DeltaGlider's JSON document on stdout, our line on stderr.
+    assert '"valid": true' in out and '"message": "Integrity verified"' in out
+    assert "ok: s3://releases/app/app-1.1.zip (delta, 200000 bytes" in proc.stderr
     assert out.rstrip().endswith("# app-1.1.zip: downloaded byte-exact")
     # The store is a plain folder holding the deltaglider layout.
     names = {p.name for p in (store / "releases" / "app").iterdir() if p.is_file()}
