@@ -66,7 +66,13 @@ def rm(
         # A run killed between a deltaspace's last delta and its reference left the reference,
         # which no listing shows: this run (or its re-run) removes it.
         app.store.drop_unused_references(url.bucket, url.dir_prefix)
-    finish(app, outcome, many=recursive, dryrun=dryrun)
+    if recursive and dryrun:
+        app.console.line(f"Would delete {len(tasks)} object(s)")
+    # The original DeltaGlider's last line of rm -r, which scripts look for (aws s3 rm ends
+    # with no such line).
+    failed = f", {outcome.failed} failed" if outcome.failed else ""
+    deleted = f"Deleted {outcome.done.get('delete', 0)} object(s){failed}"
+    finish(app, outcome, many=recursive, dryrun=dryrun, summary=deleted)
 
 
 COMMANDS = [rm]

@@ -24,11 +24,11 @@ from ..engine import ObjectSummary
 from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
 from ._paths import S3Url, display_local, is_s3, parse_s3, safe_local_join, walk_local
-from ._transfer import Task, run_tasks, upload_task
+from ._transfer import Outcome, Task, past_tense, run_tasks, upload_task
 from .cp import copy_task, download_task, finish, put_options, transfer_options
 from .rm import delete_task
 
-__all__ = ["COMMANDS", "Entry", "should_transfer", "sync"]
+__all__ = ["COMMANDS", "Entry", "should_transfer", "sync", "sync_summary"]
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,22 @@ def sync(
     if delete and dst_s3 and not dryrun:
         # A run killed between a deltaspace's last delta and its reference left the reference.
         app.store.drop_unused_references(dest.bucket, dest.dir_prefix)
-    finish(app, outcome, many=True, dryrun=dryrun)
+    action = "upload" if not src_s3 else "download" if not dst_s3 else "copy"
+    finish(app, outcome, many=True, dryrun=dryrun, summary=sync_summary(outcome, action))
+
+
+def sync_summary(outcome: Outcome, action: str) -> str:
+    """The original DeltaGlider's last line, which scripts look for, with what we add:
+    ``Sync completed: 2 uploaded, 1 deleted; 22.9 MiB stored as 1.9 MiB (91.7% saved)``, or
+    ``Sync completed: Already up to date``. (``aws s3 sync`` ends with no such line.)"""
+    moved, deleted = outcome.done.get(action, 0), outcome.done.get("delete", 0)
+    if not (moved or deleted or outcome.failed):
+        return "Sync completed: Already up to date"
+    failed = f", {outcome.failed} failed" if outcome.failed else ""
+    return (
+        f"Sync completed: {moved} {past_tense(action)}, {deleted} deleted{failed}"
+        + outcome.savings()
+    )
 
 
 def _local_delete(path: Path) -> Task:
