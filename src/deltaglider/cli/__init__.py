@@ -1,5 +1,6 @@
 """The ``deltaglider`` command: a drop-in for ``aws s3 cp/ls/rm/sync/mb/rb`` that stores
-versioned artifacts as deltas, plus ``stats``, ``migrate``, ``verify`` and ``analyze``.
+versioned artifacts as deltas, plus the original DeltaGlider's ``stats``, ``migrate``,
+``verify``, ``purge``, ``put-bucket-acl`` and ``get-bucket-acl``, and ``analyze``.
 
 One click group owns the global options (each also from its environment variable, and also
 accepted after the command, as ``aws`` accepts them) and builds the :class:`~._app.App` into
@@ -40,9 +41,9 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
 
 
 def _register() -> None:
-    from . import analyze, bucket, cp, ls, migrate, rm, stats, sync, verify
+    from . import admin, analyze, bucket, cp, ls, migrate, rm, stats, sync, verify
 
-    for module in (cp, ls, rm, sync, bucket, stats, migrate, verify, analyze):
+    for module in (cp, ls, rm, sync, bucket, stats, migrate, verify, analyze, admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 
