@@ -128,6 +128,7 @@ def test_resume_skips_verified_and_redoes_the_rest(dg: Dg, target: Target, dest:
         "already_migrated_bytes": 400_000,
         "to_replace": 2,
         "excluded": 0,
+        "destination_exists": True,
     }
     assert sorted(str(r["source"]) for r in plan[1:-1]) == [
         target.url(f"r/app-{v}.zip") for v in (1, 2, 9)

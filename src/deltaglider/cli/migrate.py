@@ -100,9 +100,16 @@ def _sha_of(app: App, bucket: str, objects: list[ObjectSummary]) -> dict[str, st
 
 
 def plan_migration(
-    app: App, src: S3Url, dest_bucket: str, dest_prefix: str, filters: Filters
+    app: App,
+    src: S3Url,
+    dest_bucket: str,
+    dest_prefix: str,
+    filters: Filters,
+    *,
+    dest_exists: bool = True,
 ) -> Plan:
-    """Lists both sides and decides what to migrate (see the module's notes on resuming)."""
+    """Lists both sides (the destination only if its bucket exists) and decides what to
+    migrate (see the module's notes on resuming)."""
     store = app.store
     plan = Plan(src, dest_bucket, dest_prefix)
     prefix = src.dir_prefix
@@ -116,7 +123,8 @@ def plan_migration(
             continue
         sources[rel] = obj
     there: dict[str, ObjectSummary] = {}
-    for obj in store.iter_objects(dest_bucket, prefix=dest_prefix, logical_sizes=True):
+    listed = store.iter_objects(dest_bucket, prefix=dest_prefix, logical_sizes=True)
+    for obj in listed if dest_exists else ():
         rel = obj.key[len(dest_prefix) :]
         if rel in sources:
             there[rel] = obj
@@ -244,15 +252,19 @@ def migrate(
     console = app.console
     for text in _region_warnings(app, [src.bucket, dst.bucket]):
         console.error(text)
+    create = f"deltaglider mb s3://{dst.bucket}"
+    dest_exists = True
     try:
         app.storage.head_bucket(dst.bucket)
     except BucketNotFound:
-        abort(
-            f"bucket {dst.bucket} does not exist (create it with: deltaglider mb s3://{dst.bucket})"
-        )
+        if not dryrun:
+            abort(f"bucket {dst.bucket} does not exist (create it with: {create})")
+        dest_exists = False  # a preview needs no bucket yet
     # A missing source bucket is the storage's BucketNotFound: "bucket X does not exist", as
     # every command says it.
-    plan = plan_migration(app, src, dst.bucket, dest_prefix, filters_from(ctx))
+    plan = plan_migration(
+        app, src, dst.bucket, dest_prefix, filters_from(ctx), dest_exists=dest_exists
+    )
     where = f"{src.child(src.dir_prefix)} to s3://{dst.bucket}/{dest_prefix}"
     console.line(f"Migrate {where}")
     parts = [f"{len(plan.todo):,} object(s), {human_size(plan.todo_bytes)} to migrate"]
@@ -263,7 +275,11 @@ def migrate(
     if plan.filtered:
         parts.append(f"{plan.filtered:,} excluded")
     console.line("  " + "; ".join(parts))
-    console.record(plan.as_dict())
+    if not dest_exists:
+        console.line(f"  bucket {dst.bucket} does not exist yet: {create} before migrating")
+    record = plan.as_dict()
+    record["plan"]["destination_exists"] = dest_exists
+    console.record(record)
     if not plan.todo:
         console.line("Nothing to do.")
         return
@@ -272,7 +288,7 @@ def migrate(
         return
     options = put_options(no_delta, max_ratio)
     opts = {k: v for k, v in options.items() if v is not None}
-    leaders = app.store.batch_leaders(dst.bucket, [key for _, key in plan.todo])
+    leaders = set() if dryrun else app.store.batch_leaders(dst.bucket, [k for _, k in plan.todo])
     store = app.store
 
     def task(obj: ObjectSummary, key: str) -> Task:
