@@ -1,0 +1,1 @@
+"""The original DeltaGlider's command-line package path; see :mod:`deltaglider.app.cli.main`."""
