@@ -475,8 +475,18 @@ def test_local_refusals(local: DeltaGliderClient) -> None:
         local.create_bucket(Bucket="loc-other", ACL="private")
     with pytest.raises(NotSupportedError, match="CreateBucketConfiguration"):
         local.create_bucket(
-            Bucket="loc-other", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+            Bucket="loc-other",
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1", "Bucket": {}},
         )
+    # A region asked for (the original README's example) is recorded and read back, as S3's.
+    local.create_bucket(
+        Bucket="loc-region", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    region = local.get_bucket_location(Bucket="loc-region")["LocationConstraint"]
+    assert region == "eu-west-1"
+    assert local.delete_bucket(Bucket="loc-region")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    local.create_bucket(Bucket="loc-region")  # made again without one: it has none
+    assert local.get_bucket_location(Bucket="loc-region")["LocationConstraint"] is None
     local.create_bucket(Bucket="loc-other", CreateBucketConfiguration={})
     with pytest.raises(NotSupportedError, match="local"):
         local.generate_presigned_url(

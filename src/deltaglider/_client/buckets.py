@@ -165,14 +165,18 @@ class BucketMixin(ClientCore):
             return response
         self._refuse("CreateBucket", {**other, "ACL": ACL}, {"ObjectLockEnabledForBucket"})
         location = (CreateBucketConfiguration or {}).get("LocationConstraint")
-        if location not in (None, "", "us-east-1") or set(CreateBucketConfiguration or {}) - {
-            "LocationConstraint"
-        }:
+        if set(CreateBucketConfiguration or {}) - {"LocationConstraint"}:
             raise NotSupportedError(
-                "CreateBucket", "CreateBucketConfiguration", "a local store has no regions"
+                "CreateBucket",
+                "CreateBucketConfiguration",
+                "a local store takes only a LocationConstraint",
             )
         with self._local_bucket_op("CreateBucket"):
             self.storage.create_bucket(Bucket)
+            if location and location != "us-east-1":
+                # A folder has no region; the one asked for is recorded and read back by
+                # get_bucket_location, as S3 would answer it.
+                cast(Any, self.storage).set_location(Bucket, str(location))
         return {"Location": f"/{Bucket}", "ResponseMetadata": metadata_response()}
 
     def delete_bucket(self, *, Bucket: str, **other: Any) -> dict[str, Any]:
@@ -239,12 +243,15 @@ class BucketMixin(ClientCore):
         return response
 
     def get_bucket_location(self, *, Bucket: str, **other: Any) -> dict[str, Any]:
-        """The bucket's region constraint (None for us-east-1, and on a local store)."""
+        """The bucket's region constraint (None for us-east-1; on a local store, the one it
+        was created with)."""
         if self._boto is not None:
             response: dict[str, Any] = self._boto.get_bucket_location(Bucket=Bucket, **other)
             return response
         self._local_bucket_exists("GetBucketLocation", Bucket, other)
-        return {"LocationConstraint": None, "ResponseMetadata": metadata_response()}
+        with self._local_bucket_op("GetBucketLocation"):
+            location = cast(Any, self.storage).location(Bucket)
+        return {"LocationConstraint": location, "ResponseMetadata": metadata_response()}
 
     def put_bucket_acl(self, **params: Any) -> dict[str, Any]:
         """boto3's call (S3 only: a local store has no ACLs)."""

@@ -551,6 +551,24 @@ class LocalStorage(Storage):
                     bucket=bucket,
                 )
             path.rmdir()
+            self._location_file(bucket).unlink(missing_ok=True)
+
+    def _location_file(self, bucket: str) -> Path:
+        return self.root / f".{bucket}.location"
+
+    def set_location(self, bucket: str, location: str) -> None:
+        """Records the region a bucket was created for (S3's LocationConstraint): a folder
+        has none, but a program that asked for one reads it back, as from S3."""
+        self._bucket_dir(bucket)
+        self._location_file(bucket).write_text(location, encoding="utf-8")
+
+    def location(self, bucket: str) -> str | None:
+        """The region recorded by :meth:`set_location`, None if none was."""
+        self._bucket_dir(bucket)
+        try:
+            return self._location_file(bucket).read_text(encoding="utf-8") or None
+        except FileNotFoundError:
+            return None
 
     def head_bucket(self, bucket: str) -> None:
         self._bucket_dir(bucket)
