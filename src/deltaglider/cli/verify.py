@@ -131,6 +131,7 @@ def verify(ctx: click.Context, app: App, path: str, recursive: bool, as_json: bo
                 if cancel.requested:
                     continue
                 where = f"s3://{obj.bucket}/{obj.key}"
+                status = ""  # one object's ok line: on stderr, after its document
                 if error is None:
                     summary, actual = result
                     record = record_of(obj, summary, actual, None)
@@ -140,7 +141,7 @@ def verify(ctx: click.Context, app: App, path: str, recursive: bool, as_json: bo
                     if recursive:
                         console.line(text)
                     elif not (app.settings.quiet or as_json):
-                        console.error(text)  # stdout is the JSON document, as the original's
+                        status = text  # stdout is the JSON document, as the original's
                     progress.file_done()
                 else:
                     if not isinstance(error, (DeltaGliderError, OSError)):
@@ -159,6 +160,8 @@ def verify(ctx: click.Context, app: App, path: str, recursive: bool, as_json: bo
                 if not recursive:
                     # As the original DeltaGlider: the result, a JSON document, on stdout.
                     console.line(json.dumps(record, indent=2))
+                    if status:
+                        console.error(status)
     finally:
         progress.close()
     if recursive:
