@@ -50,6 +50,7 @@ from ._client.params import (
     not_modified,
     tag_set,
     tagging,
+    write_options,
 )
 from ._client.shapes import (
     DEFAULT_TYPE,
@@ -116,7 +117,10 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
         them. ``Tagging`` is checked first too (``InvalidTag``; NotSupportedError on a local
         store) and written with the object, in the same request: the object never exists
         without its tags."""
+        options = write_options(other)
         self._refuse("PutObject", other, set())
+        if options:
+            self._require_boto("PutObject", next(iter(options.s3_args())))
         data: Any = b"" if Body is None else Body
         if isinstance(data, str):
             data = data.encode("utf-8")
@@ -143,6 +147,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
                     metadata=dict(Metadata or {}),
                     content_type=ContentType or DEFAULT_TYPE,
                     tagging=tagging(tags) if tags else None,
+                    options=options,
                 )
         finally:
             if spooled is not None:
@@ -313,7 +318,10 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
         """Copies a logical object (rebuilt and stored again where the references differ).
         Its tags go with it (``TaggingDirective`` ``COPY``, the default) or are ``Tagging``
         (``REPLACE``), as in S3."""
+        options = write_options(other)
         self._refuse("CopyObject", other, set())
+        if options:
+            self._require_boto("CopyObject", next(iter(options.s3_args())))
         src_bucket, src_key = copy_source(CopySource)
         directive = (MetadataDirective or "COPY").upper()
         tag_directive = (TaggingDirective or "COPY").upper()
@@ -354,6 +362,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
                 metadata=dict(Metadata or {}) if directive == "REPLACE" else None,
                 # REPLACE replaces the content type too: S3's default when none is given.
                 content_type=(ContentType or DEFAULT_TYPE) if directive == "REPLACE" else None,
+                options=options,
             )
             if tags is not None:
                 try:

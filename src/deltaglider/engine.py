@@ -60,7 +60,7 @@ from ._executor import EnginePools
 from .cache import ReferenceCache, open_cache
 from .config import Config
 from .errors import StorageError
-from .storage.base import ObjectInfo, Storage
+from .storage.base import ObjectInfo, Storage, WriteOptions
 
 __all__ = [
     "DeltaStore",
@@ -155,6 +155,7 @@ class DeltaStore:
         max_ratio: float | None = None,
         progress: Callable[[int], None] | None = None,
         tagging: str | None = None,
+        options: WriteOptions | None = None,
     ) -> PutResult:
         """Stores ``source`` (a path, bytes, or a readable binary stream) as logical ``key``.
 
@@ -165,7 +166,11 @@ class DeltaStore:
         costs little more than a plain upload. An empty file is always stored direct.
         ``progress`` is called with increments of the file's bytes done (encoded or sent).
         ``tagging`` (``a=1&b=2``, URL-encoded) is set on the object that holds the key in the
-        request that writes it, so the object never exists without its tags.
+        request that writes it, so the object never exists without its tags. ``options``:
+        S3's own options of the write (encryption, storage class, ACL, Cache-Control,
+        Content-Encoding: :class:`~deltaglider.storage.base.WriteOptions`), applied to the
+        delta or direct object and to a reference this put creates; a reference that exists
+        already keeps its own.
         """
         written = self._writer.put(
             bucket,
@@ -177,6 +182,7 @@ class DeltaStore:
             max_ratio=max_ratio,
             progress=progress,
             tagging=tagging,
+            options=options,
         )
         if written.unused_reference is not None:
             # Removed unless a delta came meanwhile (the safe way delete removes references).
@@ -212,6 +218,7 @@ class DeltaStore:
         delta: bool | None = None,
         max_ratio: float | None = None,
         progress: Callable[[int], None] | None = None,
+        options: WriteOptions | None = None,
     ) -> PutResult:
         """Copies a logical object. A delta whose destination deltaspace has the same reference
         is copied server-side; otherwise it is rebuilt (verified, through a temporary file)
@@ -227,6 +234,7 @@ class DeltaStore:
             delta=delta,
             max_ratio=max_ratio,
             progress=progress,
+            options=options,
         )
 
     # Reading.

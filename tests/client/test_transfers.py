@@ -349,7 +349,11 @@ def test_unsupported_extra_args_are_refused_by_name(
     bucket = made.bucket("dg")
     src = tmp_path / "a.txt"
     src.write_bytes(b"a")
-    for extra in ({"ACL": "private"}, {"StorageClass": "STANDARD"}, {"Tagging": "a=b"}):
+    for extra in (
+        {"SSECustomerAlgorithm": "AES256"},
+        {"ObjectLockMode": "GOVERNANCE"},
+        {"Tagging": "a=b"},
+    ):
         (name,) = extra
         with pytest.raises(NotSupportedError, match=name) as info:
             dg.upload_file(str(src), bucket, "a.txt", ExtraArgs=extra)

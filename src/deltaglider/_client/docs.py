@@ -82,9 +82,14 @@ BEHAVIOURS: dict[str, str] = {
     "head_object Range": "Range on head_object is answered as S3 answers it (206, the range's "
     "ContentLength and ContentRange; several ranges: the whole object, 200); SeaweedFS "
     "itself ignores it",
-    "Transfers ExtraArgs": "upload_file/upload_fileobj take ExtraArgs Metadata and ContentType "
-    "only, download_file/download_fileobj none: any other key raises NotSupportedError naming "
-    "it (a key boto3 rejects too is also a ValueError, as boto3's)",
+    "Transfers ExtraArgs": "upload_file/upload_fileobj take ExtraArgs Metadata, ContentType and "
+    "the write options below only, download_file/download_fileobj none: any other key raises "
+    "NotSupportedError naming it (a key boto3 rejects too is also a ValueError, as boto3's)",
+    "Write options": "ServerSideEncryption (AES256, aws:kms with SSEKMSKeyId), StorageClass, "
+    "ACL, CacheControl and ContentEncoding (put_object, copy_object, upload ExtraArgs) apply to "
+    "every object the key maps to: the delta or direct object and a reference the write "
+    "creates (with its backup copy); a reference that exists already keeps its own. A local "
+    "store refuses them (NotSupportedError) before anything is stored",
     "TransferConfig": "the engine transfers with the client's own settings "
     "(deltaglider.config.Config). A TransferConfig field may be left unset, or set to: "
     "multipart_threshold, multipart_chunksize the client's multipart_threshold, "

@@ -23,9 +23,11 @@ from urllib.parse import parse_qsl, quote_plus, unquote, urlencode
 from .._io import CHUNK, SPOOL_THRESHOLD, as_utc
 from ..engine import ObjectSummary
 from ..errors import InvalidRange, NotSupportedError, PreconditionFailed
+from ..storage.base import WriteOptions
 from .shapes import quoted
 
 __all__ = [
+    "WRITE_OPTIONS",
     "Refuse",
     "byte_range",
     "checked_body",
@@ -35,6 +37,7 @@ __all__ = [
     "tag_set",
     "tagging",
     "url_encode",
+    "write_options",
 ]
 
 #: The client's ClientError (status 400) of the request being checked, for S3's code and
@@ -196,3 +199,25 @@ def url_encode(name: str) -> str:
     """A key name as S3 encodes it for ``EncodingType=url``: UTF-8 percent-encoding with
     spaces as ``+`` and ``/`` kept (botocore decodes it with ``unquote_plus``)."""
     return quote_plus(name, safe="/")
+
+
+#: S3's own write options the client takes (PutObject's, CopyObject's, upload ExtraArgs), by
+#: the field of :class:`~deltaglider.storage.base.WriteOptions` each fills.
+WRITE_OPTIONS: Final = {
+    "ServerSideEncryption": "sse",
+    "SSEKMSKeyId": "sse_kms_key_id",
+    "StorageClass": "storage_class",
+    "ACL": "acl",
+    "CacheControl": "cache_control",
+    "ContentEncoding": "content_encoding",
+}
+
+
+def write_options(params: dict[str, Any]) -> WriteOptions | None:
+    """Takes S3's write options out of ``params`` (the rest is left for the caller to check):
+    the :class:`~deltaglider.storage.base.WriteOptions` they make, None if none was given."""
+    given = {
+        WRITE_OPTIONS[name]: params.pop(name) for name in list(params) if name in WRITE_OPTIONS
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    return WriteOptions(**given) if given else None

@@ -24,12 +24,13 @@ import botocore.exceptions
 from ..errors import DeltaGliderError, NotSupportedError, _UnknownExtraArg
 from ..progress import serialized
 from .core import ClientCore
+from .params import WRITE_OPTIONS, write_options
 from .shapes import DEFAULT_TYPE
 
 __all__ = ["TransferMixin", "check_transfer_config"]
 
 #: ``ExtraArgs`` of uploads the client honours (boto3 takes more; those are refused by name).
-UPLOAD_EXTRA_ARGS: Final = frozenset({"Metadata", "ContentType"})
+UPLOAD_EXTRA_ARGS: Final = frozenset({"Metadata", "ContentType", *WRITE_OPTIONS})
 #: ``ExtraArgs`` of downloads the client honours: none (VersionId, SSE-C... are refused).
 DOWNLOAD_EXTRA_ARGS: Final[frozenset[str]] = frozenset()
 
@@ -155,11 +156,15 @@ class TransferMixin(ClientCore):
         options: dict[str, Any] = {}
         if upload:
             metadata = args.get("Metadata")
+            written = write_options(args)
+            if written:
+                self._require_boto(operation, next(iter(written.s3_args())))
             options = {
                 "metadata": dict(metadata) if metadata is not None else None,
                 # S3's default, as boto3's uploads get it (the engine's is
                 # application/octet-stream).
                 "content_type": args.get("ContentType") or DEFAULT_TYPE,
+                "options": written,
             }
         return options, serialized(callback) if callback is not None else None
 
@@ -174,7 +179,9 @@ class TransferMixin(ClientCore):
     ) -> None:
         """Uploads a local file to ``Key``, as a delta when that is worth it.
 
-        :param ExtraArgs: ``Metadata`` and ``ContentType`` only; any other key raises
+        :param ExtraArgs: ``Metadata``, ``ContentType`` and S3's write options
+            (``ServerSideEncryption``, ``SSEKMSKeyId``, ``StorageClass``, ``ACL``,
+            ``CacheControl``, ``ContentEncoding``) only; any other key raises
             NotSupportedError naming it.
         :param Callback: called with the number of bytes done since the last call (encoded or
             sent); the calls add up to the file's size.

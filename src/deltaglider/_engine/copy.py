@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from .. import format as fmt
 from ..errors import DeltaGliderError
-from ..storage.base import Storage
+from ..storage.base import Storage, WriteOptions
 from .lookup import Lookup
 from .model import ObjectSummary, PutResult
 from .refs import References, ref_from_info
@@ -65,6 +65,7 @@ class Copier:
         delta: bool | None = None,
         max_ratio: float | None = None,
         progress: Callable[[int], None] | None = None,
+        options: WriteOptions | None = None,
     ) -> PutResult:
         fmt.check_key(key)
         src = self._head(src_bucket, src_key)
@@ -85,10 +86,11 @@ class Copier:
                     delta=delta,
                     max_ratio=max_ratio,
                     progress=progress,
+                    options=options,
                 )
 
         if src.is_delta and src.ref_sha256 and delta is not False:
-            copied = self._copy_delta(src, bucket, key, user, ctype)
+            copied = self._copy_delta(src, bucket, key, user, ctype, options)
             if copied is None:
                 return rebuilt()
             result, current = copied
@@ -125,6 +127,7 @@ class Copier:
             fmt.direct_key(key),
             metadata=meta,
             content_type=ctype,
+            options=options,
         )
         if progress is not None:
             progress(src.size or 0)
@@ -139,6 +142,7 @@ class Copier:
         key: str,
         user: Mapping[str, str],
         content_type: str | None,
+        options: WriteOptions | None,
     ) -> tuple[PutResult, bool] | None:
         """The delta copied server-side, and whether the destination's reference is still the
         one it was made against; None if the destination has another reference (or none)."""
@@ -166,6 +170,7 @@ class Copier:
             fmt.delta_key(key),
             metadata=meta,
             content_type=content_type,
+            options=options,
         )
         result = PutResult(
             bucket,

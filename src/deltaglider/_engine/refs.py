@@ -23,7 +23,7 @@ from ..cache import ReferenceCache
 from ..codec import Decoder, Encoder
 from ..config import Config
 from ..errors import IntegrityError, ObjectNotFound, PreconditionFailed, StorageError
-from ..storage.base import ObjectInfo, Storage
+from ..storage.base import ObjectInfo, Storage, WriteOptions
 from .model import WRITE_ATTEMPTS, WRITE_CHECKS, Ref, log
 from .sources import Upload
 
@@ -124,8 +124,11 @@ class References:
             return True
         return False
 
-    def current(self, bucket: str, key: str, upload: Upload) -> tuple[Ref | None, bytes | None]:
-        """The reference of ``key``'s deltaspace, creating it from ``upload`` if there is none.
+    def current(
+        self, bucket: str, key: str, upload: Upload, options: WriteOptions | None = None
+    ) -> tuple[Ref | None, bytes | None]:
+        """The reference of ``key``'s deltaspace, creating it from ``upload`` if there is none
+        (written with the upload's ``options``: the reference holds the file's bytes).
 
         Returns the reference (None if the deltaspace holds an unusable ``reference.bin``) and,
         when this call created it, its bytes.
@@ -139,7 +142,7 @@ class References:
             try:
                 info = self._storage.head(bucket, ref_key)
             except ObjectNotFound:
-                created = self._create(bucket, prefix, key, upload)
+                created = self._create(bucket, prefix, key, upload, options)
                 if created is None:
                     continue  # another writer created it first: use theirs
                 return created
@@ -156,7 +159,7 @@ class References:
         )
 
     def _create(
-        self, bucket: str, prefix: str, key: str, upload: Upload
+        self, bucket: str, prefix: str, key: str, upload: Upload, options: WriteOptions | None
     ) -> tuple[Ref, bytes] | None:
         """Creates the deltaspace's reference from ``upload`` (create-only), returning it and
         its bytes; None if another writer's is there first."""
@@ -172,6 +175,7 @@ class References:
                 size=upload.size,
                 metadata=meta,
                 content_type="application/octet-stream",
+                options=options,
             )
         try:
             info = self._storage.put(
@@ -182,6 +186,7 @@ class References:
                 metadata=meta,
                 content_type="application/octet-stream",
                 if_none_match=True,
+                options=options,
             )
         except PreconditionFailed:
             return None

@@ -25,7 +25,7 @@ from .._executor import Pool
 from ..config import Config
 from ..errors import DeltaTooLargeError, IntegrityError, ObjectNotFound, StorageError
 from ..progress import Tracker
-from ..storage.base import Storage
+from ..storage.base import Storage, WriteOptions
 from .model import WRITE_ATTEMPTS, PutResult, Source, log
 from .refs import References
 from .sources import Upload
@@ -56,6 +56,7 @@ class _Put:
     content_type: str
     tracker: Tracker
     tagging: str | None
+    options: WriteOptions | None = None
 
 
 class Writer:
@@ -79,6 +80,7 @@ class Writer:
         max_ratio: float | None = None,
         progress: Callable[[int], None] | None = None,
         tagging: str | None = None,
+        options: WriteOptions | None = None,
     ) -> Written:
         fmt.check_key(key)
         user = fmt.check_user_metadata(metadata or {})
@@ -94,6 +96,7 @@ class Writer:
             content_type or "application/octet-stream",
             Tracker(progress, upload.size),
             tagging,
+            options or None,
         )
         try:
             candidate = delta if delta is not None else self._config.is_delta_candidate(key)
@@ -133,6 +136,7 @@ class Writer:
             content_type=job.content_type,
             progress=job.tracker.add,
             tagging=job.tagging,
+            options=job.options,
         )
         return PutResult(
             job.bucket,
@@ -153,7 +157,7 @@ class Writer:
         limit = delta_limit(upload.size, ratio)
         created_any = False
         for _ in range(WRITE_ATTEMPTS):
-            ref, created = self._refs.current(bucket, key, upload)
+            ref, created = self._refs.current(bucket, key, upload, job.options)
             created_any |= created is not None
             if ref is None:
                 return Written(self._direct(job, "reference"))
@@ -186,6 +190,7 @@ class Writer:
                 metadata=meta,
                 content_type=job.content_type,
                 tagging=job.tagging,
+                options=job.options,
             )
             if self._refs.is_current(bucket, prefix, ref):
                 return Written(

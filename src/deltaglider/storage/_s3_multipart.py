@@ -26,7 +26,7 @@ from ..errors import StorageError
 from ..progress import Progress
 from ._s3_bodies import Submit
 from ._s3_wire import response_date
-from .base import ObjectInfo
+from .base import ObjectInfo, WriteOptions
 
 __all__ = ["MAX_PART", "MAX_PARTS", "Call", "Multipart", "part_size", "stream_parts"]
 
@@ -134,6 +134,7 @@ class Multipart:
         metadata: Mapping[str, str] | None,
         content_type: str | None,
         cond: Mapping[str, Any],
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
         """Copies the object ``info`` describes in parts of ``part`` bytes, each pinned to its
         ETag; ``metadata`` and ``content_type`` replace the source's when given."""
@@ -142,6 +143,8 @@ class Multipart:
         }
         if content_type or info.content_type:
             extra["ContentType"] = content_type or info.content_type
+        if options:
+            extra.update(options.s3_args())
         source = {"Bucket": src_bucket, "Key": src_key}
 
         def tasks(upload_id: str) -> Iterator[Callable[[], Part]]:

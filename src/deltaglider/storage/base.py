@@ -16,7 +16,40 @@ from typing import BinaryIO, Protocol
 from ..errors import ObjectNotFound
 from ..progress import Progress
 
-__all__ = ["Body", "BucketInfo", "ListPage", "ObjectInfo", "Storage"]
+__all__ = ["Body", "BucketInfo", "ListPage", "ObjectInfo", "Storage", "WriteOptions"]
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """S3's own options of a write (``--sse``, ``--storage-class``, ``--acl``...). A logical
+    write applies them to every object it stores: the object the key maps to (a delta or a
+    direct object) and the reference it creates, with its backup copy. A store that cannot
+    honour one refuses the write before anything is stored."""
+
+    #: ``AES256`` or ``aws:kms`` (S3's ServerSideEncryption).
+    sse: str | None = None
+    #: The KMS key of ``aws:kms`` (SSEKMSKeyId).
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    #: A canned ACL (``private``, ``public-read``...).
+    acl: str | None = None
+    cache_control: str | None = None
+    content_encoding: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f) for f in self.__dataclass_fields__)
+
+    def s3_args(self) -> dict[str, str]:
+        """The PutObject / CreateMultipartUpload / CopyObject parameters."""
+        names = {
+            "sse": "ServerSideEncryption",
+            "sse_kms_key_id": "SSEKMSKeyId",
+            "storage_class": "StorageClass",
+            "acl": "ACL",
+            "cache_control": "CacheControl",
+            "content_encoding": "ContentEncoding",
+        }
+        return {s3: str(getattr(self, ours)) for ours, s3 in names.items() if getattr(self, ours)}
 
 
 @dataclass(frozen=True)
@@ -114,6 +147,7 @@ class Storage(abc.ABC):
         if_match: str | None = None,
         progress: Progress | None = None,
         tagging: str | None = None,
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
         """Writes the object whole or not at all (readers never see a partial object).
 
@@ -124,6 +158,8 @@ class Storage(abc.ABC):
         threads).
         ``tagging``: S3 object tags (``a=1&b=2``) written with the object, in the same request;
         a store without tags refuses it (StorageError, code ``NotImplemented``) before writing.
+        ``options``: S3's own options of the write (:class:`WriteOptions`); refused likewise
+        by a store that has none.
         """
 
     @abc.abstractmethod
@@ -176,8 +212,10 @@ class Storage(abc.ABC):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
         if_none_match: bool = False,
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
-        """Server-side copy; ``metadata`` replaces the source's when given."""
+        """Server-side copy; ``metadata`` replaces the source's when given; ``options`` as
+        for :meth:`put`."""
 
     @abc.abstractmethod
     def create_bucket(self, bucket: str) -> None: ...

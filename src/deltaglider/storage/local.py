@@ -50,7 +50,7 @@ from ..errors import (
     StorageError,
 )
 from ..progress import Progress
-from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
+from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage, WriteOptions
 
 __all__ = ["LocalStorage"]
 
@@ -283,10 +283,16 @@ class LocalStorage(Storage):
         if_match: str | None = None,
         progress: Progress | None = None,
         tagging: str | None = None,
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
-        if tagging:
+        if tagging or options:
+            what = (
+                "object tags"
+                if tagging
+                else ", ".join(sorted((options or WriteOptions()).s3_args()))
+            )
             raise StorageError(
-                "the local store keeps no object tags",
+                f"the local store keeps no {what}",
                 code="NotImplemented",
                 bucket=bucket,
                 key=key,
@@ -513,7 +519,10 @@ class LocalStorage(Storage):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
         if_none_match: bool = False,
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
+        if options:
+            self.put(bucket, key, b"", options=options)  # refused, before anything is read
         info, body = self.get(src_bucket, src_key)
         try:
             return self.put(

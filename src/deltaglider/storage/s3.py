@@ -44,7 +44,7 @@ from ._s3_wire import (  # the hook re-exported for tests/client/conftest.py's b
     _no_expect_for_empty_body as _no_expect_for_empty_body,
 )
 from ._s3_wire import object_info, register_hooks, response_date, translate
-from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage
+from .base import Body, BucketInfo, ListPage, ObjectInfo, Storage, WriteOptions
 
 log = logging.getLogger("deltaglider")
 
@@ -293,12 +293,15 @@ class S3Storage(Storage):
         if_match: str | None = None,
         progress: Progress | None = None,
         tagging: str | None = None,
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
         extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
         if content_type:
             extra["ContentType"] = content_type
         if tagging:
             extra["Tagging"] = tagging  # PutObject and CreateMultipartUpload both take it
+        if options:
+            extra.update(options.s3_args())  # so do these
         cond: dict[str, Any] = {}
         if if_none_match and self.conditional_writes:
             cond["IfNoneMatch"] = "*"
@@ -419,9 +422,12 @@ class S3Storage(Storage):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
         if_none_match: bool = False,
+        options: WriteOptions | None = None,
     ) -> ObjectInfo:
         source = {"Bucket": src_bucket, "Key": src_key}
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "CopySource": source}
+        if options:
+            kwargs.update(options.s3_args())
         if metadata is not None:
             kwargs["Metadata"] = dict(metadata)
             kwargs["MetadataDirective"] = "REPLACE"
@@ -442,6 +448,7 @@ class S3Storage(Storage):
                 metadata,
                 content_type,
                 {"IfNoneMatch": "*"} if "IfNoneMatch" in kwargs else {},  # create-only, as here
+                options,
             )
         try:
             r = self._call("copy", bucket, key, self.client.copy_object, **kwargs)
