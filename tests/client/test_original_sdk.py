@@ -420,3 +420,23 @@ def test_the_original_top_level_names() -> None:
     )
     with pytest.raises(AttributeError):
         deltaglider.DeltaService  # noqa: B018 - the original's internal service: not ours
+
+
+def test_errors_are_the_original_s_built_in_exceptions_too(target: Target, tmp_path: Path) -> None:
+    """A program written for the original catches FileNotFoundError for a missing object;
+    one written for boto3 catches NoSuchKey: both catch the same error."""
+    client = target.client
+    with pytest.raises(FileNotFoundError) as missing:
+        client.download(target.url("none.zip"), tmp_path / "x.zip")
+    assert isinstance(missing.value, client.exceptions.NoSuchKey)
+    assert type(missing.value).__name__ == "NoSuchKey"
+    with pytest.raises(client.exceptions.NoSuchKey):
+        client.get_object(Bucket=target.bucket, Key="none.zip")
+    with pytest.raises(FileNotFoundError):
+        client.head_object(Bucket=target.bucket, Key="none.zip")
+    with pytest.raises(FileNotFoundError):
+        client.get_object_info(target.url("none.zip"))
+    with pytest.raises(FileNotFoundError) as bucket:
+        client.get_object(Bucket=target.bucket + "-gone", Key="k")
+    assert bucket.value.response["Error"]["Code"] == "NoSuchBucket"  # type: ignore[attr-defined]
+    assert not (tmp_path / "x.zip").exists()

@@ -97,7 +97,7 @@ class ClientCore:
             if bucket is not None:
                 error_fields["BucketName"] = bucket
         response = {"Error": error_fields, "ResponseMetadata": metadata_response(status)}
-        error: Exception = self.exceptions.from_code(code)(response, operation)
+        error: Exception = _with_builtin(self.exceptions.from_code(code), code)(response, operation)
         return error
 
     @contextmanager
@@ -129,3 +129,31 @@ class ClientCore:
         if self._boto is None:
             raise NotSupportedError(operation, parameter, why="not on a local (file://) store")
         return self._boto
+
+
+#: The built-in exception the original DeltaGlider raised for each of S3's conditions: the
+#: client's ClientErrors are that too, so that ``except FileNotFoundError`` (a program written
+#: for the original) and ``except client.exceptions.NoSuchKey`` (one written for boto3) both
+#: catch a missing object.
+_BUILTINS: dict[str, type[Exception]] = {
+    "NoSuchKey": FileNotFoundError,
+    "NoSuchBucket": FileNotFoundError,
+    "404": FileNotFoundError,
+    "AccessDenied": PermissionError,
+    "403": PermissionError,
+}
+_MIXED: dict[tuple[type[Exception], type[Exception]], type[Exception]] = {}
+
+
+def _with_builtin(cls: type[Exception], code: str) -> type[Exception]:
+    """``cls`` (boto3's class for ``code``), also a subclass of the built-in exception the
+    original raised for it; of the same name, so it reads as boto3's."""
+    builtin = _BUILTINS.get(code)
+    if builtin is None or issubclass(cls, builtin):
+        return cls
+    key = (cls, builtin)
+    mixed = _MIXED.get(key)
+    if mixed is None:
+        mixed = type(cls.__name__, (cls, builtin), {"__module__": cls.__module__})
+        _MIXED[key] = mixed
+    return mixed

@@ -55,6 +55,10 @@ BEHAVIOURS: dict[str, str] = {
     "before anything is sent (botocore's ParamValidationError, same message): a wrong type, a "
     "missing required parameter, or None given as a value (ContinuationToken=None is refused, "
     "never taken for the first page)",
+    "Error classes": "a ClientError for a missing object or bucket (NoSuchKey, NoSuchBucket, "
+    "404) is also a FileNotFoundError, one for AccessDenied (403) a PermissionError: what the "
+    "original DeltaGlider raised, so programs written for it or for boto3 catch them alike "
+    "(errors boto3 raises itself, in the calls passed to it, are boto3's only)",
     "Delta names": "the physical name of a delta (key.delta, which the original DeltaGlider "
     "prints after an upload) names its object in head_object, get_object, delete_object and "
     "the simple API, when no object has that name itself; S3 would answer NoSuchKey",
