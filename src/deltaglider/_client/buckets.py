@@ -147,7 +147,28 @@ class BucketMixin(ClientCore):
         ACL: str | None = None,
         **other: Any,
     ) -> dict[str, Any]:
-        """Creates a bucket (boto3's call over S3). ``ObjectLockEnabledForBucket`` is refused:
+        """Creates a bucket (boto3's call over S3). Creating a bucket you own already succeeds
+        (as the original DeltaGlider, and S3 in us-east-1): a program written for boto3 that
+        catches ``BucketAlreadyOwnedByYou`` runs the same; one for the original does not
+        fail. A bucket someone else owns still raises ``BucketAlreadyExists``."""
+        try:
+            return self._create_bucket(
+                Bucket=Bucket, CreateBucketConfiguration=CreateBucketConfiguration, ACL=ACL, **other
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise
+        return {"Location": f"/{Bucket}", "ResponseMetadata": metadata_response()}
+
+    def _create_bucket(
+        self,
+        *,
+        Bucket: str,
+        CreateBucketConfiguration: Mapping[str, Any] | None = None,
+        ACL: str | None = None,
+        **other: Any,
+    ) -> dict[str, Any]:
+        """The creation itself (boto3's call over S3). ``ObjectLockEnabledForBucket`` is refused:
         object lock turns on versioning, which deltaglider does not support."""
         if other.get("ObjectLockEnabledForBucket"):
             raise NotSupportedError(
@@ -180,6 +201,17 @@ class BucketMixin(ClientCore):
         return {"Location": f"/{Bucket}", "ResponseMetadata": metadata_response()}
 
     def delete_bucket(self, *, Bucket: str, **other: Any) -> dict[str, Any]:
+        """Deletes a bucket (see :meth:`_delete_bucket`). Deleting a bucket that is not there
+        succeeds (204), as the original DeltaGlider's: a program written for boto3 that
+        catches ``NoSuchBucket`` runs the same."""
+        try:
+            return self._delete_bucket(Bucket=Bucket, **other)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise
+        return {"ResponseMetadata": metadata_response(204)}
+
+    def _delete_bucket(self, *, Bucket: str, **other: Any) -> dict[str, Any]:
         """Deletes a bucket. If the store says it is not empty but everything left in it is
         deltaglider's own (``.deltaglider/``, references no delta uses), that is removed and
         the bucket deleted; a bucket with user objects still gives ``BucketNotEmpty``."""

@@ -55,6 +55,11 @@ BEHAVIOURS: dict[str, str] = {
     "before anything is sent (botocore's ParamValidationError, same message): a wrong type, a "
     "missing required parameter, or None given as a value (ContinuationToken=None is refused, "
     "never taken for the first page)",
+    "Bucket creation and deletion": "idempotent, as the original DeltaGlider's: creating a "
+    "bucket you own already succeeds (boto3: BucketAlreadyOwnedByYou; S3 itself succeeds in "
+    "us-east-1), deleting one that is not there succeeds with 204 (boto3: NoSuchBucket); a "
+    "program that catches those errors runs the same. A bucket another owner has still raises "
+    "BucketAlreadyExists (the original answered success, and the program failed later)",
     "Error classes": "a ClientError for a missing object or bucket (NoSuchKey, NoSuchBucket, "
     "404) is also a FileNotFoundError, one for AccessDenied (403) a PermissionError: what the "
     "original DeltaGlider raised, so programs written for it or for boto3 catch them alike "
