@@ -28,6 +28,7 @@ the documented differences, construction); this module keeps the class, its obje
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping
 from datetime import datetime
@@ -102,7 +103,7 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
         *,
         Bucket: str,
         Key: str,
-        Body: bytes | bytearray | memoryview | str | IO[bytes] | None = None,
+        Body: bytes | bytearray | memoryview | str | IO[bytes] | os.PathLike[str] | None = None,
         Metadata: Mapping[str, str] | None = None,
         ContentType: str | None = None,
         Tagging: str | None = None,
@@ -110,7 +111,8 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
         ContentLength: int | None = None,
         **other: Any,
     ) -> dict[str, Any]:
-        """Stores ``Body`` (bytes, str, or a readable binary file object) under ``Key``.
+        """Stores ``Body`` (bytes, str, a readable binary file object, or, as the original
+        DeltaGlider took it, a :class:`~pathlib.Path` of a file to read) under ``Key``.
 
         ``ContentMD5`` (the base64 MD5 of the body) and ``ContentLength`` are checked before
         anything is stored: ``BadDigest``/``InvalidDigest`` and ``IncompleteBody`` as S3 gives
@@ -131,14 +133,18 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
             problem = invalid_tags(tags)
             if problem:
                 raise self._error("PutObject", "InvalidTag", problem, 400, bucket=Bucket, key=Key)
-        spooled = None
-        if ContentMD5 is not None or ContentLength is not None:
-
-            def refuse(code: str, message: str) -> Exception:
-                return self._error("PutObject", code, message, 400, bucket=Bucket, key=Key)
-
-            data, spooled = checked_body(data, ContentMD5, ContentLength, refuse)
+        spooled = opened = None
         try:
+            if isinstance(data, os.PathLike):
+                # The original DeltaGlider's put_object took a Path for the file's bytes
+                # (boto3 takes none): read from the file, streamed.
+                opened = data = open(data, "rb")  # noqa: SIM115 - closed below
+            if ContentMD5 is not None or ContentLength is not None:
+
+                def refuse(code: str, message: str) -> Exception:
+                    return self._error("PutObject", code, message, 400, bucket=Bucket, key=Key)
+
+                data, spooled = checked_body(data, ContentMD5, ContentLength, refuse)
             with self._s3("PutObject", bucket=Bucket, key=Key):
                 result = self._store.put(
                     Bucket,
@@ -152,6 +158,8 @@ class DeltaGliderClient(ListingMixin, TransferMixin, SimpleMixin, OriginalMixin,
         finally:
             if spooled is not None:
                 spooled.close()
+            if opened is not None:
+                opened.close()
         return {
             "ETag": quoted(result.etag),
             "DeltaGliderInfo": put_info(result),

@@ -440,3 +440,15 @@ def test_errors_are_the_original_s_built_in_exceptions_too(target: Target, tmp_p
         client.get_object(Bucket=target.bucket + "-gone", Key="k")
     assert bucket.value.response["Error"]["Code"] == "NoSuchBucket"  # type: ignore[attr-defined]
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_put_object_takes_a_path_as_the_original_did(target: Target, tmp_path: Path) -> None:
+    (v1,) = _files(tmp_path, 1)
+    response = target.client.put_object(Bucket=target.bucket, Key="p/app-1.zip", Body=v1)
+    assert response["DeltaGliderInfo"]["OriginalSize"] == v1.stat().st_size
+    body = target.client.get_object(Bucket=target.bucket, Key="p/app-1.zip")["Body"].read()
+    assert body == release(1)
+    # a str is the bytes, as boto3 takes it (not a file name)
+    target.client.put_object(Bucket=target.bucket, Key="p/name.txt", Body=str(v1))
+    got = target.client.get_object(Bucket=target.bucket, Key="p/name.txt")["Body"].read()
+    assert got == str(v1).encode()
