@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,15 @@ def test_open_storage_file_url(tmp_path: Path) -> None:
     assert isinstance(st, LocalStorage) and st.root == tmp_path / "store"
     with pytest.raises(ValueError):
         open_storage("file://remote-host/path")
+
+
+def test_metadata_files_are_as_private_as_the_data(tmp_path: Path) -> None:
+    """An object's metadata (its name, size, sha256, the user's fields) is readable by no one
+    its data is not readable by."""
+    store = LocalStorage(tmp_path / "store")
+    store.create_bucket("bkt")
+    store.put("bkt", "a/b.zip", b"secret bytes", metadata={"owner": "me"})
+    data = tmp_path / "store" / "bkt" / "a" / "b.zip"
+    meta = data.with_name("b.zip.dgmeta")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o600
+    assert stat.S_IMODE(meta.stat().st_mode) == stat.S_IMODE(data.stat().st_mode)

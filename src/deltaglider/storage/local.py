@@ -341,7 +341,7 @@ class LocalStorage(Storage):
                 },
             }
             meta_tmp = tmp.with_name(tmp.name + _META)
-            meta_tmp.write_text(json.dumps(meta), encoding="utf-8")
+            _write_private(meta_tmp, json.dumps(meta))
             with self._lock(bucket, exclusive=True):
                 self._check_conditions(bucket, key, path, if_none_match, if_match)
                 self._make_parents(bucket, key, path)
@@ -569,7 +569,7 @@ class LocalStorage(Storage):
         """Records the region a bucket was created for (S3's LocationConstraint): a folder
         has none, but a program that asked for one reads it back, as from S3."""
         self._bucket_dir(bucket)
-        self._location_file(bucket).write_text(location, encoding="utf-8")
+        _write_private(self._location_file(bucket), location)
 
     def location(self, bucket: str) -> str | None:
         """The region recorded by :meth:`set_location`, None if none was."""
@@ -591,3 +591,10 @@ class LocalStorage(Storage):
                     BucketInfo(entry.name, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
                 )
         return out
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to a file only its owner reads: metadata as private as the data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
