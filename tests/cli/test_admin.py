@@ -34,12 +34,17 @@ def test_purge(dg: Dg, target: Target) -> None:
     # --dry-run (the original's flag; --dryrun too): says what, deletes nothing.
     for flag in ("--dry-run", "--dryrun"):
         dry = ok(dg("purge", target.bucket, flag)).stdout.splitlines()
-        assert dry == [
+        assert dry[:4] == [
             "Dry run: Would delete 1 expired file(s)",
             "Total space to free: 3,000 bytes",
             "Kept (URL not expired): 1",
+            "Files that would be deleted (first 10):",
         ]
+        assert len(dry) == 5 and dry[4].startswith(f"  {old} (expires: ")
     doc = json.loads(ok(dg("purge", f"s3://{target.bucket}/", "--dry-run", "--json")).stdout)
+    files = doc.pop("files")
+    assert doc.pop("expired_files") == files  # the original's first 10
+    assert [(f["key"], f["size"]) for f in files] == [(old, 3000)] and files[0]["expires_at"]
     assert doc == {
         "bucket": target.bucket,
         "prefix": TMP,

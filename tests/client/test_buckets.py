@@ -390,10 +390,14 @@ def test_purge_removes_expired_copies_and_keeps_the_others(
     time.sleep(1.5)
 
     dry = dg.purge_temp_files(bucket, dry_run=True)
+    listed = dry.pop("Objects")
     assert dry == {"Deleted": 1, "Bytes": len(V1), "Kept": 2, "Errors": [], "DryRun": True}
+    assert [(o["Key"], o["Size"]) for o in listed] == [(short_key, len(V1))]
+    assert fmt.parse_time(listed[0]["ExpiresAt"]) < datetime.now(timezone.utc)
     assert _stored(raw, bucket, TMP) == copies
 
     done = dg.purge_temp_files(bucket)
+    assert [o["Key"] for o in done.pop("Objects")] == [short_key]
     assert done == {"Deleted": 1, "Bytes": len(V1), "Kept": 2, "Errors": [], "DryRun": False}
     assert _stored(raw, bucket, TMP) == sorted([long_key, f"{TMP}unknown/file.zip"])
     assert short_key not in _stored(raw, bucket)
@@ -486,7 +490,9 @@ def test_local_refusals(local: DeltaGliderClient) -> None:
             "get_object", Params={"Bucket": "loc-bucket", "Key": "rel/app-1.zip"}
         )
     purge = local.purge_temp_files("loc-bucket")
-    assert purge == {"Deleted": 0, "Bytes": 0, "Kept": 0, "Errors": [], "DryRun": False}
+    assert purge == {
+        "Deleted": 0, "Bytes": 0, "Kept": 0, "Errors": [], "DryRun": False, "Objects": []
+    }  # fmt: skip
 
 
 def test_local_delete_bucket_that_looks_empty(local: DeltaGliderClient) -> None:

@@ -105,6 +105,11 @@ def _expired(info: ObjectInfo, now: datetime) -> bool:
     return as_utc(info.last_modified) + _MAX_URL_LIFETIME <= now
 
 
+def _expiry(info: ObjectInfo | None) -> str | None:
+    """When a temporary copy's URL expires, as recorded with it (None: not recorded)."""
+    return (info.metadata or {}).get(EXPIRES_AT) if info is not None else None
+
+
 def _temp_key(key: str) -> str:
     """A fresh key for a rebuilt copy of ``key``; it ends in the object's own name, so a
     browser saves the download under that name."""
@@ -399,13 +404,16 @@ class BucketMixin(ClientCore):
         no such call): those whose URL has expired, or all with ``expired_only=False``.
 
         Returns ``{"Deleted": n, "Bytes": n, "Kept": n, "Errors": [{"Key", "Code",
-        "Message"}], "DryRun": bool}``; with ``dry_run`` nothing is removed and the counts say
-        what would be.
+        "Message"}], "DryRun": bool, "Objects": [{"Key", "Size", "ExpiresAt"}]}``: ``Objects``
+        are the copies removed (with ``dry_run``, those that would be: nothing is removed and
+        the counts say what would be); ``ExpiresAt`` when their URL expired, as recorded (None
+        when no expiry was recorded, or with ``expired_only=False``).
         """
         now = datetime.now(timezone.utc)
         with self._s3("PurgeTempFiles"):
             self.storage.head_bucket(Bucket)
             found = list(self.storage.iter_objects(Bucket, prefix=TEMP_PREFIX))
+            heads: dict[str, ObjectInfo | None] = {}
             if expired_only and found:
                 heads = self.storage.head_many(Bucket, [o.key for o in found])
                 doomed = [
@@ -427,4 +435,8 @@ class BucketMixin(ClientCore):
             "Kept": len(found) - len(doomed),
             "Errors": errors,
             "DryRun": dry_run,
+            "Objects": [
+                {"Key": o.key, "Size": o.size, "ExpiresAt": _expiry(heads.get(o.key))}
+                for o in deleted
+            ],
         }

@@ -95,6 +95,10 @@ def purge(app: App, bucket: str, dry_run: bool, everything: bool, as_json: bool)
     deleted, freed, kept = result["Deleted"], result["Bytes"], result["Kept"]
     errors = [f"{e['Key']}: {e['Code']}: {e['Message']}" for e in result["Errors"]]
     ours = {"deleted": deleted, "bytes": freed, "kept": kept, "all": everything}
+    files = [
+        {"key": o["Key"], "size": o["Size"], "expires_at": o["ExpiresAt"]}
+        for o in result["Objects"]
+    ]
     console = app.console
     if dry_run:
         # The original DeltaGlider's dry-run document, and ours.
@@ -105,12 +109,21 @@ def purge(app: App, bucket: str, dry_run: bool, everything: bool, as_json: bool)
                 "dry_run": True,
                 "would_delete_count": deleted,
                 "total_size_to_free": freed,
+                # The original's list (its first 10), and ours: all of them.
+                "expired_files": files[:10],
+                "files": files,
                 **ours,
             }
         )
         console.line(f"Dry run: Would delete {deleted} expired file(s)")
         console.line(f"Total space to free: {freed:,} bytes")
         console.line(f"Kept (URL not expired): {kept}")
+        if files:
+            console.line("Files that would be deleted (first 10):")
+            for entry in files[:10]:
+                console.line(f"  {entry['key']} (expires: {entry['expires_at'] or 'unknown'})")
+            if len(files) > 10:
+                console.line(f"  ... and {len(files) - 10} more")
         return
     app.metrics.gauge("deltaglider.purge.deleted_count", deleted, {"bucket": name})
     app.metrics.gauge("deltaglider.purge.size_freed", freed, {"bucket": name})
