@@ -22,6 +22,7 @@ from .. import format as fmt
 from ..models import CompressionEstimate, ObjectInfo, UploadSummary
 from .core import ClientCore
 from .errors import entry_error
+from .params import split_url
 from .shapes import metadata_response, quoted
 
 __all__ = ["OriginalMixin"]
@@ -33,15 +34,6 @@ ChunkCallback = Callable[[int, int, int, int], Any]
 #: little byte-for-byte (the original's list).
 _MEDIA = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".mp4", ".mp3", ".avi", ".mov"})
 _VERSION = re.compile(r"v?\d+(?:\.\d+)*")
-
-
-def _split(url: str) -> tuple[str, str]:
-    if not isinstance(url, str) or not url.startswith("s3://"):
-        raise ValueError(f"not an s3:// URL: {url!r}")
-    bucket, _, key = url[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {url!r}")
-    return bucket, key
 
 
 def name_similarity(a: str, b: str) -> float:
@@ -179,7 +171,7 @@ class OriginalMixin(ClientCore):
         ``reference_key``, ``delta_chain_length`` (1 for a delta: one reference away from its
         bytes). The URL may name the object or its delta's physical name. A missing object
         raises the ClientError ``404`` of a ``HeadObject``."""
-        bucket, key = _split(s3_url)
+        bucket, key = split_url(s3_url)
         with self._s3("HeadObject", bucket=bucket, key=key):
             head = self._store.head(bucket, key)
             raw = self.storage.head(bucket, head.physical_key)

@@ -221,3 +221,14 @@ def write_options(params: dict[str, Any]) -> WriteOptions | None:
     }
     given = {k: v for k, v in given.items() if v is not None}
     return WriteOptions(**given) if given else None
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); the key may be empty. ValueError for anything
+    else (the simple API's URLs)."""
+    if not isinstance(url, str) or not url.startswith("s3://"):
+        raise ValueError(f"not an s3:// URL: {url!r}")
+    bucket, _, key = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {url!r}")
+    return bucket, key

@@ -24,7 +24,7 @@ from ..models import DownloadedFile, UploadSummary, VerifyResult
 from ..progress import Progress, serialized
 from ..stats import MODES, BucketStats, Mode, bucket_stats
 from .core import ClientCore
-from .params import invalid_tags, tagging
+from .params import invalid_tags, split_url, tagging
 from .shapes import became_reference, operation_of, put_info, quoted, summary_info
 
 __all__ = ["SimpleMixin"]
@@ -49,16 +49,6 @@ class _HashSink:
         self.hash.update(data)
         self.count += len(data)
         return len(data)
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key); the key may be empty."""
-    if not isinstance(url, str) or not url.startswith("s3://"):
-        raise ValueError(f"not an s3:// URL: {url!r}")
-    bucket, _, key = url[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {url!r}")
-    return bucket, key
 
 
 def _put_fields(result: PutResult, filename: str | None) -> UploadSummary:
@@ -134,7 +124,7 @@ class SimpleMixin(ClientCore):
         ClientErrors of a ``PutObject``.
         """
         filename = os.fspath(path)
-        bucket, key = _split_url(s3_url)
+        bucket, key = split_url(s3_url)
         if key == "" or key.endswith("/"):
             key += os.path.basename(filename)
         with self._s3("PutObject"):
@@ -166,7 +156,7 @@ class SimpleMixin(ClientCore):
         ``Sha256`` and ``DeltaGliderInfo``. Errors are ClientErrors of a ``GetObject``
         (``NoSuchKey``, ``NoSuchBucket``).
         """
-        bucket, key = _split_url(s3_url)
+        bucket, key = split_url(s3_url)
         if key == "" or key.endswith("/"):
             raise ValueError(f"{s3_url!r} names no object (it ends in '/')")
         text = os.fspath(path)
@@ -201,7 +191,7 @@ class SimpleMixin(ClientCore):
         ``valid``, ``expected_sha256``, ``actual_sha256`` and ``message`` as attributes.
         A missing key raises the ClientError ``NoSuchKey``.
         """
-        bucket, key = _split_url(s3_url)
+        bucket, key = split_url(s3_url)
         sink = _HashSink()
         problem: str | None = None
         summary: ObjectSummary | None = None
@@ -295,7 +285,7 @@ class SimpleMixin(ClientCore):
         files, one call at a time; ``progress_callback(filename, files_done, files_total)``
         (the original's) is called as each file is done.
         """
-        bucket, prefix = _split_url(s3_url)
+        bucket, prefix = split_url(s3_url)
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         names = [os.fspath(f) for f in files]
@@ -373,7 +363,7 @@ class SimpleMixin(ClientCore):
         targets: list[tuple[str, str]] = []
         for item in urls_or_keys:
             if item.startswith("s3://"):
-                item_bucket, key = _split_url(item)
+                item_bucket, key = split_url(item)
             elif bucket is not None:
                 item_bucket, key = bucket, item
             else:
