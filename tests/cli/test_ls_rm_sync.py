@@ -52,8 +52,11 @@ def test_ls_like_aws_with_logical_sizes(dg: Dg, target: Target, workdir: Path) -
         json.loads(x) for x in ok(dg("ls", "--json", target.url("app/"))).stdout.splitlines()
     ]
     assert [r["key"] for r in records] == ["app/app-1.zip", "app/app-2.zip", "app/readme.txt"]
-    assert records[1]["size"] == 200_000 and records[1]["delta"] is True
-    assert records[1]["stored_size"] < 10_000
+    # app-2.zip, the batch's first, became the folder's reference: shown as stored whole.
+    assert records[0]["size"] == 200_000 and records[0]["delta"] is True
+    assert records[0]["stored_size"] < 10_000
+    assert records[1]["delta"] is False and records[1]["reference"] is True
+    assert records[1]["stored_size"] > 200_000
     # Nothing under a prefix: exit 1, as aws.
     assert dg("ls", target.url("nothing-here/")).exit_code == 1
 

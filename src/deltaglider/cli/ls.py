@@ -69,6 +69,7 @@ def ls(
     size_of = human_size if human_readable else str
     total_objects = total_logical = total_stored = 0
     spaces: set[str] = set()  # deltaspaces of the deltas listed: their references count too
+    held: dict[str, int] = {}  # deltaspace -> its reference's size, of the file stored as it
     anything = False
     # As aws: the prefix is taken as given; names are shown after its last "/", or whole
     # keys with --recursive.
@@ -84,26 +85,38 @@ def ls(
         for obj in page.objects:
             anything = True
             size = obj.size if obj.size is not None else obj.stored_size
+            cost = obj.stored_size
+            space = fmt.deltaspace(obj.physical_key) if obj.is_delta else None
+            whole = space is not None and space not in held and is_reference_file(obj)
+            if whole:
+                # The folder's first file: stored whole, as its reference (and a zero-diff
+                # delta), as the upload said; another file of the same bytes is a delta.
+                assert space is not None
+                held[space] = size
+                cost += size
             total_objects += 1
             total_logical += size
-            total_stored += obj.stored_size
-            if obj.is_delta:
-                spaces.add(fmt.deltaspace(obj.physical_key))
+            total_stored += cost
+            if space is not None:
+                spaces.add(space)
             name = obj.key if recursive else obj.key[cut:]
             line = f"{_date(obj.last_modified)} {size_of(size):>10} {name}"
             if stored:
                 line = (
                     f"{_date(obj.last_modified)} {size_of(size):>10} "
-                    f"{size_of(obj.stored_size):>10} {_saved(size, obj.stored_size):>6} {name}"
+                    f"{size_of(cost):>10} {_saved(size, cost):>6} {name}"
                 )
             console.line(line)
-            console.record(_record(obj, size))
+            console.record(_record(obj, size, cost, whole))
     if summarize:
-        references = 0
-        if stored and spaces:
-            sizes = app.store.reference_sizes(url.bucket, spaces)
-            references = sum(size for size in sizes.values() if size is not None)
-        total_stored += references
+        # The references held by a listed file are counted with it; the others are HEADed.
+        references = sum(held.values())
+        others = spaces - held.keys()
+        if stored and others:
+            sizes = app.store.reference_sizes(url.bucket, others)
+            unlisted = sum(size for size in sizes.values() if size is not None)
+            references += unlisted
+            total_stored += unlisted
         console.line("")
         console.line(f"{'Total Objects: ':>15}{total_objects}")
         console.line(f"{'Total Size: ':>15}{size_of(total_logical)}")
@@ -131,14 +144,28 @@ def _saved(size: int, stored: int) -> str:
     return percent(max(0.0, 1 - stored / size), 0)
 
 
-def _record(obj: ObjectSummary, size: int) -> dict[str, Any]:
+def is_reference_file(obj: ObjectSummary) -> bool:
+    """Whether a listed delta holds its reference's very bytes (its sha256 is the
+    reference's, which the HEAD that gave its logical size also gave: no other request): the
+    zero-diff delta the first file of a folder leaves beside the reference it became."""
+    return obj.is_delta and obj.sha256 is not None and obj.sha256 == obj.ref_sha256
+
+
+def _record(obj: ObjectSummary, size: int, cost: int, whole: bool) -> dict[str, Any]:
+    """An object's JSON line. ``whole``: stored as its folder's reference (``delta`` false,
+    ``stored_size`` the reference and its zero-diff delta, ``stored_as`` the reference), as
+    the upload reported it and the SDK reports it (``IsDelta`` false, ``StoredAs``)."""
     return {
         "key": obj.key,
         "size": size,
-        "stored_size": obj.stored_size,
+        "stored_size": cost,
         "last_modified": _iso(obj.last_modified),
         "etag": obj.etag,
-        "delta": obj.is_delta,
+        "delta": obj.is_delta and not whole,
+        "reference": whole,
+        "stored_as": (obj.ref_key or fmt.reference_key(fmt.deltaspace(obj.physical_key)))
+        if whole
+        else obj.physical_key,
     }
 
 
