@@ -15,6 +15,7 @@ import click
 
 from ..engine import ObjectSummary, Opened
 from ..errors import ObjectNotFound
+from ..storage.base import WriteOptions
 from ._app import EXIT_FAILED, EXIT_USAGE, RATIO, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
 from ._paths import (
@@ -27,6 +28,7 @@ from ._paths import (
     walk_local,
 )
 from ._transfer import Outcome, Task, guess_type, run_tasks, upload_task
+from ._write import require_s3_writes, write_options, write_options_from
 
 __all__ = ["COMMANDS", "cp", "parse_metadata", "transfer_options"]
 
@@ -94,11 +96,18 @@ def transfer_options(fn: Any) -> Any:
 
 
 def put_options(
-    no_delta: bool, max_ratio: float | None, metadata: Any = None, content_type: Any = None
+    no_delta: bool,
+    max_ratio: float | None,
+    metadata: Any = None,
+    content_type: Any = None,
+    write: WriteOptions | None = None,
 ) -> dict[str, Any]:
+    """The engine's put (and copy) options of a command's flags; ``write``: S3's own."""
     options: dict[str, Any] = {"max_ratio": max_ratio}
     if no_delta:
         options["delta"] = False
+    if write:
+        options["options"] = write
     if metadata is not None:
         options["metadata"] = metadata
     if content_type is not None:
@@ -118,6 +127,7 @@ def put_options(
     help="User metadata for what is stored (key=value pairs, or a JSON object).",
 )
 @click.option("--content-type", metavar="TYPE", help="Content type (default: from the name).")
+@write_options
 @click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing.")
 @click.option("--no-follow-symlinks", is_flag=True, help="Skip symbolic links in local folders.")
 @click.option("--json", "as_json", is_flag=True, help="Results as JSON lines on stdout.")
@@ -156,7 +166,10 @@ def cp(
     *sources, destination = paths
     app.use_json(as_json)
     filters = filters_from(ctx)
-    options = put_options(no_delta, max_ratio, metadata, content_type)
+    write = write_options_from(ctx, no_delta=no_delta)
+    if is_s3(destination):  # a download writes nothing to S3: it ignores them, as aws
+        require_s3_writes(app, write)
+    options = put_options(no_delta, max_ratio, metadata, content_type, write)
     if len(sources) > 1:
         tasks = _many_sources(app, sources, destination, filters, options, recursive)
         finish(app, run_tasks(app, tasks, dryrun=dryrun), many=True, dryrun=dryrun)

@@ -37,6 +37,7 @@ from ._console import human_size
 from ._filters import Filters, filter_options, filters_from
 from ._paths import S3Url, parse_s3
 from ._transfer import Task, run_tasks
+from ._write import require_s3_writes, write_options, write_options_from
 from .cp import finish, put_options
 
 __all__ = ["COMMANDS", "Plan", "destination_prefix", "migrate", "plan_migration"]
@@ -206,6 +207,7 @@ def _confirm(question: str) -> bool:
     is_flag=True,
     help="Write straight into DST instead of DST/<last folder of SRC>/.",
 )
+@write_options
 @click.option("--dryrun", "--dry-run", is_flag=True, help="Show what would be done; do nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Results as JSON lines on stdout.")
@@ -249,6 +251,8 @@ def migrate(
             "migrate into another bucket or a prefix outside the source",
             EXIT_USAGE,
         )
+    write = write_options_from(ctx, no_delta=no_delta)
+    require_s3_writes(app, write)
     console = app.console
     for text in _region_warnings(app, [src.bucket, dst.bucket]):
         console.error(text)
@@ -286,7 +290,7 @@ def migrate(
     if not dryrun and not yes and not _confirm("Proceed?"):
         console.error("deltaglider: migrate cancelled: nothing was copied")
         return
-    options = put_options(no_delta, max_ratio)
+    options = put_options(no_delta, max_ratio, write=write)
     opts = {k: v for k, v in options.items() if v is not None}
     leaders = set() if dryrun else app.store.batch_leaders(dst.bucket, [k for _, k in plan.todo])
     store = app.store

@@ -25,6 +25,7 @@ from ._app import EXIT_USAGE, App, DGCommand, abort, common_options, pass_app
 from ._filters import Filters, filter_options, filters_from
 from ._paths import S3Url, display_local, is_s3, parse_s3, safe_local_join, walk_local
 from ._transfer import Outcome, Task, past_tense, run_tasks, upload_task
+from ._write import require_s3_writes, write_options, write_options_from
 from .cp import copy_task, download_task, finish, put_options, transfer_options
 from .rm import delete_task
 
@@ -98,6 +99,7 @@ def _set_mtime(path: Path, when: datetime | None) -> Callable[[Any], None]:
     is_flag=True,
     help="Downloading: same-sized files are skipped only if their times match exactly.",
 )
+@write_options
 @click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing.")
 @click.option("--no-follow-symlinks", is_flag=True, help="Skip symbolic links in local folders.")
 @click.option("--json", "as_json", is_flag=True, help="Results as JSON lines on stdout.")
@@ -127,8 +129,11 @@ def sync(
     """
     app.use_json(as_json)
     filters = filters_from(ctx)
-    options = put_options(no_delta, max_ratio)
     src_s3, dst_s3 = is_s3(source), is_s3(destination)
+    write = write_options_from(ctx, no_delta=no_delta)
+    if dst_s3:  # downloads write nothing to S3: they ignore them, as aws
+        require_s3_writes(app, write)
+    options = put_options(no_delta, max_ratio, write=write)
     rule = {"size_only": size_only, "exact_timestamps": exact_timestamps}
     tasks: list[Task] = []
     deletions: list[Task] = []
