@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,8 @@ from ._paths import (
     safe_local_join,
     walk_local,
 )
-from ._transfer import Outcome, Task, guess_type, run_tasks, upload_task
+from ._stdio import from_stdin, to_stdout
+from ._transfer import Outcome, Task, run_tasks, upload_task
 from ._write import require_s3_writes, write_options, write_options_from
 
 __all__ = ["COMMANDS", "cp", "parse_metadata", "transfer_options"]
@@ -128,6 +128,12 @@ def put_options(
 )
 @click.option("--content-type", metavar="TYPE", help="Content type (default: from the name).")
 @write_options
+@click.option(
+    "--expected-size",
+    type=click.IntRange(min=0),
+    metavar="BYTES",
+    help="Uploading stdin (-): the bytes it gives; any other count is an error, nothing stored.",
+)
 @click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing.")
 @click.option("--no-follow-symlinks", is_flag=True, help="Skip symbolic links in local folders.")
 @click.option("--json", "as_json", is_flag=True, help="Results as JSON lines on stdout.")
@@ -143,6 +149,7 @@ def cp(
     max_ratio: float | None,
     metadata: dict[str, str] | None,
     content_type: str | None,
+    expected_size: int | None,
     dryrun: bool,
     no_follow_symlinks: bool,
     as_json: bool,
@@ -180,9 +187,10 @@ def cp(
         if recursive:
             abort("- (stdin/stdout) cannot be used with --recursive", EXIT_USAGE)
         if source == "-" and dst_s3:
-            return _from_stdin(app, parse_s3(destination, param="DST"), options, dryrun)
+            dest = parse_s3(destination, param="DST")
+            return from_stdin(app, dest, options, dryrun, expected_size)
         if destination == "-" and src_s3:
-            return _to_stdout(app, parse_s3(source, param="SRC"), dryrun)
+            return to_stdout(app, parse_s3(source, param="SRC"), dryrun)
         abort("- needs an s3:// URL on the other side", EXIT_USAGE)
     if not src_s3 and not dst_s3:
         abort("at least one of SRC and DST must be an s3:// URL", EXIT_USAGE)
@@ -456,62 +464,6 @@ def copy_tasks(
         for obj in store.iter_objects(src.bucket, prefix=prefix, logical_sizes=True)
         if obj.key[len(prefix) :] and filters.included(obj.key[len(prefix) :])
     ]
-
-
-def _from_stdin(app: App, dest: S3Url, options: dict[str, Any], dryrun: bool) -> None:
-    if not dest.key or dest.key.endswith("/"):
-        abort(f"{dest}: stdin needs a full key to be stored under", EXIT_USAGE)
-    if dryrun:
-        app.console.line(f"(dryrun) upload: - to {dest}")
-        return
-    if options.get("content_type") is None:
-        options["content_type"] = guess_type(dest.basename)
-    progress = app.console.progress(verb="upload")
-    try:
-        with app.cancel.sigint():
-            result = app.store.put(
-                dest.bucket,
-                dest.key,
-                sys.stdin.buffer,
-                progress=app.cancel.wrap(progress.advance),
-                **options,
-            )
-    finally:
-        progress.close()
-    from ._transfer import savings_note
-
-    app.console.line(f"upload: - to {dest}{savings_note(result)}")
-    app.console.record(
-        {
-            "action": "upload",
-            "source": "-",
-            "destination": str(dest),
-            "status": "ok",
-            "size": result.size,
-            "stored_size": result.stored_size,
-            "delta": result.is_delta,
-        }
-    )
-
-
-def _to_stdout(app: App, src: S3Url, dryrun: bool) -> None:
-    if not src.key:
-        abort(f"{src} names no object", EXIT_USAGE)
-    if src.key.endswith("/"):
-        abort(f"{src} is a prefix (stdout takes one object)", EXIT_USAGE)
-    if dryrun:
-        app.console.error(f"(dryrun) download: {src} to -")
-        return
-    out = sys.stdout.buffer
-    opened = app.store.open_object(src.bucket, src.key)
-    progress = app.console.progress(total_bytes=opened.summary.size, verb="download")
-    try:
-        with app.cancel.sigint():
-            opened.write_to(out, progress=app.cancel.wrap(progress.advance))
-            out.flush()
-    finally:
-        opened.close()
-        progress.close()
 
 
 COMMANDS = [cp]
