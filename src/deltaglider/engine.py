@@ -53,7 +53,7 @@ from ._engine.model import (
     Source,
 )
 from ._engine.read import Opened, Reader
-from ._engine.refs import References, make_encoder
+from ._engine.refs import ARCHIVE_CLASSES, References, make_encoder
 from ._engine.verify import VerifiedReader
 from ._engine.write import Writer, delta_limit
 from ._executor import EnginePools
@@ -63,6 +63,7 @@ from .errors import StorageError
 from .storage.base import ObjectInfo, Storage, WriteOptions
 
 __all__ = [
+    "ARCHIVE_CLASSES",
     "DeltaStore",
     "ListResult",
     "ObjectSummary",

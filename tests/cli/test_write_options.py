@@ -187,19 +187,23 @@ def test_sse_given_bare_is_aes256(mdg: Dg, moto: Target, raw: Any, workdir: Path
     assert not stored(raw, moto.bucket, "a.txt")["public"]
 
 
-def test_archive_classes_need_no_delta(mdg: Dg, moto: Target, raw: Any, workdir: Path) -> None:
+def test_archive_classes_keep_the_reference_readable(
+    mdg: Dg, moto: Target, raw: Any, workdir: Path
+) -> None:
     """A folder's reference in GLACIER could not be read to write or rebuild its deltas (moto
-    refuses the GET, as S3 does): refused unless the files are stored whole, which works as
-    with aws."""
+    refuses the GET, as S3 does): the deltas go to the archive class, the reference stays
+    STANDARD, and the folder's next upload is still a delta."""
     write(workdir / "app-1.zip", release(1))
-    for archive in ("GLACIER", "DEEP_ARCHIVE"):
-        refused = mdg("cp", "app-1.zip", moto.url("g/"), "--storage-class", archive)
-        assert refused.exit_code == 2, refused.stderr
-        assert f"--storage-class {archive} needs --no-delta" in refused.stderr
-    assert moto.physical_keys() == []
-    ok(mdg("cp", "app-1.zip", moto.url("g/"), "--storage-class", "GLACIER", "--no-delta"))
-    assert moto.physical_keys() == ["g/app-1.zip"]
-    assert raw.head_object(Bucket=moto.bucket, Key="g/app-1.zip")["StorageClass"] == "GLACIER"
+    write(workdir / "app-2.zip", release(2))
+    for archive, folder in (("GLACIER", "g/"), ("DEEP_ARCHIVE", "d/")):
+        for name in ("app-1.zip", "app-2.zip"):
+            ok(mdg("cp", name, moto.url(folder), "--storage-class", archive))
+        assert stored(raw, moto.bucket, f"{folder}reference.bin")["StorageClass"] == "STANDARD"
+        for name in ("app-1.zip", "app-2.zip"):
+            head = raw.head_object(Bucket=moto.bucket, Key=f"{folder}{name}.delta")
+            assert head["StorageClass"] == archive, name
+    ok(mdg("cp", "app-1.zip", moto.url("n/"), "--storage-class", "GLACIER", "--no-delta"))
+    assert raw.head_object(Bucket=moto.bucket, Key="n/app-1.zip")["StorageClass"] == "GLACIER"
     ok(mdg("cp", "app-1.zip", moto.url("ir/"), "--storage-class", "GLACIER_IR"))
     assert moto.read("ir/app-1.zip") == release(1)
 

@@ -11,6 +11,7 @@ not enforce create-only writes (:func:`backup_key`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -39,6 +40,19 @@ def make_encoder(config: Config, reference: Any) -> Encoder:
     compression); ``analyze`` estimates with the same."""
     secondary: Any = config.codec_secondary  # validated by Config
     return Encoder(reference, level=config.codec_level, secondary=secondary)
+
+
+#: Storage classes whose objects cannot be read until restored: every delta of a folder needs
+#: its reference, so a reference is never written in one (the delta or direct object is).
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
+def reference_options(options: WriteOptions | None) -> WriteOptions | None:
+    """The write options a new reference gets from the write that creates it: all of them
+    (encryption, ACL... the reference holds the file's bytes) but an archive storage class."""
+    if options is None or options.storage_class not in ARCHIVE_CLASSES:
+        return options
+    return dataclasses.replace(options, storage_class=None) or None
 
 
 def backup_key(prefix: str, sha256: str) -> str:
@@ -164,6 +178,7 @@ class References:
         """Creates the deltaspace's reference from ``upload`` (create-only), returning it and
         its bytes; None if another writer's is there first."""
         meta = fmt.reference_metadata(fmt.basename(key), upload.sha256)
+        options = reference_options(options)
         if not self.create_only_enforced(bucket):
             # Without create-only writes, a concurrent creator may overwrite this reference
             # after deltas were checked against it: keep a content-addressed copy that readers

@@ -7,9 +7,10 @@ stores: the delta or direct object, and the folder's reference when the write cr
 
 A download writes nothing to S3: it ignores them, as ``aws s3`` does. The local store
 (``file://``) has none of them: one usage error says so before anything is read or stored.
-Two checks are ours (aws passes both to S3): a KMS key without ``--sse aws:kms``, which S3
-refuses for every file, and an archive storage class without ``--no-delta`` (a reference in
-GLACIER cannot be read to write or rebuild the folder's deltas).
+One check is ours (aws passes it to S3): a KMS key without ``--sse aws:kms``, which S3 refuses
+for every file. An archive storage class (GLACIER, DEEP_ARCHIVE) goes to the deltas and direct
+objects; the engine keeps a folder's reference out of it (readable, or no delta of the folder
+could be written or rebuilt).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import click
 
+from ..engine import ARCHIVE_CLASSES
 from ..storage.base import WriteOptions
 from ._app import EXIT_USAGE, App, abort
 
@@ -45,7 +47,7 @@ STORAGE_CLASSES = (
     "GLACIER_IR",
 )
 #: The classes whose objects cannot be read until restored.
-ARCHIVES = ("GLACIER", "DEEP_ARCHIVE")
+ARCHIVES = tuple(sorted(ARCHIVE_CLASSES))
 #: ``aws s3 cp --acl``'s canned ACLs.
 ACLS = (
     "private",
@@ -96,8 +98,8 @@ def write_options(fn: click.decorators.FC) -> click.decorators.FC:
             {
                 "type": click.Choice(STORAGE_CLASSES),
                 "metavar": "CLASS",
-                "help": f"Storage class: {', '.join(STORAGE_CLASSES)} (an archive class, "
-                f"{' or '.join(ARCHIVES)}, with --no-delta).",
+                "help": f"Storage class: {', '.join(STORAGE_CLASSES)} (with an archive "
+                f"class, {' or '.join(ARCHIVES)}, a new reference stays STANDARD).",
             },
         ),
         (
@@ -120,28 +122,14 @@ def write_options(fn: click.decorators.FC) -> click.decorators.FC:
 
 
 def write_options_from(ctx: click.Context, *, no_delta: bool) -> WriteOptions | None:
-    """The write options given (None when none was), checked:
-
-    - ``--sse-kms-key-id`` needs ``--sse aws:kms`` (S3 refuses the key otherwise, for every
-      file: here before any);
-    - an archive storage class (GLACIER, DEEP_ARCHIVE: unreadable until restored) needs
-      ``--no-delta``: the engine gives a folder's reference the options of the write that
-      creates it, and a reference in an archive cannot be read to encode the folder's next
-      files or to rebuild any of them.
-    """
+    """The write options given (None when none was), checked: ``--sse-kms-key-id`` needs
+    ``--sse aws:kms`` (S3 refuses the key otherwise, for every file: here before any).
+    ``no_delta`` is the command's: with it, no reference is made, whatever the class."""
     given = {_FIELDS[name]: value for name, value in ctx.meta.get(_META, {}).items()}
     if not given:
         return None
     if given.get("sse_kms_key_id") and given.get("sse") != "aws:kms":
         abort("--sse-kms-key-id needs --sse aws:kms", EXIT_USAGE)
-    archive = given.get("storage_class")
-    if archive in ARCHIVES and not no_delta:
-        abort(
-            f"--storage-class {archive} needs --no-delta: a folder's reference stored in "
-            f"{archive} cannot be read until restored, so no delta against it could be "
-            "written or read (GLACIER_IR is read at once)",
-            EXIT_USAGE,
-        )
     return WriteOptions(**given)
 
 

@@ -135,3 +135,27 @@ def test_the_local_store_refuses_them(tmp_path: Path) -> None:
         with pytest.raises(NotSupportedError, match="StorageClass"):
             local.upload_file(str(src), "bkt", "a.zip", ExtraArgs={"StorageClass": "GLACIER"})
         assert local.list_objects_v2(Bucket="bkt")["KeyCount"] == 0  # nothing was stored
+
+
+def test_an_archive_class_is_not_given_to_the_reference(
+    dg: DeltaGliderClient, raw: Any, bucket: str, moto_server: Server
+) -> None:
+    """Every delta of a folder needs its reference: one in GLACIER could not be read until
+    restored, so a reference never gets an archive class (the deltas do, as asked)."""
+    for v in (1, 2):
+        dg.put_object(Bucket=bucket, Key=f"g/app-{v}.zip", Body=release(v), StorageClass="GLACIER")
+    assert _stored(raw, bucket, "g/reference.bin")["StorageClass"] == "STANDARD"
+    for v in (1, 2):
+        assert _stored(raw, bucket, f"g/app-{v}.zip.delta")["StorageClass"] == "GLACIER"
+    # A client with a cold cache still encodes the folder's next release against it.
+    with create_client(
+        moto_server.endpoint_url,
+        aws_access_key_id=moto_server.access_key,
+        aws_secret_access_key=moto_server.secret_key,
+        region_name=REGION,
+        deltaglider_config=memory_config(),
+    ) as fresh:
+        third = fresh.put_object(
+            Bucket=bucket, Key="g/app-3.zip", Body=release(3), StorageClass="GLACIER"
+        )
+    assert third["DeltaGliderInfo"]["IsDelta"]
