@@ -97,7 +97,9 @@ BEHAVIOURS: dict[str, str] = {
     "Write options": "ServerSideEncryption (AES256, aws:kms with SSEKMSKeyId), StorageClass, "
     "ACL, CacheControl and ContentEncoding (put_object, copy_object, upload ExtraArgs) apply to "
     "every object the key maps to: the delta or direct object and a reference the write "
-    "creates (with its backup copy); a reference that exists already keeps its own. A local "
+    "creates (with its backup copy; never an archive class, GLACIER or DEEP_ARCHIVE: a reference "
+    "must stay readable for its folder's deltas, so it stays STANDARD); a reference that exists "
+    "already keeps its own. A local "
     "store refuses them (NotSupportedError) before anything is stored",
     "TransferConfig": "the engine transfers with the client's own settings "
     "(deltaglider.config.Config). A TransferConfig field may be left unset, or set to: "
