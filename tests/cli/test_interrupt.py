@@ -200,3 +200,19 @@ def test_the_cancellation_itself(s3_target: Target, tmp_path: Path) -> None:
     with cancel.download(target):
         cancel.clean_up()
     assert not partial.exists() and other.exists()
+
+
+def test_an_earlier_interrupted_command_does_not_end_the_next_one() -> None:
+    """A process that runs commands one after another through main() (tests, embedders) is
+    ended at once only for the interruption of the command it is running, not an earlier one."""
+    script = (
+        "from deltaglider.cli import _cancel, main\n"
+        "_cancel._abandoned.set()  # as an interrupted earlier command leaves it\n"
+        "code = main(['--version'])\n"
+        "print('returned', code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "returned 0" in done.stdout, done.stdout

@@ -19,7 +19,7 @@ import click
 from .._version import __version__
 from ._app import EXIT_FAILED, EXIT_INTERRUPTED, App, DGGroup, describe_error, group_options
 from ._app import settings_from as _settings_from
-from ._cancel import abandoned
+from ._cancel import abandoned, begin
 
 __all__ = ["cli", "main"]
 
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     """The console entry point: never a traceback for what a user can cause (unless
     ``--debug``), and ``aws``-style exit codes. A command interrupted by Ctrl-C leaves at once,
     without waiting for the requests it abandoned (see ``_cancel``)."""
+    begin()
     code = _main(sys.argv[1:] if argv is None else argv)
     if abandoned():
         for stream in (sys.stdout, sys.stderr):

@@ -60,9 +60,16 @@ _abandoned = threading.Event()
 
 
 def abandoned() -> bool:
-    """Whether a command of this process was interrupted and left threads behind (requests
-    already sent): the process should end without waiting for them."""
+    """Whether the command this process runs (since :func:`begin`) was interrupted and left
+    threads behind (requests already sent): the process should end without waiting for them."""
     return _abandoned.is_set()
+
+
+def begin() -> None:
+    """A command starts: no work of it is abandoned yet. (A program that runs commands one
+    after another in one process, as tests and embedders do, must not be ended for an earlier
+    command's interruption.)"""
+    _abandoned.clear()
 
 
 class Cancelled(BaseException):
