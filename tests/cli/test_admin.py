@@ -26,6 +26,7 @@ def _temp_copy(target: Target, name: str, data: bytes, expires: datetime) -> str
     return key
 
 
+@pytest.mark.slow
 def test_purge(dg: Dg, target: Target) -> None:
     now = datetime.now(timezone.utc)
     old = _temp_copy(target, "a", b"x" * 3000, now - timedelta(hours=1))
@@ -104,6 +105,7 @@ def moto_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Targ
     drop_target(t)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["seaweedfs", "moto"])
 def test_bucket_acls(where: str, s3_target: Target, moto_target: Target, workdir: Path) -> None:
     target = s3_target if where == "seaweedfs" else moto_target

@@ -7,10 +7,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from cli_conftest import Dg, Target, executable, ok, write
 from test_cp import release
 
 
+@pytest.mark.slow
 def test_the_documented_examples(dg: Dg, target: Target, workdir: Path) -> None:
     # The CI example: cp dist/*.zip s3://releases/TAG/ (one batch: deltas against one reference).
     for v in (1, 2, 3):

@@ -46,6 +46,7 @@ def _two_releases(dg: Dg, target: Target, workdir: Path, env: dict[str, str]) ->
     return dg("cp", "r/app-2.zip", target.url("m/"), env=env)
 
 
+@pytest.mark.slow
 def test_logging_and_none(dg: Dg, target: Target, workdir: Path) -> None:
     # DG_LOG_LEVEL unset: INFO, the original's default, at which the metrics are logged.
     env = {"DG_METRICS": "logging", "DG_LOG_LEVEL": ""}
@@ -124,6 +125,7 @@ def test_cloudwatch(s3_target: Target, moto_server: Server, workdir: Path) -> No
     } <= names
 
 
+@pytest.mark.slow
 def test_cloudwatch_unreachable_does_not_fail_the_command(s3_target: Target, workdir: Path) -> None:
     dg = Dg(s3_target, workdir)
     (closed,) = free_ports(1)  # nothing listens there

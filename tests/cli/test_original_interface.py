@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_conftest import Dg, Target, ok, write
 from click.testing import CliRunner
 from test_cp import release
@@ -150,6 +151,7 @@ def test_stats_human_report_uses_the_original_labels(dg: Dg, target: Target, wor
     assert prefix.startswith(f"Bucket Statistics: {target.bucket}, prefix rel/\n")
 
 
+@pytest.mark.slow
 def test_stats_refresh_in_every_mode(dg: Dg, target: Target, workdir: Path) -> None:
     write(workdir / "a/app-1.zip", release(1))
     ok(dg("cp", "-r", "a", target.url("a/")))
@@ -200,6 +202,7 @@ def test_verify_prints_the_original_json_document(dg: Dg, target: Target, workdi
     assert quiet.stdout == quiet.stderr == ""
 
 
+@pytest.mark.slow
 def test_the_summary_lines_scripts_look_for(dg: Dg, target: Target, workdir: Path) -> None:
     """``aws s3 sync`` and ``aws s3 rm --recursive`` end with no summary (measured: their
     stdout is the action lines alone); we end with the original's line on stdout."""

@@ -35,6 +35,7 @@ def _report(request: pytest.FixtureRequest) -> tuple[Soak, dict[str, Any]]:
     return soak, json.loads(soak.out.read_text())
 
 
+@pytest.mark.slow
 def test_soak_memory_and_open_files_stay_flat(request: pytest.FixtureRequest) -> None:
     soak, report = _report(request)
     assert soak.seconds >= 2 * MINUTE, "a soak shorter than two minutes proves nothing here"
