@@ -159,3 +159,15 @@ def test_an_archive_class_is_not_given_to_the_reference(
             Bucket=bucket, Key="g/app-3.zip", Body=release(3), StorageClass="GLACIER"
         )
     assert third["DeltaGliderInfo"]["IsDelta"]
+
+
+def test_an_archived_object_reads_as_archived_not_as_forbidden(
+    dg: DeltaGliderClient, bucket: str
+) -> None:
+    """S3 answers 403 InvalidObjectState for an object in GLACIER not restored: said as what it
+    is, not as access denied."""
+    dg.put_object(Bucket=bucket, Key="a/notes.txt", Body=b"cold", StorageClass="GLACIER")
+    with pytest.raises(Exception) as caught:
+        dg.get_object(Bucket=bucket, Key="a/notes.txt")["Body"].read()
+    text = str(caught.value)
+    assert "restored" in text and "access denied" not in text.lower(), text

@@ -61,6 +61,14 @@ def translate(exc: Exception, *, bucket: str = "", key: str = "", action: str = 
             return BucketNotFound(f"bucket {bucket} does not exist", **kw)
         if code in ("NoSuchKey", "404", "NotFound") or status == 404:
             return ObjectNotFound(f"{where} does not exist", **kw)
+        if code == "InvalidObjectState":
+            # S3's 403 for an object in an archive storage class (GLACIER, DEEP_ARCHIVE) not
+            # restored: no matter of access rights.
+            return StorageError(
+                f"{where} is in an archive storage class and must be restored before it is "
+                f"read ({text})",
+                **kw,
+            )
         if code in _ACCESS or status == 403:
             detail = {
                 "InvalidAccessKeyId": "the access key is not known to the store",
