@@ -43,6 +43,10 @@ def proxy(s3_target: Target) -> Iterator[FaultProxy]:
         p.close()
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """The executable, its output read as it comes."""
 
@@ -54,6 +58,10 @@ class Run:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As a command run in a terminal: SIGINT not ignored, even when this test runs in a
+            # process a non-interactive shell started in the background (SIGINT ignored there,
+            # and inherited; the command leaves an ignored SIGINT ignored).
+            preexec_fn=_sigint_default,
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -178,13 +186,25 @@ def test_the_cancellation_itself(s3_target: Target, tmp_path: Path) -> None:
     leaving the block raises KeyboardInterrupt; the store refuses data requests afterwards
     (not clean-up ones); clean_up removes the partial files of the downloads it tracks."""
     cancel = Cancellation()
+    # A process a non-interactive shell started in the background has SIGINT ignored, and the
+    # block leaves it so (tested below): here Python's own handler, as in a terminal.
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt), cancel.sigint():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
         assert cancel.requested
         with pytest.raises(Cancelled):
             cancel.wrap(None)(1)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with cancel.sigint():  # ignored SIGINT stays ignored: no handler installed
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else before)
     storage = s3_target.storage()
     client = storage.client  # type: ignore[attr-defined]
     cancel.guard(client)

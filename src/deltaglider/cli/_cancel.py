@@ -204,7 +204,12 @@ class Cancellation:
         the block after a request, normally or by any exception, raises KeyboardInterrupt
         (the command's Ctrl-C path: clean-up, "cancelled", exit 130). Only the main thread
         can take signals: elsewhere the block runs with SIGINT as it was."""
-        if threading.current_thread() is not threading.main_thread():
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        ):
+            # Not the main thread; or SIGINT is ignored, as a shell does for a command it runs
+            # in the background: left ignored, as programs do.
             yield
             return
         main = threading.main_thread().ident
