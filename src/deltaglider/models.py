@@ -35,6 +35,7 @@ __all__ = [
     "VerifyResult",
     "mib",
     "percent",
+    "savings",
 ]
 
 _MIB = 1024 * 1024
@@ -43,6 +44,14 @@ _MIB = 1024 * 1024
 def mib(size: int) -> float:
     """Bytes in MiB, as the original's ``*_mb`` figures count them."""
     return size / _MIB
+
+
+def savings(stored: int, original: int) -> float:
+    """The fraction of ``original`` bytes that storing them in ``stored`` saves, to 6 places;
+    0.0 (never -0.0) for an empty original."""
+    if original <= 0:
+        return 0.0
+    return round((original - stored) / original, 6) + 0.0
 
 
 def percent(saved: int, whole: int) -> float:

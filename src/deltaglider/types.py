@@ -97,19 +97,6 @@ class PutObjectResponse(TypedDict, total=False):
     ResponseMetadata: ResponseMetadata
 
 
-class GetObjectResponse(TypedDict, total=False):
-    Body: Any
-    ContentLength: int
-    ContentRange: str
-    ContentType: str
-    AcceptRanges: str
-    ETag: str
-    LastModified: datetime
-    Metadata: dict[str, str]
-    DeltaGliderInfo: DeltaGliderInfo
-    ResponseMetadata: ResponseMetadata
-
-
 class HeadObjectResponse(TypedDict, total=False):
     ContentLength: int
     ContentRange: str
@@ -120,6 +107,12 @@ class HeadObjectResponse(TypedDict, total=False):
     Metadata: dict[str, str]
     DeltaGliderInfo: DeltaGliderInfo
     ResponseMetadata: ResponseMetadata
+
+
+class GetObjectResponse(HeadObjectResponse, total=False):
+    """head_object's fields and the ``Body``."""
+
+    Body: Any
 
 
 class DeleteObjectResponse(TypedDict, total=False):

@@ -17,6 +17,7 @@ import botocore.exceptions
 
 from ..engine import ListResult, ObjectSummary, after_token
 from ..errors import NotSupportedError
+from ..models import savings
 from .botocore import Paginator, check_params, pageable, validated
 from .core import ClientCore
 from .params import url_encode
@@ -46,13 +47,14 @@ def _original_metadata(obj: ObjectSummary, own: bool) -> dict[str, str]:
     """The original DeltaGlider's ``Metadata`` of a listed object (its ``deltaglider-*``
     fields) and, with ``own``, the object's own metadata."""
     size = obj.size if obj.size is not None else obj.stored_size
-    saved = 1 - obj.stored_size / size if obj.is_delta and size else 0.0
     fields = dict(obj.metadata or {}) if own else {}
     fields.update(
         {
             "deltaglider-is-delta": str(obj.is_delta).lower(),
             "deltaglider-original-size": str(size),
-            "deltaglider-compression-ratio": str(round(saved, 6) + 0.0),
+            "deltaglider-compression-ratio": str(
+                savings(obj.stored_size, size) if obj.is_delta else 0.0
+            ),
         }
     )
     if obj.is_delta and obj.ref_key:

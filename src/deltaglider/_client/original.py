@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import format as fmt
-from ..models import CompressionEstimate, ObjectInfo, UploadSummary
+from ..models import CompressionEstimate, ObjectInfo, UploadSummary, savings
 from .core import ClientCore
 from .errors import entry_error
 from .params import split_url
@@ -186,7 +186,7 @@ class OriginalMixin(ClientCore):
             etag=quoted(head.etag),
             original_size=original,
             compressed_size=stored,
-            compression_ratio=round(1 - stored / original, 6) + 0.0 if original else 0.0,
+            compression_ratio=savings(stored, original or 0),
             is_delta=is_delta,
             reference_key=head.ref_key or meta.ref_key,
             delta_chain_length=1 if is_delta else 0,

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from .. import format as fmt
 from ..engine import ObjectSummary, PutResult, VerifiedReader
-from ..models import mib, percent
+from ..models import mib, percent, savings
 
 __all__ = [
     "DEFAULT_TYPE",
@@ -60,7 +60,7 @@ def _info(
         "IsDelta": is_delta,
         "OriginalSize": original,
         "StoredSize": stored,
-        "Savings": round(saved / original, 6) + 0.0 if original else 0.0,
+        "Savings": savings(stored, original),
         "ReferenceKey": ref_key,
         "PhysicalKey": physical_key,
         "OriginalSizeMB": mib(original),
