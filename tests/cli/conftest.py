@@ -216,6 +216,23 @@ def executable() -> str:
 
 
 @pytest.fixture
+def proxy(s3_target: Target) -> Iterator[Any]:
+    """A FaultProxy (tests/reliability/faultproxy.py) in front of the S3 target's server:
+    what the command sends, on the wire, and faults to inject."""
+    reliability = str(Path(__file__).resolve().parents[1] / "reliability")
+    if reliability not in sys.path:
+        sys.path.insert(0, reliability)
+    from faultproxy import FaultProxy
+
+    assert s3_target.server is not None
+    p = FaultProxy(s3_target.server.endpoint_url)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -31,16 +31,6 @@ from deltaglider.cli._cancel import Cancellation, Cancelled
 
 #: From SIGINT to the process's end: "within a second".
 WITHIN = 1.0
-
-
-@pytest.fixture
-def proxy(s3_target: Target) -> Iterator[FaultProxy]:
-    assert s3_target.server is not None
-    p = FaultProxy(s3_target.server.endpoint_url)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def _sigint_default() -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cli_conftest import Dg, Target, ok, write
 from test_cp import release
 
@@ -80,16 +78,6 @@ def test_one_reference_per_folder(dg: Dg, target: Target, workdir: Path) -> None
     delta = target.storage().head(target.bucket, "d/same.zip.delta").size
     assert partial[0].split()[3:5] == [str(200_000 + delta), "0%"]
     assert partial[-2].strip() == f"Stored Size: {delta + 200_000} (with 1 reference(s), 200000)"
-
-
-@pytest.fixture
-def proxy(s3_target: Target) -> Iterator[FaultProxy]:
-    assert s3_target.server is not None
-    p = FaultProxy(s3_target.server.endpoint_url)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def test_requests(s3_target: Target, proxy: FaultProxy, workdir: Path) -> None:

@@ -42,15 +42,20 @@ def raw(moto_server: Server) -> Any:
     )
 
 
-@pytest.fixture
-def dg(moto_server: Server) -> Iterator[DeltaGliderClient]:
-    with create_client(
-        moto_server.endpoint_url,
-        aws_access_key_id=moto_server.access_key,
-        aws_secret_access_key=moto_server.secret_key,
+def _moto_client(server: Server) -> DeltaGliderClient:
+    """A deltaglider client on moto, with a cache of its own (cold)."""
+    return create_client(
+        server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
         region_name=REGION,
         deltaglider_config=memory_config(),
-    ) as client:
+    )
+
+
+@pytest.fixture
+def dg(moto_server: Server) -> Iterator[DeltaGliderClient]:
+    with _moto_client(moto_server) as client:
         yield client
 
 
@@ -148,13 +153,7 @@ def test_an_archive_class_is_not_given_to_the_reference(
     for v in (1, 2):
         assert _stored(raw, bucket, f"g/app-{v}.zip.delta")["StorageClass"] == "GLACIER"
     # A client with a cold cache still encodes the folder's next release against it.
-    with create_client(
-        moto_server.endpoint_url,
-        aws_access_key_id=moto_server.access_key,
-        aws_secret_access_key=moto_server.secret_key,
-        region_name=REGION,
-        deltaglider_config=memory_config(),
-    ) as fresh:
+    with _moto_client(moto_server) as fresh:
         third = fresh.put_object(
             Bucket=bucket, Key="g/app-3.zip", Body=release(3), StorageClass="GLACIER"
         )
