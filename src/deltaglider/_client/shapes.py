@@ -19,7 +19,6 @@ from ..models import mib, percent, savings
 __all__ = [
     "DEFAULT_TYPE",
     "StreamingBody",
-    "became_reference",
     "metadata_response",
     "object_fields",
     "operation_of",
@@ -72,15 +71,9 @@ def _info(
     }
 
 
-def became_reference(result: PutResult) -> bool:
-    """Whether the put stored the first file of its folder: the file became the folder's
-    reference, stored whole (its zero-diff delta beside it is bookkeeping)."""
-    return result.is_delta and result.created_reference
-
-
 def operation_of(result: PutResult) -> str:
     """The original's name of what a put did."""
-    if became_reference(result):
+    if result.became_reference:
         return "create_reference"
     return "create_delta" if result.is_delta else "upload_direct"
 
@@ -104,7 +97,7 @@ def put_info(result: PutResult) -> dict[str, Any]:
     """``DeltaGliderInfo`` of an object stored (put, copy, an upload). The first file of a
     folder is reported as what it cost: stored whole, as the reference (``IsDelta`` false, no
     saving, ``StoredAs`` the reference), as the original reported it."""
-    if became_reference(result):
+    if result.became_reference:
         info = _info(
             stored=result.size,
             original=result.size,

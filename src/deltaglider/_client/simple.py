@@ -25,7 +25,7 @@ from ..progress import Progress, serialized
 from ..stats import MODES, BucketStats, Mode, bucket_stats
 from .core import ClientCore
 from .params import invalid_tags, split_url, tagging
-from .shapes import became_reference, operation_of, put_info, quoted, summary_info
+from .shapes import operation_of, put_info, quoted, summary_info
 
 __all__ = ["SimpleMixin"]
 
@@ -61,7 +61,7 @@ def _put_fields(result: PutResult, filename: str | None) -> UploadSummary:
         Sha256=result.sha256,
         DeltaGliderInfo=put_info(result),
     )
-    whole = became_reference(result) or not result.is_delta
+    whole = result.became_reference or not result.is_delta
     return UploadSummary(
         operation_of(result),
         result.bucket,

@@ -61,6 +61,12 @@ class PutResult:
     #: Why a delta candidate was stored direct ("" when it was not a candidate or is a delta).
     direct_reason: str = ""
 
+    @property
+    def became_reference(self) -> bool:
+        """Whether the file became its deltaspace's new reference: stored whole there, its
+        zero-diff delta beside it is bookkeeping (what the CLI and the SDK report it as)."""
+        return self.is_delta and self.created_reference
+
 
 @dataclass(frozen=True)
 class ObjectSummary:

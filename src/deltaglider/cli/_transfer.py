@@ -120,7 +120,7 @@ def stored_cost(result: PutResult) -> int:
 
 def savings_note(result: PutResult) -> str:
     """What a stored file cost: `` (delta 0.8% of 82.4 MiB)``."""
-    if result.is_delta and result.created_reference:
+    if result.became_reference:
         return f" (new reference, {human_size(result.size)})"
     if result.is_delta:
         ratio = result.stored_size / result.size if result.size else 0.0
