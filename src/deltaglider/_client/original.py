@@ -174,11 +174,14 @@ class OriginalMixin(ClientCore):
         bucket, key = split_url(s3_url)
         with self._s3("HeadObject", bucket=bucket, key=key):
             head = self._store.head(bucket, key)
-            raw = self.storage.head(bucket, head.physical_key)
-        meta = fmt.parse_metadata(raw.metadata or {}, raw.key)
-        is_delta = head.is_delta or fmt.physical(raw.key).kind == "delta"
-        original = head.size if head.is_delta else (meta.file_size or raw.size)
-        stored = raw.size
+            # A .delta the engine does not read as one (another tool's, or the original's
+            # with part of its metadata): its recorded size, from its own metadata (a HEAD).
+            odd = not head.is_delta and fmt.physical(head.physical_key).kind == "delta"
+            raw = self.storage.head(bucket, head.physical_key) if odd else None
+        meta = fmt.parse_metadata(raw.metadata or {}, raw.key) if raw is not None else None
+        is_delta = head.is_delta or odd
+        stored = head.stored_size
+        original = head.size if meta is None else (meta.file_size or stored)
         return ObjectInfo(
             key=head.key,
             size=stored,
@@ -188,7 +191,7 @@ class OriginalMixin(ClientCore):
             compressed_size=stored,
             compression_ratio=savings(stored, original or 0),
             is_delta=is_delta,
-            reference_key=head.ref_key or meta.ref_key,
+            reference_key=head.ref_key or (meta.ref_key if meta is not None else None),
             delta_chain_length=1 if is_delta else 0,
         )
 
