@@ -48,8 +48,12 @@ class Config:
     cache_memory_size_mb: int = 100
     #: Size cap of the filesystem cache in MiB, least recently used evicted (DG_CACHE_MAX_SIZE_MB).
     cache_max_size_mb: int = 2048
-    #: Cache encryption key, 32 bytes base64 (DG_CACHE_ENCRYPTION_KEY); None: per process.
+    #: Cache encryption key, 32 bytes base64 (DG_CACHE_ENCRYPTION_KEY); None: the user's key
+    #: file in ``cache_dir`` (created once, 0600; see ``deltaglider.cache``).
     cache_encryption_key: bytes | None = field(default=None, repr=False)
+    #: A random cache key and a private cache folder per process, removed when it exits
+    #: (DG_CACHE_EPHEMERAL=1): nothing is reused across commands.
+    cache_ephemeral: bool = False
     #: Parallel transfers for multi-file work (DG_MAX_WORKERS).
     max_workers: int = 8
     #: Objects at least this large go up in parts (DG_MULTIPART_THRESHOLD_MB).
@@ -82,6 +86,11 @@ class Config:
             raise ConfigError("codec secondary must be 'none', 'djw' or 'lzma'")
         if self.cache_encryption_key is not None and len(self.cache_encryption_key) != 32:
             raise ConfigError("the cache encryption key must be 32 bytes (44 characters base64)")
+        if self.cache_ephemeral and self.cache_encryption_key is not None:
+            raise ConfigError(
+                "DG_CACHE_EPHEMERAL and DG_CACHE_ENCRYPTION_KEY ask for different cache keys: "
+                "set one of them"
+            )
         exts = tuple(
             e.lower() if e.startswith(".") else "." + e.lower() for e in self.delta_extensions if e
         )
@@ -127,6 +136,8 @@ class Config:
             values["codec_secondary"] = env["DG_CODEC_SECONDARY"].strip().lower()
         if env.get("DG_CACHE_ENCRYPTION_KEY"):
             values["cache_encryption_key"] = decode_key(env["DG_CACHE_ENCRYPTION_KEY"])
+        if env.get("DG_CACHE_EPHEMERAL", "").strip():
+            values["cache_ephemeral"] = _flag("DG_CACHE_EPHEMERAL", env["DG_CACHE_EPHEMERAL"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -137,6 +148,15 @@ class Config:
         """Whether a file of this name is stored as a delta (by its suffix)."""
         lower = key.lower()
         return any(lower.endswith(ext) for ext in self.delta_extensions)
+
+
+def _flag(var: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{var}={raw!r} is not a yes/no value (1, true, yes, on; 0, false, no, off)")
 
 
 def decode_key(text: str) -> bytes:

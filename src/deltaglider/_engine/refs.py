@@ -7,6 +7,14 @@ Every byte of a reference the engine uses is checked against the sha256 a delta 
 the reference's own, when it was just created from the file being stored): taken from the
 cache, fetched from ``reference.bin``, or from the content-addressed copy kept on stores that do
 not enforce create-only writes (:func:`backup_key`).
+
+Memory stays bounded whatever the reference's size: its bytes are a
+:data:`~deltaglider.cache.Buffer`, ``bytes`` up to the cache's ``in_memory_max`` (4 MiB), beyond
+it a read-only mapping of a file with no name (the cache's :class:`~deltaglider.cache.Spool`):
+a fetched reference is streamed into it while hashed, a reference just created from an upload
+is copied into it (so it neither depends on the upload's own mapping nor changes if the user's
+file does). The coders kept (:data:`_CODERS_KEPT`) hold the mapping; it is unmapped, and its file
+gone, when the last of them is dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Any
 
 from .. import _io
 from .. import format as fmt
-from ..cache import ReferenceCache
+from ..cache import Buffer, ReferenceCache
 from ..codec import Decoder, Encoder
 from ..config import Config
 from ..errors import IntegrityError, ObjectNotFound, PreconditionFailed, StorageError
@@ -140,12 +148,13 @@ class References:
 
     def current(
         self, bucket: str, key: str, upload: Upload, options: WriteOptions | None = None
-    ) -> tuple[Ref | None, bytes | None]:
+    ) -> tuple[Ref | None, Buffer | None]:
         """The reference of ``key``'s deltaspace, creating it from ``upload`` if there is none
         (written with the upload's ``options``: the reference holds the file's bytes).
 
         Returns the reference (None if the deltaspace holds an unusable ``reference.bin``) and,
-        when this call created it, its bytes.
+        when this call created it, its bytes (None if the file changed while it was read: the
+        bytes are then fetched, and checked, from the store).
         """
         prefix = fmt.deltaspace(key)
         known = self.known(bucket, prefix)
@@ -174,7 +183,7 @@ class References:
 
     def _create(
         self, bucket: str, prefix: str, key: str, upload: Upload, options: WriteOptions | None
-    ) -> tuple[Ref, bytes] | None:
+    ) -> tuple[Ref, Buffer | None] | None:
         """Creates the deltaspace's reference from ``upload`` (create-only), returning it and
         its bytes; None if another writer's is there first."""
         meta = fmt.reference_metadata(fmt.basename(key), upload.sha256)
@@ -206,10 +215,23 @@ class References:
         except PreconditionFailed:
             return None
         created = Ref(upload.sha256, info.etag)
-        data = bytes(upload.view)
-        self._cache.put(upload.sha256, data)
+        data = self._copy(upload)
+        if data is not None:
+            self._cache.put(upload.sha256, data)
         self.remember(bucket, prefix, created)
         return created, data
+
+    def _copy(self, upload: Upload) -> Buffer | None:
+        """A private copy of the upload's bytes (the upload's mapping goes when it closes, and
+        the user's file may change): bytes, or an unnamed file mapped. None if they no longer
+        hash to the upload's sha256 (the file changed meanwhile)."""
+        view = upload.view
+        with self._cache.spool(upload.size) as spool:
+            for start in range(0, upload.size, _io.CHUNK):
+                with view[start : start + _io.CHUNK] as piece:
+                    spool.write(piece)
+            data, digest = spool.finish()
+        return data if digest == upload.sha256 else None
 
     def create_only_enforced(self, bucket: str) -> bool:
         """Whether the store refuses a create-only write over an existing object: declared by
@@ -241,15 +263,27 @@ class References:
 
     # The reference's bytes, and the coders built on them.
 
-    def fetch_verified(self, bucket: str, key: str, sha256: str, what: str = "") -> bytes:
+    def fetch_verified(self, bucket: str, key: str, sha256: str, what: str = "") -> Buffer:
         """The object ``key``'s bytes, checked against ``sha256`` (IntegrityError if they are
-        not those); ``what`` names it in the error (default: the delta's reference)."""
+        not those); ``what`` names it in the error (default: the delta's reference). Streamed
+        into the cache's spool while hashed: bytes, or an unnamed file mapped."""
         info, body = self._storage.get(bucket, key)
         try:
-            data = _io.read_all(body, info.size)
+            with self._cache.spool(info.size) as spool:
+                got: int | str = "more than"
+                try:
+                    while chunk := body.read(_io.CHUNK):
+                        spool.write(chunk)
+                    got = spool.written
+                    data, digest = spool.finish()
+                except ValueError:  # a body cut short, or longer than its object said
+                    raise StorageError(
+                        f"s3://{bucket}/{key}: read {got} bytes of a {info.size}-byte object",
+                        bucket=bucket,
+                        key=key,
+                    ) from None
         finally:
             body.close()
-        digest = hashlib.sha256(data).hexdigest()
         if digest != sha256:
             said = what or "the reference is not the one the delta was made against"
             raise IntegrityError(
@@ -260,11 +294,11 @@ class References:
             )
         return data
 
-    def keep(self, sha256: str, data: bytes) -> None:
+    def keep(self, sha256: str, data: Buffer) -> None:
         """Puts a reference's verified bytes in the cache (the next reader need not fetch)."""
         self._cache.put(sha256, data)
 
-    def reference_bytes(self, bucket: str, ref_key: str, sha256: str) -> bytes:
+    def reference_bytes(self, bucket: str, ref_key: str, sha256: str) -> Buffer:
         """The reference with this sha256: from the cache, else fetched and verified.
 
         If ``reference.bin`` is gone or is another reference, the content-addressed copy kept
@@ -285,7 +319,7 @@ class References:
         self._cache.put(sha256, data)
         return data
 
-    def encoder(self, bucket: str, ref_key: str, sha256: str, data: bytes | None) -> Encoder:
+    def encoder(self, bucket: str, ref_key: str, sha256: str, data: Buffer | None) -> Encoder:
         """The encoder of the reference (``data``: its bytes, when the caller has them)."""
         coders = self._coders_of(bucket, ref_key, sha256, encoder=True, data=data)
         assert coders.encoder is not None
@@ -296,7 +330,7 @@ class References:
         return self._coders_of(bucket, ref_key, sha256, encoder=False, data=None).decoder
 
     def _coders_of(
-        self, bucket: str, ref_key: str, sha256: str, *, encoder: bool, data: bytes | None
+        self, bucket: str, ref_key: str, sha256: str, *, encoder: bool, data: Buffer | None
     ) -> _Coders:
         """The coders of a reference, kept for the few most recent references. They hold the
         reference's bytes, so a reference in use is neither fetched nor taken from the cache
