@@ -475,9 +475,11 @@ def _private_dir(path: Path) -> None:
 # --- the user's key ---------------------------------------------------------------------------
 
 
-def cache_key(directory: Path) -> bytes:
+def cache_key(directory: Path, *, owner: int | None = None) -> bytes:
     """The user's cache key, ``directory/key``: read, or created once (see the module's notes).
-    A key file that is not safe or not a key is a ConfigError saying what to do."""
+    A key file that is not safe or not a key is a ConfigError saying what to do; ``owner`` is
+    the user it must belong to (default: this process's effective user)."""
+    owner = os.geteuid() if owner is None else owner
     root = Path(directory)
     try:
         _private_dir(root)
@@ -485,7 +487,7 @@ def cache_key(directory: Path) -> bytes:
         raise ConfigError(f"cannot create the cache folder {root}: {exc.strerror}") from None
     path = root / KEY_FILE
     for _ in range(100):
-        key = _read_key(path)
+        key = _read_key(path, owner)
         if key is not None:
             return key
         if not path.exists():
@@ -498,7 +500,7 @@ def cache_key(directory: Path) -> bytes:
     raise ConfigError(f"{path} stays empty: remove it and a new key is made")
 
 
-def _read_key(path: Path) -> bytes | None:
+def _read_key(path: Path, owner: int) -> bytes | None:
     """The key in ``path``; None if there is none yet (or it is still being written)."""
     fix = "remove it (a new key is made; cached references are fetched again)"
     try:
@@ -509,11 +511,11 @@ def _read_key(path: Path) -> bytes | None:
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"the cache key {path} is a symbolic link: {fix}") from None
         raise ConfigError(f"cannot read the cache key {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"the cache key {path} is not a file: {fix}")
-        if st.st_uid != os.geteuid():
+        if st.st_uid != owner:
             raise ConfigError(
                 f"the cache key {path} belongs to another user (uid {st.st_uid}): {fix}, "
                 "or set DG_CACHE_DIR to a folder of your own"
@@ -524,7 +526,9 @@ def _read_key(path: Path) -> bytes | None:
                 f"(mode {stat.S_IMODE(st.st_mode):04o}): run chmod 600 {path} if nobody else "
                 f"could have read it, else {fix}"
             )
-        text = fh.read(256)
+        text = os.read(fd, 256)
+    finally:
+        os.close(fd)
     if not text:
         return None
     try:
