@@ -119,9 +119,14 @@ class References:
         cache's bytes (the next use of each asks the store)."""
         with self._lock:
             self._known.clear()
+        self.release()
+        self._cache.clear()
+
+    def release(self) -> None:
+        """Drops the coders kept, and with them this engine's hold on their references' bytes
+        (a mapping is unmapped, and its unnamed file gone, once no call still uses it)."""
         with self._coders_lock:
             self._coders.clear()
-        self._cache.clear()
 
     def find(self, bucket: str, prefix: str) -> Ref | None:
         """The deltaspace's reference (one HEAD unless known), None if it has none usable."""
