@@ -8,6 +8,11 @@ stored that the reference is still the one it was made against (a concurrent cle
 have removed it, or, on a store without create-only writes, another writer replaced it: the
 file is then encoded again against what is there now).
 
+Memory: the file is mapped (:mod:`.sources`), and its delta is written by the encoder window by
+window into a :class:`~deltaglider._io.Spool` (memory for a small delta, a private temporary
+file for a big one), because its size goes into the metadata that precedes the body; the store
+sends it in parts. Neither the file nor its delta is held whole in the heap.
+
 The write path never deletes: when it made a reference that serves nothing (even the file's
 own delta was over a tiny max ratio), it says so in :class:`Written`, and the engine's face
 hands that deltaspace to cleanup.
@@ -22,10 +27,11 @@ from typing import Any, NamedTuple
 
 from .. import format as fmt
 from .._executor import Pool
+from .._io import Spool, ViewReader
 from ..config import Config
 from ..errors import DeltaTooLargeError, IntegrityError, ObjectNotFound, StorageError
 from ..progress import Tracker
-from ..storage.base import Storage, WriteOptions
+from ..storage.base import ObjectInfo, Storage, WriteOptions
 from .model import WRITE_ATTEMPTS, PutResult, Source, log
 from .refs import References
 from .sources import Upload
@@ -118,7 +124,8 @@ class Writer:
         if ref is None:
             return None
         ref_key = fmt.reference_key(prefix)
-        return ref_key, len(self._refs.encoder(bucket, ref_key, ref.sha256, None).encode(data))
+        encoder = self._refs.encoder(bucket, ref_key, ref.sha256, None)
+        return ref_key, encoder.copy_stream(ViewReader(data), _Counter())[1]
 
     def _direct(self, job: _Put, reason: str) -> PutResult:
         upload = job.upload
@@ -166,32 +173,20 @@ class Writer:
             except (ObjectNotFound, IntegrityError):
                 self._refs.remember(bucket, prefix, None)  # gone or replaced: look again
                 continue
-            try:
-                delta = encoder.encode(upload.view, max_delta_size=limit, progress=job.tracker.at)
-            except DeltaTooLargeError:
-                # Even its own zero-diff delta was over the limit (a tiny max ratio): a
-                # reference made for it serves nothing.
-                return Written(self._direct(job, "ratio"), prefix if created_any else None)
-            meta = fmt.delta_metadata(
-                original_name=fmt.basename(key),
-                file_sha256=upload.sha256,
-                file_size=upload.size,
-                ref_key=ref_key,
-                ref_sha256=ref.sha256,
-                delta_size=len(delta),
-                zero_diff=upload.sha256 == ref.sha256,
-            )
-            meta.update(job.user)
-            info = self._storage.put(
-                bucket,
-                fmt.delta_key(key),
-                delta,
-                size=len(delta),
-                metadata=meta,
-                content_type=job.content_type,
-                tagging=job.tagging,
-                options=job.options,
-            )
+            with Spool() as spool:
+                try:
+                    encoder.copy_stream(
+                        ViewReader(upload.view),
+                        spool,
+                        max_delta_size=limit,
+                        progress=job.tracker.at,
+                    )
+                except DeltaTooLargeError:
+                    # Even its own zero-diff delta was over the limit (a tiny max ratio): a
+                    # reference made for it serves nothing.
+                    return Written(self._direct(job, "ratio"), prefix if created_any else None)
+                delta_size = spool.size
+                stored = self._store_delta(job, ref_key, ref.sha256, spool.view())
             if self._refs.is_current(bucket, prefix, ref):
                 return Written(
                     PutResult(
@@ -199,10 +194,10 @@ class Writer:
                         key,
                         fmt.delta_key(key),
                         upload.size,
-                        len(delta),
+                        delta_size,
                         upload.sha256,
                         True,
-                        info.etag,
+                        stored.etag,
                         ref_key=ref_key,
                         created_reference=created_any,
                     )
@@ -217,3 +212,36 @@ class Writer:
         raise StorageError(
             f"s3://{bucket}/{key}: the deltaspace's reference kept changing", bucket=bucket, key=key
         )
+
+    def _store_delta(
+        self, job: _Put, ref_key: str, ref_sha256: str, delta: memoryview
+    ) -> ObjectInfo:
+        """Stores ``delta`` as the job's file's delta against the reference ``ref_key``."""
+        upload = job.upload
+        meta = fmt.delta_metadata(
+            original_name=fmt.basename(job.key),
+            file_sha256=upload.sha256,
+            file_size=upload.size,
+            ref_key=ref_key,
+            ref_sha256=ref_sha256,
+            delta_size=len(delta),
+            zero_diff=upload.sha256 == ref_sha256,
+        )
+        meta.update(job.user)
+        return self._storage.put(
+            job.bucket,
+            fmt.delta_key(job.key),
+            delta,
+            size=len(delta),
+            metadata=meta,
+            content_type=job.content_type,
+            tagging=job.tagging,
+            options=job.options,
+        )
+
+
+class _Counter:
+    """A writer that only counts (a delta measured, not kept)."""
+
+    def write(self, data: Any, /) -> int:
+        return memoryview(data).nbytes
