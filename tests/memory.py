@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 __all__ = ["Measured", "big_file", "edited", "measure", "measure_python", "rss_anon"]
 
@@ -98,14 +99,15 @@ def measure(
     env: Mapping[str, str] | None = None,
     interval: float = 0.01,
     timeout: float = 1800,
-    stdin: bytes | None = None,
+    stdin: IO[bytes] | None = None,
 ) -> Measured:
-    """Runs ``argv`` and samples the RssAnon of it and its children every ``interval`` s."""
+    """Runs ``argv`` (its standard input ``stdin``, a file, or nothing) and samples the RssAnon
+    of it and its children every ``interval`` s."""
     started = time.monotonic()
     proc = subprocess.Popen(
         list(argv),
         env=dict(env) if env is not None else None,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -124,7 +126,7 @@ def measure(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        out, err = proc.communicate(stdin, timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except BaseException:
         proc.kill()
         proc.wait()
