@@ -10,7 +10,7 @@ read-ahead tasks wait only on the network, never on other tasks of that pool.
 from __future__ import annotations
 
 import contextlib
-import io
+import mmap
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,7 +18,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from .._io import read_all, read_exactly
+from .._io import CHUNK, ViewReader, read_all
 from ..errors import ObjectNotFound, PreconditionFailed, StorageError
 from ._s3_wire import translate
 
@@ -124,7 +124,11 @@ class PartsBody:
 
     ``first`` is the body of the bytes before ``offset``; the parts from ``offset`` to ``end``
     are requested ahead of the reader (a bounded number in flight), each pinned to the
-    object's ETag and resumable on its own.
+    object's ETag and resumable on its own. A part is read in pieces into an anonymous
+    mapping of its size, given back to the system as soon as it is read out: the memory a
+    download holds is the parts in flight, whatever the object's size, and no thread's heap
+    keeps a part's worth after it (the allocator would keep a freed part in the arena of the
+    thread that fetched it).
     """
 
     _AHEAD = 4
@@ -150,7 +154,7 @@ class PartsBody:
         self._next = offset
         self._end = end
         self._part = part
-        self._pending: deque[Future[bytes]] = deque()
+        self._pending: deque[Future[memoryview]] = deque()
         self._fill()
 
     def _fill(self) -> None:
@@ -159,9 +163,18 @@ class PartsBody:
             self._pending.append(self._submit(self._fetch_part, a, b))
             self._next = b
 
-    def _fetch_part(self, a: int, b: int) -> bytes:
+    def _fetch_part(self, a: int, b: int) -> memoryview:
         body = ResumingBody(self._fetch, self._bucket, self._key, self._etag, a, b, None)
-        return read_exactly(body, b - a)
+        try:
+            part = memoryview(mmap.mmap(-1, b - a))  # unmapped when the last view goes
+            got = 0
+            while got < b - a:
+                data = body.read(min(CHUNK, b - a - got))  # a short body raises
+                part[got : got + len(data)] = data
+                got += len(data)
+            return part
+        finally:
+            body.close()
 
     def read(self, size: int = -1, /) -> bytes:
         if size is None or size < 0:
@@ -174,16 +187,17 @@ class PartsBody:
                 self._current = None
             if not self._pending:
                 return b""
-            self._current = io.BytesIO(self._pending.popleft().result())
+            self._current = ViewReader(self._pending.popleft().result())
             self._fill()
 
     def close(self) -> None:
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
-        if self._current is not None:
-            self._current.close()
-            self._current = None
+        current, self._current = self._current, None
+        close = getattr(current, "close", None)  # the first body holds a connection
+        if close is not None:
+            close()
 
     def __enter__(self) -> PartsBody:
         return self
