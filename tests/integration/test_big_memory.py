@@ -106,6 +106,7 @@ def test_the_command_uploads_downloads_and_verifies_a_big_file_in_bounded_memory
     record = json.loads(verified.stdout)
     assert record["valid"] is True, record
     assert record["delta"] is True, record  # the stored form the bound is about
+    print(f"\n{SIZE // MiB} MiB file:\n{table(peaks)}")  # seen with -s
     assert not over(peaks), f"over {BOUND // MiB} MiB:\n{table(peaks)}"
 
 
@@ -149,4 +150,5 @@ def test_the_client_uploads_and_downloads_a_big_file_in_bounded_memory(
         assert sha256_of(out) == sha256_of(second)
     finally:
         out.unlink(missing_ok=True)
+    print(f"\n{SIZE // MiB} MiB file:\n{table(peaks)}")  # seen with -s
     assert not over(peaks), f"over {BOUND // MiB} MiB:\n{table(peaks)}"
