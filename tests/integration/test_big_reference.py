@@ -58,7 +58,9 @@ def peak_rise(work: Callable[[], Any]) -> tuple[Any, int]:
     finally:
         done.set()
         sampler.join()
-    return result, max(peak, rss_anon()) - start
+    rise = max(peak, rss_anon()) - start
+    print(f"\n{getattr(work, '__name__', 'work')}: RssAnon rose {rise / MiB:.1f} MiB")
+    return result, rise
 
 
 @pytest.fixture(scope="module")
