@@ -557,6 +557,55 @@ cdef int encode_one(Stream *s, const uint8_t *data, size_t n, bint has_source, x
 
 # --- encoder ---------------------------------------------------------------------------------
 
+cdef bytes _configure(xd3_config *config, object matcher, size_t window_size, int secondary,
+                      int level, size_t sprevsz, size_t iopt_size, bint compress_data):
+    """Fills ``config`` for encoding; returns the VCDIFF file header its deltas start with."""
+    cdef uint32_t flags
+    # XD3_FLUSH: every input we hand xdelta3 is a whole window, never to be buffered.
+    # XD3_ADLER32_RECODE: windows carry the Adler-32 that encode_one computes.
+    flags = XD3_FLUSH | XD3_ADLER32_RECODE | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
+    if secondary == 1:
+        flags |= XD3_SEC_DJW
+    elif secondary == 2:
+        flags |= XD3_SEC_LZMA
+    elif secondary != 0:
+        raise ValueError("secondary must be 0 (none), 1 (DJW) or 2 (LZMA)")
+    if secondary and not compress_data:
+        # Secondary compression of the data section (the ADDed bytes) is where it costs
+        # most and, for archives, gains least: those bytes are mostly compressed already.
+        flags |= XD3_SEC_NODATA
+    memset(config, 0, sizeof(xd3_config))
+    config.winsize = window_size
+    config.sprevsz = sprevsz
+    config.iopt_size = iopt_size
+    config.flags = flags
+    if isinstance(matcher, int):
+        # XD3_SMATCH_DEFAULT is not accepted: with it xdelta3 picks the matcher from the
+        # level bits in the flags, which here only choose the LZMA preset.
+        if matcher not in (XD3_SMATCH_SLOW, XD3_SMATCH_FAST, XD3_SMATCH_FASTER,
+                           XD3_SMATCH_FASTEST):
+            raise ValueError("unknown string-matcher preset")
+        config.smatch_cfg = <xd3_smatch_cfg>matcher
+    else:
+        ll, ls, sl, sc, slc, ml, le = matcher
+        if ll < 4 or ls < 1 or sl < 4 or sc < 1 or slc < 1:
+            raise ValueError("invalid string-matcher parameters")
+        config.smatch_cfg = XD3_SMATCH_SOFT
+        config.smatcher_soft.large_look = ll
+        config.smatcher_soft.large_step = ls
+        config.smatcher_soft.small_look = sl
+        config.smatcher_soft.small_chain = sc
+        config.smatcher_soft.small_lchain = slc
+        config.smatcher_soft.max_lazy = ml
+        config.smatcher_soft.long_enough = le
+    hdr = bytearray(b"\xd6\xc3\xc4\x00")
+    if secondary:
+        hdr += bytes((VCD_SECONDARY, secondary))
+    else:
+        hdr.append(0)
+    return bytes(hdr)
+
+
 cdef class EncoderCore:
     """A reference, its xdelta3 source index and one encoder configuration.
 
@@ -608,50 +657,9 @@ cdef class EncoderCore:
         self.window_size = window_size
         self.secondary = secondary
 
-        # XD3_FLUSH: every input we hand xdelta3 is a whole window, never to be buffered.
-        # XD3_ADLER32_RECODE: windows carry the Adler-32 that encode_one computes.
-        flags = XD3_FLUSH | XD3_ADLER32_RECODE | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
-        if secondary == 1:
-            flags |= XD3_SEC_DJW
-        elif secondary == 2:
-            flags |= XD3_SEC_LZMA
-        elif secondary != 0:
-            raise ValueError("secondary must be 0 (none), 1 (DJW) or 2 (LZMA)")
-        if secondary and not compress_data:
-            # Secondary compression of the data section (the ADDed bytes) is where it costs
-            # most and, for archives, gains least: those bytes are mostly compressed already.
-            flags |= XD3_SEC_NODATA
-        memset(&self._config, 0, sizeof(xd3_config))
-        self._config.winsize = window_size
-        self._config.sprevsz = sprevsz
-        self._config.iopt_size = iopt_size
-        self._config.flags = flags
-        if isinstance(matcher, int):
-            # XD3_SMATCH_DEFAULT is not accepted: with it xdelta3 picks the matcher from the
-            # level bits in the flags, which here only choose the LZMA preset.
-            if matcher not in (XD3_SMATCH_SLOW, XD3_SMATCH_FAST, XD3_SMATCH_FASTER,
-                               XD3_SMATCH_FASTEST):
-                raise ValueError("unknown string-matcher preset")
-            self._config.smatch_cfg = <xd3_smatch_cfg>matcher
-        else:
-            ll, ls, sl, sc, slc, ml, le = matcher
-            if ll < 4 or ls < 1 or sl < 4 or sc < 1 or slc < 1:
-                raise ValueError("invalid string-matcher parameters")
-            self._config.smatch_cfg = XD3_SMATCH_SOFT
-            self._config.smatcher_soft.large_look = ll
-            self._config.smatcher_soft.large_step = ls
-            self._config.smatcher_soft.small_look = sl
-            self._config.smatcher_soft.small_chain = sc
-            self._config.smatcher_soft.small_lchain = slc
-            self._config.smatcher_soft.max_lazy = ml
-            self._config.smatcher_soft.long_enough = le
-
-        hdr = bytearray(b"\xd6\xc3\xc4\x00")
-        if secondary:
-            hdr += bytes((VCD_SECONDARY, secondary))
-        else:
-            hdr.append(0)
-        self.header = bytes(hdr)
+        self.header = _configure(&self._config, matcher, window_size, secondary, level,
+                                 sprevsz, iopt_size, compress_data)
+        flags = self._config.flags
 
         if self._srclen == 0:
             return
@@ -777,6 +785,162 @@ cdef class EncodeSession:
                 raise EncodeError("internal error: unexpected VCDIFF header from xdelta3")
         return PyBytes_FromStringAndSize(<const char *>self._out.data + skip,
                                          <Py_ssize_t>self._out.length - skip)
+
+
+cdef class LocalEncoder:
+    """Encodes windows against a stretch of a reference that may be far larger than any index.
+
+    Each call indexes only ``source[lo:hi]`` (exactly, as xdelta3 indexes a source that fits
+    its window) and encodes one window against it; the window's source segment is then
+    moved to where the stretch sits in the whole reference, so the window decodes against the
+    whole reference like any other. The caller chooses the stretch (where the target's bytes
+    were found); nothing is shared between calls, so calls may run in parallel.
+
+    Secondary compression must be stateless across windows (none or DJW): LZMA's state would
+    have to carry from window to window of one stream.
+    """
+
+    cdef Py_buffer _view
+    cdef bint _have_view
+    cdef const uint8_t *_src
+    cdef size_t _srclen
+    cdef xd3_config _config
+    cdef readonly bytes header
+    cdef readonly size_t window_size
+
+    def __cinit__(self):
+        self._have_view = False
+
+    def __init__(self, source, *, object matcher, size_t window_size, int secondary=0,
+                 int level=9, size_t sprevsz=1 << 18, size_t iopt_size=1 << 15,
+                 bint compress_data=True):
+        if self._have_view:
+            raise RuntimeError("LocalEncoder is already initialized")
+        if window_size < 64 or window_size > C_HARD_MAX_WINDOW:
+            raise ValueError("window_size must be between 64 bytes and 64 MiB")
+        if secondary == 2:
+            raise ValueError("LZMA keeps state across windows: not for local windows")
+        if not 0 <= level <= 9:
+            raise ValueError("level must be between 0 and 9")
+        self.header = _configure(&self._config, matcher, window_size, secondary, level,
+                                 sprevsz, iopt_size, compress_data)
+        PyObject_GetBuffer(source, &self._view, PyBUF_SIMPLE)
+        self._have_view = True
+        self._src = <const uint8_t *>self._view.buf
+        self._srclen = <size_t>self._view.len
+        self.window_size = window_size
+
+    def __dealloc__(self):
+        if self._have_view:
+            PyBuffer_Release(&self._view)
+            self._have_view = False
+
+    def encode_window(self, target, size_t lo, size_t hi, size_t hint=0):
+        """One window of ``target`` against ``source[lo:hi]``; ``hint`` is where the target's
+        first bytes are expected in the reference (absolute). Returns the window's bytes."""
+        cdef Py_buffer view
+        cdef Stream *s = NULL
+        cdef OutBuf out
+        cdef int ret = 0
+        cdef const char *msg = NULL
+        cdef size_t skip = len(self.header)
+        cdef size_t rel
+        if lo >= hi or hi > self._srclen:
+            raise ValueError("source stretch out of range")
+        rel = hint - lo if lo <= hint < hi else 0
+        memset(&out, 0, sizeof(OutBuf))
+        PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+        try:
+            if <size_t>view.len > self.window_size:
+                raise ValueError("target is larger than the window size")
+            if view.len == 0:
+                return b""
+            s = <Stream *>malloc(sizeof(Stream))
+            if s == NULL:
+                raise MemoryError()
+            with nogil:
+                ret = stream_open(s, &self._config, self._src + lo, hi - lo,
+                                  _block_size_for(hi - lo), NULL)
+                if ret == 0:
+                    ret = encode_one(s, <const uint8_t *>view.buf, <size_t>view.len, True,
+                                     rel, &out)
+                if ret != 0:
+                    msg = s.stream.msg
+            if ret != 0:
+                raise EncodeError(_message(ret, msg))
+            if out.length < skip or memcmp(out.data, <const char *>self.header, skip) != 0:
+                raise EncodeError("internal error: unexpected VCDIFF header from xdelta3")
+            return _moved_window(out.data + skip, out.length - skip, lo)
+        finally:
+            PyBuffer_Release(&view)
+            stream_close(s)
+            free(out.data)
+
+
+cdef bytes _moved_window(const uint8_t *w, size_t n, uint64_t shift):
+    """The window ``w`` with its source segment moved ``shift`` bytes further into the source."""
+    cdef uint64_t cpylen = 0, cpyoff = 0
+    cdef Py_ssize_t pos
+    cdef uint8_t head[21]
+    cdef uint8_t *q
+    if n == 0:
+        raise EncodeError("internal error: empty window from xdelta3")
+    if not (w[0] & VCD_SOURCE):
+        return PyBytes_FromStringAndSize(<const char *>w, <Py_ssize_t>n)
+    pos = read_varint(w, <Py_ssize_t>n, 1, &cpylen)
+    if pos > 0:
+        pos = read_varint(w, <Py_ssize_t>n, pos, &cpyoff)
+    if pos <= 0:
+        raise EncodeError("internal error: unreadable window from xdelta3")
+    head[0] = w[0]
+    q = put_varint(head + 1, cpylen)
+    q = put_varint(q, cpyoff + shift)
+    return PyBytes_FromStringAndSize(<const char *>head, q - head) + \
+        PyBytes_FromStringAndSize(<const char *>w + pos, <Py_ssize_t>n - pos)
+
+
+def copy_window(target, unsigned long long source_offset):
+    """One VCDIFF window that copies ``target`` (at most 64 MiB, non-empty) from the reference
+    at ``source_offset``: a single COPY instruction, Adler-32 checksummed. The caller has
+    checked that the reference holds exactly these bytes there."""
+    cdef Py_buffer view
+    cdef size_t n, inst_len, enclen, total
+    cdef uint8_t *q
+    cdef uint32_t a32
+    PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+    try:
+        n = <size_t>view.len
+        if n == 0 or n > C_HARD_MAX_WINDOW:
+            raise ValueError("a copy window holds 1 byte to 64 MiB")
+        # Code 19 of the RFC 3284 instruction table is COPY, mode 0 (the address as it is),
+        # with the size following; the address section holds the address 0: the segment's
+        # first byte.
+        inst_len = 1 + varint_size(n)
+        enclen = varint_size(n) + 1 + 1 + varint_size(inst_len) + 1 + 4 + inst_len + 1
+        total = 1 + varint_size(n) + varint_size(source_offset) + varint_size(enclen) + enclen
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        q = <uint8_t *><char *>out
+        with nogil:
+            a32 = dg_adler32(<const uint8_t *>view.buf, n)
+            q[0] = VCD_SOURCE | VCD_ADLER32
+            q = put_varint(q + 1, n)             # source segment length
+            q = put_varint(q, source_offset)     # source segment position
+            q = put_varint(q, enclen)
+            q = put_varint(q, n)                 # target window length
+            q[0] = 0                             # delta indicator: nothing compressed
+            q[1] = 0                             # data section length
+            q = put_varint(q + 2, inst_len)      # instruction section length
+            q[0] = 1                             # address section length
+            q[1] = <uint8_t>(a32 >> 24)
+            q[2] = <uint8_t>(a32 >> 16)
+            q[3] = <uint8_t>(a32 >> 8)
+            q[4] = <uint8_t>a32
+            q[5] = 19
+            q = put_varint(q + 6, n)
+            q[0] = 0                             # the address
+        return out
+    finally:
+        PyBuffer_Release(&view)
 
 
 # --- decoder ---------------------------------------------------------------------------------
@@ -1088,22 +1252,31 @@ cdef void _init_gear() noexcept:
 _init_gear()
 
 
-cdef struct AnchorSlot:
-    uint32_t tag       # 0: empty
-    uint32_t position  # reference offset of the anchor (low 32 bits; only a hint)
+# A slot is one 64-bit word: a 24-bit tag of the anchor's hash (never 0; 0 is an empty slot)
+# above the reference offset of the anchor's 64 bytes (40 bits: references up to 1 TiB; anchors
+# beyond are not indexed).
+ctypedef uint64_t AnchorSlot
+
+cdef enum:
+    POSITION_BITS = 40
+cdef uint64_t POSITION_MASK = (<uint64_t>1 << POSITION_BITS) - 1
 
 
-cdef inline uint32_t _tag(uint64_t h) noexcept nogil:
-    cdef uint32_t t = <uint32_t>((h * 0xD6E8FEB86659FD93ULL) >> 32)
-    return t | 1
+cdef inline uint64_t _tag(uint64_t h) noexcept nogil:
+    cdef uint64_t t = (h * 0xD6E8FEB86659FD93ULL) >> (64 - (64 - POSITION_BITS))
+    return (t | 1) << POSITION_BITS
+
+
+cdef inline uint64_t _slot_position(AnchorSlot slot) noexcept nogil:
+    return slot & POSITION_MASK
 
 
 cdef inline size_t _find(const AnchorSlot *slots, int bits, size_t mask,
                          uint64_t h) noexcept nogil:
     """The slot holding anchor hash h, or the empty slot where it would go (linear probing)."""
-    cdef uint32_t tag = _tag(h)
+    cdef uint64_t tag = _tag(h)
     cdef size_t slot = <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
-    while slots[slot].tag != 0 and slots[slot].tag != tag:
+    while slots[slot] != 0 and (slots[slot] & ~POSITION_MASK) != tag:
         slot = (slot + 1) & mask
     return slot
 
@@ -1116,6 +1289,7 @@ cdef class AnchorIndex:
     cdef readonly int anchor_bits
     cdef readonly size_t anchors
     cdef readonly size_t table_bytes
+    cdef readonly size_t source_size
 
     def __cinit__(self):
         self._slots = NULL
@@ -1128,6 +1302,7 @@ cdef class AnchorIndex:
         PyObject_GetBuffer(source, &view, PyBUF_SIMPLE)
         try:
             n = <size_t>view.len
+            self.source_size = n
             # Half-full table at most; for huge references, sparser anchors instead of a
             # bigger table (they then only find longer shared stretches, which is all that
             # matters at that scale).
@@ -1154,6 +1329,42 @@ cdef class AnchorIndex:
     def __dealloc__(self):
         free(self._slots)
         self._slots = NULL
+
+    def matches(self, source, target, size_t min_length=64):
+        """The stretches of ``target`` found in ``source`` (the reference this index was built
+        from), verified byte for byte and extended both ways as far as they go.
+
+        Returns ``[(start, end, source_start), ...]`` in target order, not overlapping, each
+        at least ``min_length`` (and 64) bytes long. Scanning skips over each stretch found,
+        so an unchanged target costs one comparison, not one lookup per anchor.
+        """
+        cdef Py_buffer sview, tview
+        cdef MatchList found
+        cdef int ok = 0
+        cdef size_t k
+        memset(&found, 0, sizeof(MatchList))
+        PyObject_GetBuffer(source, &sview, PyBUF_SIMPLE)
+        try:
+            if <size_t>sview.len != self.source_size:
+                raise ValueError("source is not the buffer this index was built from")
+            PyObject_GetBuffer(target, &tview, PyBUF_SIMPLE)
+            try:
+                with nogil:
+                    ok = _scan_matches(self._slots, self._bits, 64 - self.anchor_bits,
+                                       <const uint8_t *>sview.buf, <size_t>sview.len,
+                                       <const uint8_t *>tview.buf, <size_t>tview.len,
+                                       min_length if min_length > 64 else 64, &found)
+            finally:
+                PyBuffer_Release(&tview)
+        finally:
+            PyBuffer_Release(&sview)
+        try:
+            if ok != 0:
+                raise MemoryError()
+            return [(found.items[k].start, found.items[k].end, found.items[k].source)
+                    for k in range(found.count)]
+        finally:
+            free(found.items)
 
     def segment(self, target, size_t margin, size_t min_gap):
         """Splits ``target`` into shared and unshared stretches.
@@ -1194,6 +1405,78 @@ cdef class AnchorIndex:
             free(spans)
 
 
+cdef struct Match:
+    size_t start   # target offsets [start, end)
+    size_t end
+    size_t source  # where start is in the source
+
+
+cdef struct MatchList:
+    Match *items
+    size_t count
+    size_t capacity
+
+
+cdef inline size_t _common_forward(const uint8_t *a, const uint8_t *b, size_t n) noexcept nogil:
+    """Length of the common prefix of a and b, at most n (8 bytes a step)."""
+    cdef size_t i = 0
+    cdef uint64_t x, y
+    while i + 8 <= n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            break
+        i += 8
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+cdef int _scan_matches(const AnchorSlot *slots, int bits, int shift, const uint8_t *src,
+                       size_t srclen, const uint8_t *p, size_t n, size_t min_length,
+                       MatchList *out) noexcept nogil:
+    cdef size_t mask = (<size_t>1 << bits) - 1
+    cdef size_t pos = 0, warm = 0, last_end = 0, slot, t, r, back, fwd, cap
+    cdef uint64_t h = 0
+    cdef Match *grown
+    while pos < n:
+        h = (h << 1) + GEAR[p[pos]]
+        pos += 1
+        warm += 1
+        if warm < 64 or (h >> shift) != 0:
+            continue
+        slot = _find(slots, bits, mask, h)
+        if slots[slot] == 0:
+            continue
+        r = <size_t>_slot_position(slots[slot])
+        t = pos - 64
+        if r + 64 > srclen or memcmp(p + t, src + r, 64) != 0:
+            continue
+        back = 0
+        while t - back > last_end and r - back > 0 and p[t - back - 1] == src[r - back - 1]:
+            back += 1
+        fwd = 64 + _common_forward(p + t + 64, src + r + 64,
+                                   min(n - t - 64, srclen - r - 64))
+        if back + fwd < min_length:
+            continue
+        if out.count == out.capacity:
+            cap = out.capacity * 2 if out.capacity else 64
+            grown = <Match *>realloc(out.items, cap * sizeof(Match))
+            if grown == NULL:
+                return -1
+            out.items = grown
+            out.capacity = cap
+        out.items[out.count].start = t - back
+        out.items[out.count].end = t + fwd
+        out.items[out.count].source = r - back
+        out.count += 1
+        last_end = t + fwd
+        pos = last_end
+        h = 0
+        warm = 0
+    return 0
+
+
 cdef struct Hit:
     size_t position   # target offset of the 64 hashed bytes
     size_t reference  # their offset in the reference (a hint)
@@ -1225,9 +1508,9 @@ cdef inline int _probe_at(const AnchorSlot *slots, int bits, size_t mask, uint64
                           size_t end, Hits *hits) noexcept nogil:
     """Records a hit when the anchor hash h, ending at target offset ``end``, is known."""
     cdef size_t slot = _find(slots, bits, mask, h)
-    if slots[slot].tag == 0:
+    if slots[slot] == 0:
         return 0
-    return _push(hits, end - 63, slots[slot].position)
+    return _push(hits, end - 63, <size_t>_slot_position(slots[slot]))
 
 
 cdef int _find_hits(const AnchorSlot *slots, int bits, int shift, const uint8_t *p, size_t n,
@@ -1338,10 +1621,11 @@ cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8
         h = (h << 1) + GEAR[p[i]]
         if (h >> shift) != 0 or i < 63:
             continue
+        if i - 63 > POSITION_MASK:
+            break
         slot = _find(slots, bits, mask, h)
-        if slots[slot].tag == 0:
-            slots[slot].tag = _tag(h)
-            slots[slot].position = <uint32_t>(i - 63)
+        if slots[slot] == 0:
+            slots[slot] = _tag(h) | <uint64_t>(i - 63)
             count += 1
             # The table was sized for the expected anchor count; degenerate input (long
             # periodic runs) could exceed it, so stop before it gets full.

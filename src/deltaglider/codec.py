@@ -39,7 +39,6 @@ from ._codec import decode as _decode
 from ._codec.encode import Windows
 from ._codec.streams import blocks, buffer
 from ._codec.tuning import (
-    BLOCK_WINDOWS,
     DEFAULT_LEVEL,
     DEFAULT_SECONDARY,
     DEFAULT_WINDOW_SIZE,
@@ -132,7 +131,8 @@ class Encoder:
     @property
     def _live(self) -> tuple[int, int]:
         """xdelta3 sessions that exist: against the reference, and plain."""
-        return self._windows.shared.live, self._windows.plain.live
+        shared = self._windows.shared
+        return (shared.live if shared else 0), self._windows.plain.live
 
     def encode(
         self,
@@ -150,7 +150,7 @@ class Encoder:
         view = buffer(target, "target")
         # Probing block by block lets the first windows start encoding while later blocks are
         # still being probed.
-        size = self.window_size * BLOCK_WINDOWS
+        size = self._windows.block_size
         pieces = ((view[i : i + size], i) for i in range(0, len(view), size))
         # The whole target is in memory: probing may run as far ahead as it likes.
         return b"".join(self._windows.pieces(pieces, max_delta_size, progress, lookahead=1 << 30))
@@ -194,7 +194,7 @@ class Encoder:
 
     def _read_size(self, read_size: int | None) -> int:
         if read_size is None:
-            return self.window_size * BLOCK_WINDOWS
+            return self._windows.block_size
         if read_size < 1:
             raise ValueError("read_size must be positive")
         return read_size
