@@ -18,6 +18,7 @@ def scan_windows(data: Buffer, offset: int, has_secondary: bool) -> list[tuple[i
 def literal_window(target: Buffer) -> bytes: ...
 def entropy_bits(data: Buffer) -> float: ...
 def adler32(data: Buffer) -> int: ...
+def copy_window(target: Buffer, source_offset: int) -> bytes: ...
 
 @disjoint_base
 class EncoderCore:
@@ -48,6 +49,29 @@ class EncodeSession:
     def encode_window(self, target: Buffer, hint: int = 0) -> bytes: ...
 
 @disjoint_base
+class LocalEncoder:
+    header: Final[bytes]
+    window_size: Final[int]
+    def __init__(
+        self,
+        source: Buffer,
+        *,
+        matcher: int | tuple[int, int, int, int, int, int, int],
+        window_size: int,
+        secondary: int = 0,
+        level: int = 9,
+        sprevsz: int = ...,
+        iopt_size: int = ...,
+        compress_data: bool = True,
+    ) -> None: ...
+    def encode_window(self, target: Buffer, lo: int, hi: int, hint: int = 0) -> bytes: ...
+
+@disjoint_base
+class LzmaSections:
+    def __new__(cls, data_preset: int = 6, other_preset: int = 1) -> Self: ...
+    def recode(self, window: Buffer, data_max_entropy: float = 7.9) -> bytes: ...
+
+@disjoint_base
 class DecodeSession:
     def __init__(self, source: Buffer, header: Buffer) -> None: ...
     def decode_windows(
@@ -67,9 +91,13 @@ class AnchorIndex:
     anchor_bits: Final[int]
     anchors: Final[int]
     table_bytes: Final[int]
+    source_size: Final[int]
     def __init__(
         self, source: Buffer, anchor_bits: int = 6, max_table_bytes: int = ...
     ) -> None: ...
+    def matches(
+        self, source: Buffer, target: Buffer, min_length: int = 64
+    ) -> list[tuple[int, int, int]]: ...
     def segment(
         self, target: Buffer, margin: int, min_gap: int
     ) -> list[tuple[int, int, bool, int]]: ...

@@ -134,6 +134,24 @@ cdef extern from "dg_xd3.h" nogil:
     uint32_t dg_adler32(const uint8_t *p, size_t n)
 
 
+cdef extern from "lzma.h" nogil:
+    ctypedef struct lzma_stream:
+        const uint8_t *next_in
+        size_t avail_in
+        uint8_t *next_out
+        size_t avail_out
+    ctypedef enum lzma_ret:
+        LZMA_OK
+        LZMA_STREAM_END
+    ctypedef enum lzma_action:
+        LZMA_SYNC_FLUSH
+    ctypedef enum lzma_check:
+        LZMA_CHECK_NONE
+    lzma_ret lzma_easy_encoder(lzma_stream *strm, uint32_t preset, lzma_check check)
+    lzma_ret lzma_code(lzma_stream *strm, lzma_action action)
+    void lzma_end(lzma_stream *strm)
+
+
 # --- VCDIFF framing (RFC 3284 section 4, with xdelta3's secondary-compression extension) --------
 
 cdef enum:
@@ -941,6 +959,166 @@ def copy_window(target, unsigned long long source_offset):
         return out
     finally:
         PyBuffer_Release(&view)
+
+
+cdef enum:
+    VCD_DATACOMP = 0x01  # delta indicator bits: which sections are secondary-compressed
+    VCD_INSTCOMP = 0x02
+    VCD_ADDRCOMP = 0x04
+    SECONDARY_MIN_INPUT = 10  # xdelta3 leaves shorter sections as they are
+
+
+cdef int _lzma_section(lzma_stream *z, const uint8_t *p, size_t n, OutBuf *out) noexcept nogil:
+    """Appends p[:n] compressed by z, flushed to a chunk boundary (as xdelta3 does)."""
+    cdef size_t room
+    cdef lzma_ret ret
+    cdef uint8_t *grown
+    z.next_in = p
+    z.avail_in = n
+    while True:
+        if out.capacity - out.length < 4096 + n // 4:
+            room = out.capacity * 2 + 4096 + n
+            grown = <uint8_t *>realloc(out.data, room)
+            if grown == NULL:
+                return -1
+            out.data = grown
+            out.capacity = room
+        z.next_out = out.data + out.length
+        z.avail_out = out.capacity - out.length
+        ret = lzma_code(z, LZMA_SYNC_FLUSH)
+        out.length = out.capacity - z.avail_out
+        if ret == LZMA_STREAM_END:
+            return 0
+        if ret != LZMA_OK:
+            return -1
+
+
+cdef class LzmaSections:
+    """Recompresses the sections of windows written without secondary compression with LZMA,
+    as xdelta3's LZMA secondary does: one LZMA stream per kind of section (data,
+    instructions, addresses) running through every window of the delta, each section flushed
+    where it ends and preceded by its decompressed size.
+
+    Matching can then run in parallel on independent streams (local windows) while the one
+    thing that must be sequential, the LZMA state, runs here, window after window in order.
+    A section may be left uncompressed (its delta-indicator bit clear: the decoder's LZMA
+    state does not see it), which is how data that looks random is passed through. Not
+    thread-safe; windows must come in delta order.
+    """
+
+    cdef lzma_stream _z[3]
+    cdef bint _started[3]
+    cdef uint32_t _presets[3]
+
+    def __cinit__(self, uint32_t data_preset=6, uint32_t other_preset=1):
+        memset(self._z, 0, sizeof(self._z))
+        memset(self._started, 0, sizeof(self._started))
+        self._presets[0] = data_preset
+        self._presets[1] = other_preset
+        self._presets[2] = other_preset
+
+    def __dealloc__(self):
+        cdef int k
+        for k in range(3):
+            if self._started[k]:
+                lzma_end(&self._z[k])
+
+    def recode(self, window, double data_max_entropy=7.9):
+        """``window`` (one VCDIFF window, no section compressed) with its sections
+        LZMA-compressed; the data section only if its order-0 entropy is below
+        ``data_max_entropy`` bits per byte."""
+        cdef Py_buffer view
+        cdef const uint8_t *w
+        cdef Py_ssize_t n, pos, head_end, secstart
+        cdef uint64_t v = 0, tgtlen = 0
+        cdef uint64_t lens[3]
+        cdef uint8_t ind
+        cdef int k, adler
+        cdef OutBuf sec[3]
+        cdef bint comp[3]
+        cdef uint8_t tmp[32]
+        cdef uint8_t *q
+        cdef uint64_t enclen
+        cdef int failed = 0
+        memset(sec, 0, sizeof(sec))
+        PyObject_GetBuffer(window, &view, PyBUF_SIMPLE)
+        try:
+            w = <const uint8_t *>view.buf
+            n = view.len
+            pos = 1
+            if n < 1:
+                raise ValueError("empty window")
+            ind = w[0]
+            if ind & (VCD_SOURCE | VCD_TARGET):
+                pos = read_varint(w, n, pos, &v)
+                if pos > 0:
+                    pos = read_varint(w, n, pos, &v)
+            if pos > 0:
+                head_end = pos
+                pos = read_varint(w, n, pos, &v)          # length of the delta encoding
+            if pos > 0:
+                pos = read_varint(w, n, pos, &tgtlen)
+            if pos <= 0 or pos >= n or w[pos] != 0:
+                raise ValueError("not a window without secondary compression")
+            pos += 1
+            for k in range(3):
+                if pos > 0:
+                    pos = read_varint(w, n, pos, &lens[k])
+            if pos <= 0:
+                raise ValueError("unreadable window")
+            adler = 4 if ind & VCD_ADLER32 else 0
+            secstart = pos + adler
+            if <uint64_t>(n - secstart) != lens[0] + lens[1] + lens[2]:
+                raise ValueError("window sections do not add up")
+            comp[0] = lens[0] >= SECONDARY_MIN_INPUT and \
+                entropy_bits(window[secstart:secstart + lens[0]]) < data_max_entropy
+            comp[1] = lens[1] >= SECONDARY_MIN_INPUT
+            comp[2] = lens[2] >= SECONDARY_MIN_INPUT
+            for k in range(3):
+                if comp[k] and not self._started[k]:
+                    if lzma_easy_encoder(&self._z[k], self._presets[k], LZMA_CHECK_NONE) != LZMA_OK:
+                        raise MemoryError("cannot start LZMA")
+                    self._started[k] = True
+            with nogil:
+                v = <uint64_t>secstart
+                for k in range(3):
+                    if comp[k]:
+                        q = put_varint(tmp, lens[k])
+                        if outbuf_append(&sec[k], tmp, q - tmp) != 0 or \
+                                _lzma_section(&self._z[k], w + v, lens[k], &sec[k]) != 0:
+                            failed = 1
+                            break
+                    v += lens[k]
+            if failed:
+                raise EncodeError("LZMA compression failed")
+            parts = [PyBytes_FromStringAndSize(<const char *>w, head_end), None,
+                     PyBytes_FromStringAndSize(<const char *>w + pos, adler)]
+            v = <uint64_t>secstart
+            for k in range(3):
+                if comp[k]:
+                    parts.append(PyBytes_FromStringAndSize(<const char *>sec[k].data,
+                                                           <Py_ssize_t>sec[k].length))
+                else:
+                    parts.append(PyBytes_FromStringAndSize(<const char *>w + v,
+                                                           <Py_ssize_t>lens[k]))
+                v += lens[k]
+                if comp[k]:
+                    lens[k] = sec[k].length
+            enclen = varint_size(tgtlen) + 1 + varint_size(lens[0]) + varint_size(lens[1]) + \
+                varint_size(lens[2]) + adler + lens[0] + lens[1] + lens[2]
+            q = put_varint(tmp, enclen)
+            q = put_varint(q, tgtlen)
+            q[0] = (VCD_DATACOMP if comp[0] else 0) | (VCD_INSTCOMP if comp[1] else 0) | \
+                (VCD_ADDRCOMP if comp[2] else 0)
+            q += 1
+            for k in range(3):
+                q = put_varint(q, lens[k])
+            parts[1] = PyBytes_FromStringAndSize(<const char *>tmp, q - tmp)
+            return b"".join(parts)
+        finally:
+            PyBuffer_Release(&view)
+            for k in range(3):
+                free(sec[k].data)
 
 
 # --- decoder ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from .tuning import (
     LOCAL_BLOCK,
     LOCAL_MIN,
     LONG_MATCH,
+    LZMA_DATA_PRESET,
     PLAIN_WINDOW,
     PRESETS,
     PROBE_MARGIN,
@@ -170,13 +171,17 @@ class Windows:
         self.shared = Sessions(self._core, self.concurrency)
         self.plain = Sessions(plain, self.concurrency)
 
-    def _plain_core(self) -> _xdelta3.EncoderCore:
+    def _plain_core(self, secondary: int = 0, data: bool = False) -> _xdelta3.EncoderCore:
         # Windows that share nothing with the reference are compressed without it, in smaller
         # windows (xdelta3's tables are sized by the window; such data gains little from a
         # long reach), without secondary compression so that they can join a delta of any
         # header.
         return _xdelta3.EncoderCore(
-            b"", matcher=SMATCH_FASTEST, window_size=self._plain_window, secondary=0
+            b"",
+            matcher=SMATCH_FASTEST,
+            window_size=self._plain_window,
+            secondary=secondary,
+            compress_data=data,
         )
 
     def _init_local(self, level: int, secondary: Secondary, secondary_data: bool) -> None:
@@ -197,10 +202,16 @@ class Windows:
                 level=level,
                 compress_data=secondary_data,
             )
-            plain = self._plain_core()
+            sec = 0 if secondary == "lzma" else SECONDARY_IDS[secondary]
+            plain = self._plain_core(sec, secondary_data)
         except MemoryError:
             raise EncodeError("not enough memory to index the reference") from None
         self.header = self._local.header
+        #: With LZMA, windows are matched without secondary compression, then recompressed
+        #: in order by one LzmaSections per delta.
+        self._recode = secondary == "lzma"
+        if self._recode:
+            self.header = self.header[:4] + bytes((1, SECONDARY_IDS["lzma"]))
         self.shared: Sessions | None = None
         # Each local window indexes its stretch (at most REGION_MAX bytes) in a stream of its
         # own: the budget bounds how many run at once.
@@ -240,7 +251,11 @@ class Windows:
         for start in range(lo, hi, self._plain_window):
             piece = block[start : min(start + self._plain_window, hi)]
             end = offset + start + len(piece)
-            if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
+            if self.local and self._recode:
+                # LZMA (recoding in order) is a far better matcher of new data than xdelta3
+                # within one window: hand it the bytes as they are.
+                yield functools.partial(_xdelta3.literal_window, piece), 0, end
+            elif _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
                 yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
             else:
                 yield functools.partial(self.plain.encode, piece), 0, end
@@ -291,6 +306,7 @@ class Windows:
         being probed, not encoded.
         """
         header = self.header
+        recoder = _xdelta3.LzmaSections(LZMA_DATA_PRESET) if self.local and self._recode else None
         produced = len(header)
         read = 0
         if max_delta_size is not None and produced > max_delta_size:
@@ -368,6 +384,8 @@ class Windows:
                     progress(end)
                 if not piece:
                     continue
+                if recoder is not None:
+                    piece = recoder.recode(piece)
                 produced += len(piece)
                 check(0)
                 any_window = True
