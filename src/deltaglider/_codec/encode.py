@@ -251,12 +251,13 @@ class Windows:
         for start in range(lo, hi, self._plain_window):
             piece = block[start : min(start + self._plain_window, hi)]
             end = offset + start + len(piece)
-            if self.local and self._recode:
+            if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
+                # (Recoding with LZMA leaves such bytes uncompressed too: at least this many.)
+                yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
+            elif self.local and self._recode:
                 # LZMA (recoding in order) is a far better matcher of new data than xdelta3
                 # within one window: hand it the bytes as they are.
                 yield functools.partial(_xdelta3.literal_window, piece), 0, end
-            elif _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
-                yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
             else:
                 yield functools.partial(self.plain.encode, piece), 0, end
 
