@@ -132,6 +132,8 @@ cdef extern from "dg_xd3.h" nogil:
     const char *xd3_strerror(int ret)
 
     uint32_t dg_adler32(const uint8_t *p, size_t n)
+    int dg_anchor_put(uint64_t *slots, size_t mask, size_t slot, uint64_t tag, uint64_t value,
+                      uint64_t tag_mask)
 
 
 cdef extern from "lzma.h" nogil:
@@ -182,6 +184,7 @@ cdef struct WindowInfo:
     Py_ssize_t need        # when NEED_MORE: total bytes needed, or 0 if not known yet
     usize_t target_length  # bytes this window reconstructs
     int indicator
+    int compressed         # the delta indicator: which sections are secondary-compressed
     const char *error
 
 
@@ -364,6 +367,7 @@ cdef Py_ssize_t scan_window(const uint8_t *p, Py_ssize_t n, bint has_secondary,
     info.length = end
     info.target_length = <usize_t>tgtlen
     info.indicator = ind
+    info.compressed = delind
     return end
 
 
@@ -398,10 +402,12 @@ def file_header_length(data):
 def scan_window_header(data, Py_ssize_t offset, bint has_secondary):
     """Frames the window starting at ``data[offset:]``.
 
-    Returns ``(length, target_length, need)``: when the whole window is present, its length in
-    bytes and the number of bytes it reconstructs; otherwise ``(0, 0, need)`` where ``need`` is
-    how many bytes from ``offset`` are needed (0 if not known yet: read more and ask again).
-    Raises DecodeError for malformed framing.
+    Returns ``(length, target_length, need, compressed)``: when the whole window is present,
+    its length in bytes, the number of bytes it reconstructs and its delta indicator (non-zero
+    when a section is secondary-compressed: with LZMA, only such windows need the stream's
+    state); otherwise ``(0, 0, need, 0)`` where ``need`` is how many bytes from ``offset`` are
+    needed (0 if not known yet: read more and ask again). Raises DecodeError for malformed
+    framing.
     """
     cdef Py_buffer view
     cdef WindowInfo info
@@ -417,8 +423,8 @@ def scan_window_header(data, Py_ssize_t offset, bint has_secondary):
     if r == BAD:
         raise DecodeError(info.error.decode())
     if r == NEED_MORE:
-        return 0, 0, info.need
-    return r, info.target_length, 0
+        return 0, 0, info.need, 0
+    return r, info.target_length, 0, info.compressed
 
 
 def scan_windows(data, Py_ssize_t offset, bint has_secondary):
@@ -1472,7 +1478,10 @@ cdef class AnchorIndex:
     def __cinit__(self):
         self._slots = NULL
 
-    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=4 << 20):
+    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=4 << 20,
+                 bint build=True):
+        """Indexes ``source``; with ``build=False`` the table is only sized, and the caller
+        fills it with :meth:`index_part` (from several threads at once)."""
         cdef Py_buffer view
         cdef size_t n, want, slots
         if self._slots != NULL:
@@ -1497,12 +1506,37 @@ cdef class AnchorIndex:
             if self._slots == NULL:
                 raise MemoryError()
             self.table_bytes = slots * sizeof(AnchorSlot)
-            with nogil:
-                self.anchors = _index_anchors(self._slots, self._bits, slots - 1,
-                                              <const uint8_t *>view.buf, n,
-                                              64 - anchor_bits)
+            if build:
+                with nogil:
+                    self.anchors = _index_anchors(self._slots, self._bits, slots - 1,
+                                                  <const uint8_t *>view.buf, n,
+                                                  64 - anchor_bits)
         finally:
             PyBuffer_Release(&view)
+
+    def index_part(self, source, size_t part, size_t parts):
+        """Adds the anchors of part ``part`` of ``parts`` of the source (the anchors whose 64
+        bytes end in it). Parts may be added from several threads at once, in any order; once
+        all are, the table is the same whatever the order. Returns the anchors added."""
+        cdef Py_buffer view
+        cdef size_t n, lo, hi, added
+        if parts == 0 or part >= parts:
+            raise ValueError("part out of range")
+        PyObject_GetBuffer(source, &view, PyBUF_SIMPLE)
+        try:
+            n = <size_t>view.len
+            if n != self.source_size:
+                raise ValueError("source is not the buffer this index was built from")
+            lo = n // parts * part
+            hi = n if part == parts - 1 else n // parts * (part + 1)
+            with nogil:
+                added = _index_part(self._slots, self._bits, (<size_t>1 << self._bits) - 1,
+                                    <const uint8_t *>view.buf, lo, hi, 64 - self.anchor_bits,
+                                    ((<size_t>1 << self._bits) * 3 // 4) // parts)
+        finally:
+            PyBuffer_Release(&view)
+        self.anchors += added
+        return added
 
     def __dealloc__(self):
         free(self._slots)
@@ -1809,6 +1843,27 @@ cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8
             # periodic runs) could exceed it, so stop before it gets full.
             if count * 4 > mask * 3:
                 break
+    return count
+
+
+cdef size_t _index_part(AnchorSlot *slots, int bits, size_t mask, const uint8_t *p, size_t lo,
+                        size_t hi, int shift, size_t limit) noexcept nogil:
+    """Anchors ending in p[lo:hi] (hashing from 63 bytes before lo), thread-safe."""
+    cdef uint64_t h = 0
+    cdef size_t i, count = 0
+    cdef size_t start = lo - 63 if lo >= 63 else 0
+    for i in range(start, hi):
+        h = (h << 1) + GEAR[p[i]]
+        if (h >> shift) != 0 or i < 63 or i < lo:
+            continue
+        if i - 63 > POSITION_MASK:
+            break
+        count += dg_anchor_put(slots, mask,
+                               <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits)),
+                               _tag(h), _tag(h) | <uint64_t>(i - 63), ~POSITION_MASK)
+        # Degenerate input could fill the table: each part stops at its share.
+        if count > limit:
+            break
     return count
 
 

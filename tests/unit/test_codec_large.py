@@ -251,3 +251,17 @@ def test_real_thresholds(tmp_path: Path) -> None:
         check=True,
     )  # fmt: skip
     assert len(delta) <= 1.1 * (tmp_path / "x").stat().st_size
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_index_in_parts_is_the_same_index(series: tuple[bytes, bytes], parts: int) -> None:
+    ref, tgt = series
+    whole = _xdelta3.AnchorIndex(ref, 6, 1 << 20)
+    split = _xdelta3.AnchorIndex(ref, 6, 1 << 20, build=False)
+    assert split.anchors == 0 and split.matches(ref, tgt) == []
+    for k in reversed(range(parts)):  # any order
+        split.index_part(ref, k, parts)
+    assert split.anchors == whole.anchors
+    assert split.matches(ref, tgt) == whole.matches(ref, tgt)
+    with pytest.raises(ValueError, match="part out of range"):
+        split.index_part(ref, parts, parts)

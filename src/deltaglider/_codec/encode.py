@@ -192,8 +192,16 @@ class Windows:
         compression (the header then says none)."""
         try:
             self._probe = _xdelta3.AnchorIndex(
-                self._source, LOCAL_ANCHOR_BITS, LOCAL_ANCHOR_BUDGET
+                self._source, LOCAL_ANCHOR_BITS, LOCAL_ANCHOR_BUDGET, build=False
             )
+            # The reference is hashed in parts on every core (the table comes out the same).
+            parts = max(1, self.threads)
+            index = functools.partial(self._probe.index_part, self._source, parts=parts)
+            if parts == 1:
+                index(0)
+            else:
+                for future in [CODEC.submit(index, k) for k in range(parts)]:
+                    future.result()
             self._local = _xdelta3.LocalEncoder(
                 self._source,
                 matcher=matcher(level, REGION_MAX),
