@@ -265,3 +265,29 @@ def test_index_in_parts_is_the_same_index(series: tuple[bytes, bytes], parts: in
     assert split.matches(ref, tgt) == whole.matches(ref, tgt)
     with pytest.raises(ValueError, match="part out of range"):
         split.index_part(ref, parts, parts)
+
+
+@pytest.mark.slow
+def test_reference_past_4_gib(tmp_path: Path) -> None:
+    """Offsets past 32 bits: a 4.5 GiB reference (sparse, so cheap) with distinct blocks
+    beyond 4 GiB, and a target made of them: found, copied, decoded."""
+    import mmap
+
+    size = (4 << 30) + (512 << 20)
+    rng = random.Random(11)
+    blocks = {(4 << 30) + k * (37 << 20) + 12345: rng.randbytes(1 << 20) for k in range(4)}
+    blocks[1 << 20] = rng.randbytes(1 << 20)
+    path = tmp_path / "ref"
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+        for offset, data in blocks.items():
+            fh.seek(offset)
+            fh.write(data)
+    target = b"".join(blocks[o] for o in sorted(blocks, reverse=True)) + b"tail" * 1000
+    with open(path, "rb") as fh:
+        ref = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    enc = Encoder(ref, secondary="auto")
+    assert enc._windows.local
+    delta = enc.encode(target)
+    assert len(delta) < 4096
+    assert Decoder(ref).decode(delta, max_output_size=len(target)) == target
