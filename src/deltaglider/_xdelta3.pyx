@@ -1846,24 +1846,49 @@ cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8
     return count
 
 
+cdef inline size_t _put_anchor(AnchorSlot *slots, int bits, size_t mask, uint64_t h,
+                               size_t end) noexcept nogil:
+    """The anchor whose 64 bytes end at ``end``, into the table (thread-safe)."""
+    if end - 63 > POSITION_MASK:
+        return 0
+    return <size_t>dg_anchor_put(slots, mask,
+                                 <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits)),
+                                 _tag(h), _tag(h) | <uint64_t>(end - 63), ~POSITION_MASK)
+
+
 cdef size_t _index_part(AnchorSlot *slots, int bits, size_t mask, const uint8_t *p, size_t lo,
                         size_t hi, int shift, size_t limit) noexcept nogil:
-    """Anchors ending in p[lo:hi] (hashing from 63 bytes before lo), thread-safe."""
-    cdef uint64_t h = 0
-    cdef size_t i, count = 0
-    cdef size_t start = lo - 63 if lo >= 63 else 0
-    for i in range(start, hi):
-        h = (h << 1) + GEAR[p[i]]
-        if (h >> shift) != 0 or i < 63 or i < lo:
-            continue
-        if i - 63 > POSITION_MASK:
-            break
-        count += dg_anchor_put(slots, mask,
-                               <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits)),
-                               _tag(h), _tag(h) | <uint64_t>(i - 63), ~POSITION_MASK)
+    """Anchors ending in p[lo:hi], thread-safe. The gear hash is a chain of dependent
+    operations: the part is hashed as two halves at once (each starting 63 bytes early to warm
+    up), twice the work per cycle."""
+    cdef uint64_t ha = 0, hb = 0
+    cdef size_t j, count = 0, mid, a0, b0, len_a, len_b, m
+    if hi <= lo:
+        return 0
+    mid = lo + (hi - lo) // 2
+    a0 = lo - 63 if lo >= 63 else 0     # lane A hashes [a0, mid), anchors from lo
+    b0 = mid - 63 if mid >= 63 else 0   # lane B hashes [b0, hi), anchors from mid
+    len_a = mid - a0
+    len_b = hi - b0
+    m = len_a if len_a < len_b else len_b
+    for j in range(m):
+        ha = (ha << 1) + GEAR[p[a0 + j]]
+        hb = (hb << 1) + GEAR[p[b0 + j]]
+        if (ha >> shift) == 0 and a0 + j >= lo and a0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, ha, a0 + j)
+        if (hb >> shift) == 0 and b0 + j >= mid and b0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, hb, b0 + j)
         # Degenerate input could fill the table: each part stops at its share.
         if count > limit:
-            break
+            return count
+    for j in range(m, len_a):
+        ha = (ha << 1) + GEAR[p[a0 + j]]
+        if (ha >> shift) == 0 and a0 + j >= lo and a0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, ha, a0 + j)
+    for j in range(m, len_b):
+        hb = (hb << 1) + GEAR[p[b0 + j]]
+        if (hb >> shift) == 0 and b0 + j >= mid and b0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, hb, b0 + j)
     return count
 
 

@@ -113,7 +113,7 @@ DECODE_BUDGET: Final = 24 << 20
 # reference of at most REGION_MAX bytes around where it was found, widened by REGION_MARGIN.
 # Target blocks (the unit of scanning, read ahead in parallel) are LOCAL_BLOCK bytes.
 LOCAL_MIN: Final = 64 << 20
-LOCAL_ANCHOR_BITS: Final = 9
+LOCAL_ANCHOR_BITS: Final = 10
 LOCAL_ANCHOR_BUDGET: Final = 64 << 20
 LONG_MATCH: Final = 32 << 10
 COPY_WINDOW: Final = 16 << 20
