@@ -17,7 +17,7 @@ Two xdelta3 internals are used on purpose, both fields of the public ``xd3_strea
   when xdelta3 reports the window header), which saves a copy of every reconstructed byte.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.math cimport log2
@@ -1046,6 +1046,8 @@ cdef class LzmaSections:
         cdef uint8_t *q
         cdef uint64_t enclen
         cdef int failed = 0
+        cdef WindowInfo info
+        cdef Py_ssize_t framed
         memset(sec, 0, sizeof(sec))
         PyObject_GetBuffer(window, &view, PyBUF_SIMPLE)
         try:
@@ -1054,6 +1056,15 @@ cdef class LzmaSections:
             pos = 1
             if n < 1:
                 raise ValueError("empty window")
+            # The framing is validated as the decoder validates it (window indicator, lengths
+            # within the window, sections adding up, no compressed section) before anything is
+            # read: the section lengths below are then within the window, never wrapping.
+            framed = scan_window(w, n, False, &info)
+            if framed == BAD:
+                raise ValueError(f"not a window without secondary compression: "
+                                 f"{info.error.decode()}")
+            if framed != n:
+                raise ValueError("not exactly one whole window")
             ind = w[0]
             if ind & (VCD_SOURCE | VCD_TARGET):
                 pos = read_varint(w, n, pos, &v)
@@ -1074,8 +1085,12 @@ cdef class LzmaSections:
                 raise ValueError("unreadable window")
             adler = 4 if ind & VCD_ADLER32 else 0
             secstart = pos + adler
-            if <uint64_t>(n - secstart) != lens[0] + lens[1] + lens[2]:
+            if secstart > n or <uint64_t>(n - secstart) != lens[0] + lens[1] + lens[2]:
                 raise ValueError("window sections do not add up")
+            # What the decoder accepts of a compressed section's decoded size (scan_window):
+            # beyond it, no real window, and the recoded one would be refused.
+            if lens[0] > tgtlen or lens[1] > 21 * tgtlen + 64 or lens[2] > 10 * tgtlen + 64:
+                raise ValueError("window sections larger than its target can need")
             comp[0] = lens[0] >= SECONDARY_MIN_INPUT and \
                 entropy_bits(window[secstart:secstart + lens[0]]) < data_max_entropy
             comp[1] = lens[1] >= SECONDARY_MIN_INPUT
@@ -1486,6 +1501,9 @@ cdef class AnchorIndex:
         cdef size_t n, want, slots
         if self._slots != NULL:
             raise RuntimeError("AnchorIndex is already initialized")
+        # The hash's top anchor_bits bits select anchors (a shift by 64 - anchor_bits).
+        if not 1 <= anchor_bits <= 32:
+            raise ValueError("anchor_bits must be between 1 and 32")
         PyObject_GetBuffer(source, &view, PyBUF_SIMPLE)
         try:
             n = <size_t>view.len
@@ -1542,13 +1560,19 @@ cdef class AnchorIndex:
         free(self._slots)
         self._slots = NULL
 
-    def matches(self, source, target, size_t min_length=64):
+    def matches(self, source, target, size_t min_length=64, size_t base=0):
         """The stretches of ``target`` found in ``source`` (the reference this index was built
         from), verified byte for byte and extended both ways as far as they go.
 
         Returns ``[(start, end, source_start), ...]`` in target order, not overlapping, each
         at least ``min_length`` (and 64) bytes long. Scanning skips over each stretch found,
         so an unchanged target costs one comparison, not one lookup per anchor.
+
+        Where the same bytes are in the source several times, the copy on the diagonal of the
+        previous match is taken first, then the one where the target's bytes sit (``base``:
+        the target's offset in the whole target), then the first in the source: layouts that
+        moved keep their neighbourhoods. After an edit of up to 64 bytes, the previous
+        diagonal is tried again right away, without waiting for an anchor.
         """
         cdef Py_buffer sview, tview
         cdef MatchList found
@@ -1565,7 +1589,7 @@ cdef class AnchorIndex:
                     ok = _scan_matches(self._slots, self._bits, 64 - self.anchor_bits,
                                        <const uint8_t *>sview.buf, <size_t>sview.len,
                                        <const uint8_t *>tview.buf, <size_t>tview.len,
-                                       min_length if min_length > 64 else 64, &found)
+                                       min_length if min_length > 64 else 64, base, &found)
             finally:
                 PyBuffer_Release(&tview)
         finally:
@@ -1644,32 +1668,59 @@ cdef inline size_t _common_forward(const uint8_t *a, const uint8_t *b, size_t n)
     return i
 
 
+cdef inline bint _same64(const uint8_t *p, size_t n, size_t t, const uint8_t *src,
+                         size_t srclen, int64_t r) noexcept nogil:
+    """Whether target p[t:t+64] equals source[r:r+64] (both in range)."""
+    return r >= 0 and <size_t>r + 64 <= srclen and t + 64 <= n and \
+        memcmp(p + t, src + r, 64) == 0
+
+
 cdef int _scan_matches(const AnchorSlot *slots, int bits, int shift, const uint8_t *src,
                        size_t srclen, const uint8_t *p, size_t n, size_t min_length,
-                       MatchList *out) noexcept nogil:
+                       size_t base, MatchList *out) noexcept nogil:
     cdef size_t mask = (<size_t>1 << bits) - 1
-    cdef size_t pos = 0, warm = 0, last_end = 0, slot, t, r, back, fwd, cap
+    cdef size_t pos = 0, warm = 0, last_end = 0, slot, t, r, back, fwd, cap, k
+    cdef int64_t diag = 0  # source - target of the previous match
+    cdef bint have_diag = False, resync
     cdef uint64_t h = 0
     cdef Match *grown
     while pos < n:
-        h = (h << 1) + GEAR[p[pos]]
-        pos += 1
-        warm += 1
-        if warm < 64 or (h >> shift) != 0:
-            continue
-        slot = _find(slots, bits, mask, h)
-        if slots[slot] == 0:
-            continue
-        r = <size_t>_slot_position(slots[slot])
-        t = pos - 64
-        if r + 64 > srclen or memcmp(p + t, src + r, 64) != 0:
-            continue
+        resync = False
+        if have_diag and pos == last_end and pos < n:
+            # Just past a match: an edit of up to 64 bytes, then the same diagonal again?
+            for k in range(1, 65):
+                if _same64(p, n, pos + k, src, srclen, <int64_t>(pos + k) + diag):
+                    t = pos + k
+                    r = <size_t>(<int64_t>t + diag)
+                    resync = True
+                    break
+        if not resync:
+            h = (h << 1) + GEAR[p[pos]]
+            pos += 1
+            warm += 1
+            if warm < 64 or (h >> shift) != 0:
+                continue
+            slot = _find(slots, bits, mask, h)
+            if slots[slot] == 0:
+                continue
+            t = pos - 64
+            if have_diag and _same64(p, n, t, src, srclen, <int64_t>t + diag):
+                r = <size_t>(<int64_t>t + diag)
+            elif _same64(p, n, t, src, srclen, <int64_t>(base + t)):
+                r = base + t
+            else:
+                r = <size_t>_slot_position(slots[slot])
+                if not _same64(p, n, t, src, srclen, <int64_t>r):
+                    continue
         back = 0
         while t - back > last_end and r - back > 0 and p[t - back - 1] == src[r - back - 1]:
             back += 1
         fwd = 64 + _common_forward(p + t + 64, src + r + 64,
                                    min(n - t - 64, srclen - r - 64))
         if back + fwd < min_length:
+            if resync:
+                # Not worth a match: scan on from where the edit started.
+                have_diag = False
             continue
         if out.count == out.capacity:
             cap = out.capacity * 2 if out.capacity else 64
@@ -1683,6 +1734,8 @@ cdef int _scan_matches(const AnchorSlot *slots, int bits, int shift, const uint8
         out.items[out.count].source = r - back
         out.count += 1
         last_end = t + fwd
+        diag = <int64_t>r - <int64_t>t
+        have_diag = True
         pos = last_end
         h = 0
         warm = 0

@@ -233,7 +233,7 @@ class Windows:
 
     def _local_tasks(self, block: memoryview, offset: int) -> Iterator[_Task]:
         windows = plan(
-            self._probe.matches(self._source, block),
+            self._probe.matches(self._source, block, base=offset),
             len(block),
             len(self._source),
             window=self.window_size,
