@@ -923,6 +923,96 @@ cdef bytes _moved_window(const uint8_t *w, size_t n, uint64_t shift):
         PyBytes_FromStringAndSize(<const char *>w + pos, <Py_ssize_t>n - pos)
 
 
+def compose_window(target, list copies):
+    """One VCDIFF window for ``target`` made of COPY instructions from the reference where
+    ``copies`` says (``(start, end, source)`` stretches of ``target``, in order, not
+    overlapping, whose bytes the caller has checked are the reference's at ``source``) and
+    ADD instructions for every byte between them. The source segment spans the copies; the
+    window is Adler-32 checksummed. At most 64 MiB of target."""
+    cdef Py_buffer view
+    cdef const uint8_t *t
+    cdef size_t n, k, count, pos = 0, start, end, seg_lo = <size_t>-1, seg_hi = 0
+    cdef size_t data_len = 0, inst_len = 0, addr_len = 0, enclen, total, head
+    cdef uint64_t src
+    cdef uint8_t *q
+    cdef uint8_t *qd
+    cdef uint8_t *qi
+    cdef uint8_t *qa
+    cdef uint32_t a32
+    count = len(copies)
+    cdef size_t *c = <size_t *>malloc((3 * count + 1) * sizeof(size_t))
+    if c == NULL:
+        raise MemoryError()
+    PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+    try:
+        n = <size_t>view.len
+        t = <const uint8_t *>view.buf
+        if n == 0 or n > C_HARD_MAX_WINDOW:
+            raise ValueError("a window holds 1 byte to 64 MiB")
+        for k in range(count):
+            start, end, src = copies[k]
+            if start < pos or end <= start or end > n:
+                raise ValueError("copies must be in order, not overlapping, within the target")
+            c[3 * k], c[3 * k + 1], c[3 * k + 2] = start, end, <size_t>src
+            if start > pos:
+                data_len += start - pos
+                inst_len += 1 + varint_size(start - pos)
+            inst_len += 1 + varint_size(end - start)
+            seg_lo = min(seg_lo, <size_t>src)
+            seg_hi = max(seg_hi, <size_t>src + end - start)
+            pos = end
+        if pos < n:
+            data_len += n - pos
+            inst_len += 1 + varint_size(n - pos)
+        for k in range(count):
+            addr_len += varint_size(c[3 * k + 2] - seg_lo)
+        enclen = varint_size(n) + 1 + varint_size(data_len) + varint_size(inst_len) + \
+            varint_size(addr_len) + 4 + data_len + inst_len + addr_len
+        head = 1 + (varint_size(seg_hi - seg_lo) + varint_size(seg_lo) if count else 0)
+        total = head + varint_size(enclen) + enclen
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        q = <uint8_t *><char *>out
+        with nogil:
+            a32 = dg_adler32(t, n)
+            q[0] = VCD_ADLER32 | (VCD_SOURCE if count else 0)
+            q += 1
+            if count:
+                q = put_varint(q, seg_hi - seg_lo)
+                q = put_varint(q, seg_lo)
+            q = put_varint(q, enclen)
+            q = put_varint(q, n)
+            q[0] = 0
+            q = put_varint(q + 1, data_len)
+            q = put_varint(q, inst_len)
+            q = put_varint(q, addr_len)
+            q[0] = <uint8_t>(a32 >> 24)
+            q[1] = <uint8_t>(a32 >> 16)
+            q[2] = <uint8_t>(a32 >> 8)
+            q[3] = <uint8_t>a32
+            qd = q + 4
+            qi = qd + data_len
+            qa = qi + inst_len
+            pos = 0
+            for k in range(count + 1):
+                start = c[3 * k] if k < count else n
+                if start > pos:
+                    memcpy(qd, t + pos, start - pos)
+                    qd += start - pos
+                    qi[0] = 1                      # ADD, size follows
+                    qi = put_varint(qi + 1, start - pos)
+                if k == count:
+                    break
+                end = c[3 * k + 1]
+                qi[0] = 19                         # COPY mode 0, size follows
+                qi = put_varint(qi + 1, end - start)
+                qa = put_varint(qa, c[3 * k + 2] - seg_lo)
+                pos = end
+        return out
+    finally:
+        PyBuffer_Release(&view)
+        free(c)
+
+
 def copy_window(target, unsigned long long source_offset):
     """One VCDIFF window that copies ``target`` (at most 64 MiB, non-empty) from the reference
     at ``source_offset``: a single COPY instruction, Adler-32 checksummed. The caller has
@@ -1680,15 +1770,16 @@ cdef int _scan_matches(const AnchorSlot *slots, int bits, int shift, const uint8
                        size_t base, MatchList *out) noexcept nogil:
     cdef size_t mask = (<size_t>1 << bits) - 1
     cdef size_t pos = 0, warm = 0, last_end = 0, slot, t, r, back, fwd, cap, k
-    cdef int64_t diag = 0  # source - target of the previous match
-    cdef bint have_diag = False, resync
+    # source - target of the previous match; before any, where the target's bytes sit
+    cdef int64_t diag = <int64_t>base
+    cdef bint have_diag = True, resync
     cdef uint64_t h = 0
     cdef Match *grown
     while pos < n:
         resync = False
         if have_diag and pos == last_end and pos < n:
             # Just past a match: an edit of up to 64 bytes, then the same diagonal again?
-            for k in range(1, 65):
+            for k in range(65):
                 if _same64(p, n, pos + k, src, srclen, <int64_t>(pos + k) + diag):
                     t = pos + k
                     r = <size_t>(<int64_t>t + diag)

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from .. import _xdelta3
 from .._executor import CODEC
 from ..errors import DeltaTooLargeError, EncodeError
-from .plan import Copy, Local, plan
+from .plan import Copy, Local, Plain, plan
 from .tuning import (
     ANCHOR_BUDGET,
     BLOCK_WINDOWS,
@@ -36,6 +36,8 @@ from .tuning import (
     LOCAL_MIN,
     LONG_MATCH,
     LZMA_DATA_PRESET,
+    OWN_COVERED,
+    OWN_GAPS,
     PLAIN_WINDOW,
     PRESETS,
     PROBE_MARGIN,
@@ -243,15 +245,50 @@ class Windows:
             region_max=REGION_MAX,
             near=PROBE_MIN_GAP,
         )
+        # Copies, windows almost wholly covered by matches, and (recompressed with LZMA) new
+        # bytes that are not random are written as instructions of our own, gathered into
+        # composite windows of up to COPY_WINDOW bytes: a window costs a header and a
+        # flush of each compressed section, and fragmented targets have thousands of pieces.
+        pending: list[tuple[int, int, int]] = []  # copies of the composite being gathered
+        start = end = 0  # the composite's stretch of the block
+
+        def flush() -> Iterator[_Task]:
+            nonlocal pending, start
+            if end > start:
+                copies = [(a - start, b - start, src) for a, b, src in pending]
+                task = functools.partial(_xdelta3.compose_window, block[start:end], copies)
+                yield task, 0, offset + end
+            pending = []
+            start = end
+
         for w in windows:
-            piece = block[w.start : w.end]
+            if end - start + (w.end - w.start) > COPY_WINDOW:
+                yield from flush()
             if isinstance(w, Copy):
-                yield functools.partial(_xdelta3.copy_window, piece, w.source), 0, offset + w.end
-            elif isinstance(w, Local):
-                task = functools.partial(self._local.encode_window, piece, w.lo, w.hi, w.hint)
-                yield task, 0, offset + w.end
+                pending.append((w.start, w.end, w.source))
+            elif isinstance(w, Local) and (
+                w.covered >= OWN_COVERED * (w.end - w.start)
+                or w.end - w.start - w.covered <= OWN_GAPS
+            ):
+                pending.extend(w.copies)
+            elif isinstance(w, Plain) and self._recode and not self._random(block[w.start : w.end]):
+                pass  # added as it is, for LZMA
             else:
-                yield from self._unshared(block, w.start, w.end, offset)
+                yield from flush()
+                if isinstance(w, Local):
+                    piece = block[w.start : w.end]
+                    task = functools.partial(self._local.encode_window, piece, w.lo, w.hi, w.hint)
+                    yield task, 0, offset + w.end
+                else:
+                    yield from self._unshared(block, w.start, w.end, offset)
+                start = w.end
+            end = w.end
+        yield from flush()
+
+    @staticmethod
+    def _random(data: memoryview) -> bool:
+        """Whether ``data`` looks random (stored as it is, never compressed)."""
+        return _xdelta3.entropy_bits(data) >= 8 - RANDOM_MARGIN / max(1, len(data))
 
     def _unshared(self, block: memoryview, lo: int, hi: int, offset: int) -> Iterator[_Task]:
         """Stretches that share nothing with the reference: classified here, so that the size
@@ -259,7 +296,7 @@ class Windows:
         for start in range(lo, hi, self._plain_window):
             piece = block[start : min(start + self._plain_window, hi)]
             end = offset + start + len(piece)
-            if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
+            if self._random(piece):
                 # (Recoding with LZMA leaves such bytes uncompressed too: at least this many.)
                 yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
             elif self.local and self._recode:

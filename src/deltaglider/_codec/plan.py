@@ -39,13 +39,16 @@ class Copy(NamedTuple):
 
 class Local(NamedTuple):
     """Target ``[start, end)`` encoded against reference ``[lo, hi)``; ``hint``: where its
-    first byte is expected in the reference."""
+    first byte is expected in the reference; ``copies``: the matches found inside it
+    (``(start, end, source)``, clipped to the window), ``covered`` the bytes they cover."""
 
     start: int
     end: int
     lo: int
     hi: int
     hint: int
+    copies: tuple[tuple[int, int, int], ...] = ()
+    covered: int = 0
 
 
 class Plain(NamedTuple):
@@ -119,12 +122,14 @@ def _between(
         # (diagonal, weight): bytes matched inside the window weigh what they cover; the
         # long matches beside the stretch count only where nothing inside says otherwise.
         diagonals: list[tuple[int, int]] = []
+        inside: list[tuple[int, int, int]] = []
         k = first
         while k < len(shorts) and shorts[k][0] < hi:
             s_start, s_end, s_source = shorts[k]
-            overlap = min(s_end, hi) - max(s_start, lo)
-            if overlap > 0:
-                diagonals.append((s_source - s_start, overlap))
+            a, b = max(s_start, lo), min(s_end, hi)
+            if b > a:
+                diagonals.append((s_source - s_start, b - a))
+                inside.append((a, b, s_source + a - s_start))
             k += 1
         if not diagonals and end - start >= near:
             out.append(Plain(lo, hi))
@@ -143,7 +148,7 @@ def _between(
             out.append(Plain(lo, hi))
             continue
         hint = min(max(lo + best, r_lo), r_hi - 1)
-        out.append(Local(lo, hi, r_lo, r_hi, hint))
+        out.append(Local(lo, hi, r_lo, r_hi, hint, tuple(inside), sum(b - a for a, b, _ in inside)))
 
 
 def _cluster(diagonals: list[tuple[int, int]], spread: int) -> list[tuple[int, int]]:

@@ -30,6 +30,8 @@ __all__ = [
     "LOCAL_MIN",
     "LONG_MATCH",
     "LZMA_DATA_PRESET",
+    "OWN_COVERED",
+    "OWN_GAPS",
     "PLAIN_WINDOW",
     "PRESETS",
     "PROBE_MARGIN",
@@ -120,6 +122,12 @@ COPY_WINDOW: Final = 16 << 20
 REGION_MAX: Final = 4 << 20
 REGION_MARGIN: Final = 64 << 10
 LOCAL_BLOCK: Final = 16 << 20
+#: A window between long matches whose bytes the matches found inside it cover at least this
+#: much is written as those copies and the bytes between (no xdelta3 search of its stretch).
+OWN_COVERED: Final = 0.75
+#: ... or whose bytes outside the matches are at most this many (a window of their own would
+#: cost more than xdelta3 can find in them).
+OWN_GAPS: Final = 2048
 #: LZMA preset of the data sections when large-reference deltas are recompressed with LZMA
 #: (instructions and addresses: preset 1). Preset 2 compresses text about 10 MB/s on one core
 #: and keeps deltas of compressible new data within about 0.92x of `xdelta3 -e -9`.
