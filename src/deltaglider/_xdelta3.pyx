@@ -17,7 +17,7 @@ Two xdelta3 internals are used on purpose, both fields of the public ``xd3_strea
   when xdelta3 reports the window header), which saves a copy of every reconstructed byte.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.math cimport log2
@@ -132,6 +132,26 @@ cdef extern from "dg_xd3.h" nogil:
     const char *xd3_strerror(int ret)
 
     uint32_t dg_adler32(const uint8_t *p, size_t n)
+    int dg_anchor_put(uint64_t *slots, size_t mask, size_t slot, uint64_t tag, uint64_t value,
+                      uint64_t tag_mask)
+
+
+cdef extern from "lzma.h" nogil:
+    ctypedef struct lzma_stream:
+        const uint8_t *next_in
+        size_t avail_in
+        uint8_t *next_out
+        size_t avail_out
+    ctypedef enum lzma_ret:
+        LZMA_OK
+        LZMA_STREAM_END
+    ctypedef enum lzma_action:
+        LZMA_SYNC_FLUSH
+    ctypedef enum lzma_check:
+        LZMA_CHECK_NONE
+    lzma_ret lzma_easy_encoder(lzma_stream *strm, uint32_t preset, lzma_check check)
+    lzma_ret lzma_code(lzma_stream *strm, lzma_action action)
+    void lzma_end(lzma_stream *strm)
 
 
 # --- VCDIFF framing (RFC 3284 section 4, with xdelta3's secondary-compression extension) --------
@@ -164,6 +184,7 @@ cdef struct WindowInfo:
     Py_ssize_t need        # when NEED_MORE: total bytes needed, or 0 if not known yet
     usize_t target_length  # bytes this window reconstructs
     int indicator
+    int compressed         # the delta indicator: which sections are secondary-compressed
     const char *error
 
 
@@ -346,6 +367,7 @@ cdef Py_ssize_t scan_window(const uint8_t *p, Py_ssize_t n, bint has_secondary,
     info.length = end
     info.target_length = <usize_t>tgtlen
     info.indicator = ind
+    info.compressed = delind
     return end
 
 
@@ -380,10 +402,12 @@ def file_header_length(data):
 def scan_window_header(data, Py_ssize_t offset, bint has_secondary):
     """Frames the window starting at ``data[offset:]``.
 
-    Returns ``(length, target_length, need)``: when the whole window is present, its length in
-    bytes and the number of bytes it reconstructs; otherwise ``(0, 0, need)`` where ``need`` is
-    how many bytes from ``offset`` are needed (0 if not known yet: read more and ask again).
-    Raises DecodeError for malformed framing.
+    Returns ``(length, target_length, need, compressed)``: when the whole window is present,
+    its length in bytes, the number of bytes it reconstructs and its delta indicator (non-zero
+    when a section is secondary-compressed: with LZMA, only such windows need the stream's
+    state); otherwise ``(0, 0, need, 0)`` where ``need`` is how many bytes from ``offset`` are
+    needed (0 if not known yet: read more and ask again). Raises DecodeError for malformed
+    framing.
     """
     cdef Py_buffer view
     cdef WindowInfo info
@@ -399,8 +423,8 @@ def scan_window_header(data, Py_ssize_t offset, bint has_secondary):
     if r == BAD:
         raise DecodeError(info.error.decode())
     if r == NEED_MORE:
-        return 0, 0, info.need
-    return r, info.target_length, 0
+        return 0, 0, info.need, 0
+    return r, info.target_length, 0, info.compressed
 
 
 def scan_windows(data, Py_ssize_t offset, bint has_secondary):
@@ -557,6 +581,55 @@ cdef int encode_one(Stream *s, const uint8_t *data, size_t n, bint has_source, x
 
 # --- encoder ---------------------------------------------------------------------------------
 
+cdef bytes _configure(xd3_config *config, object matcher, size_t window_size, int secondary,
+                      int level, size_t sprevsz, size_t iopt_size, bint compress_data):
+    """Fills ``config`` for encoding; returns the VCDIFF file header its deltas start with."""
+    cdef uint32_t flags
+    # XD3_FLUSH: every input we hand xdelta3 is a whole window, never to be buffered.
+    # XD3_ADLER32_RECODE: windows carry the Adler-32 that encode_one computes.
+    flags = XD3_FLUSH | XD3_ADLER32_RECODE | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
+    if secondary == 1:
+        flags |= XD3_SEC_DJW
+    elif secondary == 2:
+        flags |= XD3_SEC_LZMA
+    elif secondary != 0:
+        raise ValueError("secondary must be 0 (none), 1 (DJW) or 2 (LZMA)")
+    if secondary and not compress_data:
+        # Secondary compression of the data section (the ADDed bytes) is where it costs
+        # most and, for archives, gains least: those bytes are mostly compressed already.
+        flags |= XD3_SEC_NODATA
+    memset(config, 0, sizeof(xd3_config))
+    config.winsize = window_size
+    config.sprevsz = sprevsz
+    config.iopt_size = iopt_size
+    config.flags = flags
+    if isinstance(matcher, int):
+        # XD3_SMATCH_DEFAULT is not accepted: with it xdelta3 picks the matcher from the
+        # level bits in the flags, which here only choose the LZMA preset.
+        if matcher not in (XD3_SMATCH_SLOW, XD3_SMATCH_FAST, XD3_SMATCH_FASTER,
+                           XD3_SMATCH_FASTEST):
+            raise ValueError("unknown string-matcher preset")
+        config.smatch_cfg = <xd3_smatch_cfg>matcher
+    else:
+        ll, ls, sl, sc, slc, ml, le = matcher
+        if ll < 4 or ls < 1 or sl < 4 or sc < 1 or slc < 1:
+            raise ValueError("invalid string-matcher parameters")
+        config.smatch_cfg = XD3_SMATCH_SOFT
+        config.smatcher_soft.large_look = ll
+        config.smatcher_soft.large_step = ls
+        config.smatcher_soft.small_look = sl
+        config.smatcher_soft.small_chain = sc
+        config.smatcher_soft.small_lchain = slc
+        config.smatcher_soft.max_lazy = ml
+        config.smatcher_soft.long_enough = le
+    hdr = bytearray(b"\xd6\xc3\xc4\x00")
+    if secondary:
+        hdr += bytes((VCD_SECONDARY, secondary))
+    else:
+        hdr.append(0)
+    return bytes(hdr)
+
+
 cdef class EncoderCore:
     """A reference, its xdelta3 source index and one encoder configuration.
 
@@ -608,50 +681,9 @@ cdef class EncoderCore:
         self.window_size = window_size
         self.secondary = secondary
 
-        # XD3_FLUSH: every input we hand xdelta3 is a whole window, never to be buffered.
-        # XD3_ADLER32_RECODE: windows carry the Adler-32 that encode_one computes.
-        flags = XD3_FLUSH | XD3_ADLER32_RECODE | <uint32_t>(level << XD3_COMPLEVEL_SHIFT)
-        if secondary == 1:
-            flags |= XD3_SEC_DJW
-        elif secondary == 2:
-            flags |= XD3_SEC_LZMA
-        elif secondary != 0:
-            raise ValueError("secondary must be 0 (none), 1 (DJW) or 2 (LZMA)")
-        if secondary and not compress_data:
-            # Secondary compression of the data section (the ADDed bytes) is where it costs
-            # most and, for archives, gains least: those bytes are mostly compressed already.
-            flags |= XD3_SEC_NODATA
-        memset(&self._config, 0, sizeof(xd3_config))
-        self._config.winsize = window_size
-        self._config.sprevsz = sprevsz
-        self._config.iopt_size = iopt_size
-        self._config.flags = flags
-        if isinstance(matcher, int):
-            # XD3_SMATCH_DEFAULT is not accepted: with it xdelta3 picks the matcher from the
-            # level bits in the flags, which here only choose the LZMA preset.
-            if matcher not in (XD3_SMATCH_SLOW, XD3_SMATCH_FAST, XD3_SMATCH_FASTER,
-                               XD3_SMATCH_FASTEST):
-                raise ValueError("unknown string-matcher preset")
-            self._config.smatch_cfg = <xd3_smatch_cfg>matcher
-        else:
-            ll, ls, sl, sc, slc, ml, le = matcher
-            if ll < 4 or ls < 1 or sl < 4 or sc < 1 or slc < 1:
-                raise ValueError("invalid string-matcher parameters")
-            self._config.smatch_cfg = XD3_SMATCH_SOFT
-            self._config.smatcher_soft.large_look = ll
-            self._config.smatcher_soft.large_step = ls
-            self._config.smatcher_soft.small_look = sl
-            self._config.smatcher_soft.small_chain = sc
-            self._config.smatcher_soft.small_lchain = slc
-            self._config.smatcher_soft.max_lazy = ml
-            self._config.smatcher_soft.long_enough = le
-
-        hdr = bytearray(b"\xd6\xc3\xc4\x00")
-        if secondary:
-            hdr += bytes((VCD_SECONDARY, secondary))
-        else:
-            hdr.append(0)
-        self.header = bytes(hdr)
+        self.header = _configure(&self._config, matcher, window_size, secondary, level,
+                                 sprevsz, iopt_size, compress_data)
+        flags = self._config.flags
 
         if self._srclen == 0:
             return
@@ -777,6 +809,427 @@ cdef class EncodeSession:
                 raise EncodeError("internal error: unexpected VCDIFF header from xdelta3")
         return PyBytes_FromStringAndSize(<const char *>self._out.data + skip,
                                          <Py_ssize_t>self._out.length - skip)
+
+
+cdef class LocalEncoder:
+    """Encodes windows against a stretch of a reference that may be far larger than any index.
+
+    Each call indexes only ``source[lo:hi]`` (exactly, as xdelta3 indexes a source that fits
+    its window) and encodes one window against it; the window's source segment is then
+    moved to where the stretch sits in the whole reference, so the window decodes against the
+    whole reference like any other. The caller chooses the stretch (where the target's bytes
+    were found); nothing is shared between calls, so calls may run in parallel.
+
+    Secondary compression must be stateless across windows (none or DJW): LZMA's state would
+    have to carry from window to window of one stream.
+    """
+
+    cdef Py_buffer _view
+    cdef bint _have_view
+    cdef const uint8_t *_src
+    cdef size_t _srclen
+    cdef xd3_config _config
+    cdef readonly bytes header
+    cdef readonly size_t window_size
+
+    def __cinit__(self):
+        self._have_view = False
+
+    def __init__(self, source, *, object matcher, size_t window_size, int secondary=0,
+                 int level=9, size_t sprevsz=1 << 18, size_t iopt_size=1 << 15,
+                 bint compress_data=True):
+        if self._have_view:
+            raise RuntimeError("LocalEncoder is already initialized")
+        if window_size < 64 or window_size > C_HARD_MAX_WINDOW:
+            raise ValueError("window_size must be between 64 bytes and 64 MiB")
+        if secondary == 2:
+            raise ValueError("LZMA keeps state across windows: not for local windows")
+        if not 0 <= level <= 9:
+            raise ValueError("level must be between 0 and 9")
+        self.header = _configure(&self._config, matcher, window_size, secondary, level,
+                                 sprevsz, iopt_size, compress_data)
+        PyObject_GetBuffer(source, &self._view, PyBUF_SIMPLE)
+        self._have_view = True
+        self._src = <const uint8_t *>self._view.buf
+        self._srclen = <size_t>self._view.len
+        self.window_size = window_size
+
+    def __dealloc__(self):
+        if self._have_view:
+            PyBuffer_Release(&self._view)
+            self._have_view = False
+
+    def encode_window(self, target, size_t lo, size_t hi, size_t hint=0):
+        """One window of ``target`` against ``source[lo:hi]``; ``hint`` is where the target's
+        first bytes are expected in the reference (absolute). Returns the window's bytes."""
+        cdef Py_buffer view
+        cdef Stream *s = NULL
+        cdef OutBuf out
+        cdef int ret = 0
+        cdef const char *msg = NULL
+        cdef size_t skip = len(self.header)
+        cdef size_t rel
+        if lo >= hi or hi > self._srclen:
+            raise ValueError("source stretch out of range")
+        rel = hint - lo if lo <= hint < hi else 0
+        memset(&out, 0, sizeof(OutBuf))
+        PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+        try:
+            if <size_t>view.len > self.window_size:
+                raise ValueError("target is larger than the window size")
+            if view.len == 0:
+                return b""
+            s = <Stream *>malloc(sizeof(Stream))
+            if s == NULL:
+                raise MemoryError()
+            with nogil:
+                ret = stream_open(s, &self._config, self._src + lo, hi - lo,
+                                  _block_size_for(hi - lo), NULL)
+                if ret == 0:
+                    ret = encode_one(s, <const uint8_t *>view.buf, <size_t>view.len, True,
+                                     rel, &out)
+                if ret != 0:
+                    msg = s.stream.msg
+            if ret != 0:
+                raise EncodeError(_message(ret, msg))
+            if out.length < skip or memcmp(out.data, <const char *>self.header, skip) != 0:
+                raise EncodeError("internal error: unexpected VCDIFF header from xdelta3")
+            return _moved_window(out.data + skip, out.length - skip, lo)
+        finally:
+            PyBuffer_Release(&view)
+            stream_close(s)
+            free(out.data)
+
+
+cdef bytes _moved_window(const uint8_t *w, size_t n, uint64_t shift):
+    """The window ``w`` with its source segment moved ``shift`` bytes further into the source."""
+    cdef uint64_t cpylen = 0, cpyoff = 0
+    cdef Py_ssize_t pos
+    cdef uint8_t head[21]
+    cdef uint8_t *q
+    if n == 0:
+        raise EncodeError("internal error: empty window from xdelta3")
+    if not (w[0] & VCD_SOURCE):
+        return PyBytes_FromStringAndSize(<const char *>w, <Py_ssize_t>n)
+    pos = read_varint(w, <Py_ssize_t>n, 1, &cpylen)
+    if pos > 0:
+        pos = read_varint(w, <Py_ssize_t>n, pos, &cpyoff)
+    if pos <= 0:
+        raise EncodeError("internal error: unreadable window from xdelta3")
+    head[0] = w[0]
+    q = put_varint(head + 1, cpylen)
+    q = put_varint(q, cpyoff + shift)
+    return PyBytes_FromStringAndSize(<const char *>head, q - head) + \
+        PyBytes_FromStringAndSize(<const char *>w + pos, <Py_ssize_t>n - pos)
+
+
+def compose_window(target, list copies):
+    """One VCDIFF window for ``target`` made of COPY instructions from the reference where
+    ``copies`` says (``(start, end, source)`` stretches of ``target``, in order, not
+    overlapping, whose bytes the caller has checked are the reference's at ``source``) and
+    ADD instructions for every byte between them. The source segment spans the copies; the
+    window is Adler-32 checksummed. At most 64 MiB of target."""
+    cdef Py_buffer view
+    cdef const uint8_t *t
+    cdef size_t n, k, count, pos = 0, start, end, seg_lo = <size_t>-1, seg_hi = 0
+    cdef size_t data_len = 0, inst_len = 0, addr_len = 0, enclen, total, head
+    cdef uint64_t src
+    cdef uint8_t *q
+    cdef uint8_t *qd
+    cdef uint8_t *qi
+    cdef uint8_t *qa
+    cdef uint32_t a32
+    count = len(copies)
+    cdef size_t *c = <size_t *>malloc((3 * count + 1) * sizeof(size_t))
+    if c == NULL:
+        raise MemoryError()
+    PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+    try:
+        n = <size_t>view.len
+        t = <const uint8_t *>view.buf
+        if n == 0 or n > C_HARD_MAX_WINDOW:
+            raise ValueError("a window holds 1 byte to 64 MiB")
+        for k in range(count):
+            start, end, src = copies[k]
+            if start < pos or end <= start or end > n:
+                raise ValueError("copies must be in order, not overlapping, within the target")
+            c[3 * k], c[3 * k + 1], c[3 * k + 2] = start, end, <size_t>src
+            if start > pos:
+                data_len += start - pos
+                inst_len += 1 + varint_size(start - pos)
+            inst_len += 1 + varint_size(end - start)
+            seg_lo = min(seg_lo, <size_t>src)
+            seg_hi = max(seg_hi, <size_t>src + end - start)
+            pos = end
+        if pos < n:
+            data_len += n - pos
+            inst_len += 1 + varint_size(n - pos)
+        for k in range(count):
+            addr_len += varint_size(c[3 * k + 2] - seg_lo)
+        enclen = varint_size(n) + 1 + varint_size(data_len) + varint_size(inst_len) + \
+            varint_size(addr_len) + 4 + data_len + inst_len + addr_len
+        head = 1 + (varint_size(seg_hi - seg_lo) + varint_size(seg_lo) if count else 0)
+        total = head + varint_size(enclen) + enclen
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        q = <uint8_t *><char *>out
+        with nogil:
+            a32 = dg_adler32(t, n)
+            q[0] = VCD_ADLER32 | (VCD_SOURCE if count else 0)
+            q += 1
+            if count:
+                q = put_varint(q, seg_hi - seg_lo)
+                q = put_varint(q, seg_lo)
+            q = put_varint(q, enclen)
+            q = put_varint(q, n)
+            q[0] = 0
+            q = put_varint(q + 1, data_len)
+            q = put_varint(q, inst_len)
+            q = put_varint(q, addr_len)
+            q[0] = <uint8_t>(a32 >> 24)
+            q[1] = <uint8_t>(a32 >> 16)
+            q[2] = <uint8_t>(a32 >> 8)
+            q[3] = <uint8_t>a32
+            qd = q + 4
+            qi = qd + data_len
+            qa = qi + inst_len
+            pos = 0
+            for k in range(count + 1):
+                start = c[3 * k] if k < count else n
+                if start > pos:
+                    memcpy(qd, t + pos, start - pos)
+                    qd += start - pos
+                    qi[0] = 1                      # ADD, size follows
+                    qi = put_varint(qi + 1, start - pos)
+                if k == count:
+                    break
+                end = c[3 * k + 1]
+                qi[0] = 19                         # COPY mode 0, size follows
+                qi = put_varint(qi + 1, end - start)
+                qa = put_varint(qa, c[3 * k + 2] - seg_lo)
+                pos = end
+        return out
+    finally:
+        PyBuffer_Release(&view)
+        free(c)
+
+
+def copy_window(target, unsigned long long source_offset):
+    """One VCDIFF window that copies ``target`` (at most 64 MiB, non-empty) from the reference
+    at ``source_offset``: a single COPY instruction, Adler-32 checksummed. The caller has
+    checked that the reference holds exactly these bytes there."""
+    cdef Py_buffer view
+    cdef size_t n, inst_len, enclen, total
+    cdef uint8_t *q
+    cdef uint32_t a32
+    PyObject_GetBuffer(target, &view, PyBUF_SIMPLE)
+    try:
+        n = <size_t>view.len
+        if n == 0 or n > C_HARD_MAX_WINDOW:
+            raise ValueError("a copy window holds 1 byte to 64 MiB")
+        # Code 19 of the RFC 3284 instruction table is COPY, mode 0 (the address as it is),
+        # with the size following; the address section holds the address 0: the segment's
+        # first byte.
+        inst_len = 1 + varint_size(n)
+        enclen = varint_size(n) + 1 + 1 + varint_size(inst_len) + 1 + 4 + inst_len + 1
+        total = 1 + varint_size(n) + varint_size(source_offset) + varint_size(enclen) + enclen
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        q = <uint8_t *><char *>out
+        with nogil:
+            a32 = dg_adler32(<const uint8_t *>view.buf, n)
+            q[0] = VCD_SOURCE | VCD_ADLER32
+            q = put_varint(q + 1, n)             # source segment length
+            q = put_varint(q, source_offset)     # source segment position
+            q = put_varint(q, enclen)
+            q = put_varint(q, n)                 # target window length
+            q[0] = 0                             # delta indicator: nothing compressed
+            q[1] = 0                             # data section length
+            q = put_varint(q + 2, inst_len)      # instruction section length
+            q[0] = 1                             # address section length
+            q[1] = <uint8_t>(a32 >> 24)
+            q[2] = <uint8_t>(a32 >> 16)
+            q[3] = <uint8_t>(a32 >> 8)
+            q[4] = <uint8_t>a32
+            q[5] = 19
+            q = put_varint(q + 6, n)
+            q[0] = 0                             # the address
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef enum:
+    VCD_DATACOMP = 0x01  # delta indicator bits: which sections are secondary-compressed
+    VCD_INSTCOMP = 0x02
+    VCD_ADDRCOMP = 0x04
+    SECONDARY_MIN_INPUT = 10  # xdelta3 leaves shorter sections as they are
+
+
+cdef int _lzma_section(lzma_stream *z, const uint8_t *p, size_t n, OutBuf *out) noexcept nogil:
+    """Appends p[:n] compressed by z, flushed to a chunk boundary (as xdelta3 does)."""
+    cdef size_t room
+    cdef lzma_ret ret
+    cdef uint8_t *grown
+    z.next_in = p
+    z.avail_in = n
+    while True:
+        if out.capacity - out.length < 4096 + n // 4:
+            room = out.capacity * 2 + 4096 + n
+            grown = <uint8_t *>realloc(out.data, room)
+            if grown == NULL:
+                return -1
+            out.data = grown
+            out.capacity = room
+        z.next_out = out.data + out.length
+        z.avail_out = out.capacity - out.length
+        ret = lzma_code(z, LZMA_SYNC_FLUSH)
+        out.length = out.capacity - z.avail_out
+        if ret == LZMA_STREAM_END:
+            return 0
+        if ret != LZMA_OK:
+            return -1
+
+
+cdef class LzmaSections:
+    """Recompresses the sections of windows written without secondary compression with LZMA,
+    as xdelta3's LZMA secondary does: one LZMA stream per kind of section (data,
+    instructions, addresses) running through every window of the delta, each section flushed
+    where it ends and preceded by its decompressed size.
+
+    Matching can then run in parallel on independent streams (local windows) while the one
+    thing that must be sequential, the LZMA state, runs here, window after window in order.
+    A section may be left uncompressed (its delta-indicator bit clear: the decoder's LZMA
+    state does not see it), which is how data that looks random is passed through. Not
+    thread-safe; windows must come in delta order.
+    """
+
+    cdef lzma_stream _z[3]
+    cdef bint _started[3]
+    cdef uint32_t _presets[3]
+
+    def __cinit__(self, uint32_t data_preset=6, uint32_t other_preset=1):
+        memset(self._z, 0, sizeof(self._z))
+        memset(self._started, 0, sizeof(self._started))
+        self._presets[0] = data_preset
+        self._presets[1] = other_preset
+        self._presets[2] = other_preset
+
+    def __dealloc__(self):
+        cdef int k
+        for k in range(3):
+            if self._started[k]:
+                lzma_end(&self._z[k])
+
+    def recode(self, window, double data_max_entropy=7.9):
+        """``window`` (one VCDIFF window, no section compressed) with its sections
+        LZMA-compressed; the data section only if its order-0 entropy is below
+        ``data_max_entropy`` bits per byte."""
+        cdef Py_buffer view
+        cdef const uint8_t *w
+        cdef Py_ssize_t n, pos, head_end, secstart
+        cdef uint64_t v = 0, tgtlen = 0
+        cdef uint64_t lens[3]
+        cdef uint8_t ind
+        cdef int k, adler
+        cdef OutBuf sec[3]
+        cdef bint comp[3]
+        cdef uint8_t tmp[32]
+        cdef uint8_t *q
+        cdef uint64_t enclen
+        cdef int failed = 0
+        cdef WindowInfo info
+        cdef Py_ssize_t framed
+        memset(sec, 0, sizeof(sec))
+        PyObject_GetBuffer(window, &view, PyBUF_SIMPLE)
+        try:
+            w = <const uint8_t *>view.buf
+            n = view.len
+            pos = 1
+            if n < 1:
+                raise ValueError("empty window")
+            # The framing is validated as the decoder validates it (window indicator, lengths
+            # within the window, sections adding up, no compressed section) before anything is
+            # read: the section lengths below are then within the window, never wrapping.
+            framed = scan_window(w, n, False, &info)
+            if framed == BAD:
+                raise ValueError(f"not a window without secondary compression: "
+                                 f"{info.error.decode()}")
+            if framed != n:
+                raise ValueError("not exactly one whole window")
+            ind = w[0]
+            if ind & (VCD_SOURCE | VCD_TARGET):
+                pos = read_varint(w, n, pos, &v)
+                if pos > 0:
+                    pos = read_varint(w, n, pos, &v)
+            if pos > 0:
+                head_end = pos
+                pos = read_varint(w, n, pos, &v)          # length of the delta encoding
+            if pos > 0:
+                pos = read_varint(w, n, pos, &tgtlen)
+            if pos <= 0 or pos >= n or w[pos] != 0:
+                raise ValueError("not a window without secondary compression")
+            pos += 1
+            for k in range(3):
+                if pos > 0:
+                    pos = read_varint(w, n, pos, &lens[k])
+            if pos <= 0:
+                raise ValueError("unreadable window")
+            adler = 4 if ind & VCD_ADLER32 else 0
+            secstart = pos + adler
+            if secstart > n or <uint64_t>(n - secstart) != lens[0] + lens[1] + lens[2]:
+                raise ValueError("window sections do not add up")
+            # What the decoder accepts of a compressed section's decoded size (scan_window):
+            # beyond it, no real window, and the recoded one would be refused.
+            if lens[0] > tgtlen or lens[1] > 21 * tgtlen + 64 or lens[2] > 10 * tgtlen + 64:
+                raise ValueError("window sections larger than its target can need")
+            comp[0] = lens[0] >= SECONDARY_MIN_INPUT and \
+                entropy_bits(window[secstart:secstart + lens[0]]) < data_max_entropy
+            comp[1] = lens[1] >= SECONDARY_MIN_INPUT
+            comp[2] = lens[2] >= SECONDARY_MIN_INPUT
+            for k in range(3):
+                if comp[k] and not self._started[k]:
+                    if lzma_easy_encoder(&self._z[k], self._presets[k], LZMA_CHECK_NONE) != LZMA_OK:
+                        raise MemoryError("cannot start LZMA")
+                    self._started[k] = True
+            with nogil:
+                v = <uint64_t>secstart
+                for k in range(3):
+                    if comp[k]:
+                        q = put_varint(tmp, lens[k])
+                        if outbuf_append(&sec[k], tmp, q - tmp) != 0 or \
+                                _lzma_section(&self._z[k], w + v, lens[k], &sec[k]) != 0:
+                            failed = 1
+                            break
+                    v += lens[k]
+            if failed:
+                raise EncodeError("LZMA compression failed")
+            parts = [PyBytes_FromStringAndSize(<const char *>w, head_end), None,
+                     PyBytes_FromStringAndSize(<const char *>w + pos, adler)]
+            v = <uint64_t>secstart
+            for k in range(3):
+                if comp[k]:
+                    parts.append(PyBytes_FromStringAndSize(<const char *>sec[k].data,
+                                                           <Py_ssize_t>sec[k].length))
+                else:
+                    parts.append(PyBytes_FromStringAndSize(<const char *>w + v,
+                                                           <Py_ssize_t>lens[k]))
+                v += lens[k]
+                if comp[k]:
+                    lens[k] = sec[k].length
+            enclen = varint_size(tgtlen) + 1 + varint_size(lens[0]) + varint_size(lens[1]) + \
+                varint_size(lens[2]) + adler + lens[0] + lens[1] + lens[2]
+            q = put_varint(tmp, enclen)
+            q = put_varint(q, tgtlen)
+            q[0] = (VCD_DATACOMP if comp[0] else 0) | (VCD_INSTCOMP if comp[1] else 0) | \
+                (VCD_ADDRCOMP if comp[2] else 0)
+            q += 1
+            for k in range(3):
+                q = put_varint(q, lens[k])
+            parts[1] = PyBytes_FromStringAndSize(<const char *>tmp, q - tmp)
+            return b"".join(parts)
+        finally:
+            PyBuffer_Release(&view)
+            for k in range(3):
+                free(sec[k].data)
 
 
 # --- decoder ---------------------------------------------------------------------------------
@@ -1088,22 +1541,31 @@ cdef void _init_gear() noexcept:
 _init_gear()
 
 
-cdef struct AnchorSlot:
-    uint32_t tag       # 0: empty
-    uint32_t position  # reference offset of the anchor (low 32 bits; only a hint)
+# A slot is one 64-bit word: a 24-bit tag of the anchor's hash (never 0; 0 is an empty slot)
+# above the reference offset of the anchor's 64 bytes (40 bits: references up to 1 TiB; anchors
+# beyond are not indexed).
+ctypedef uint64_t AnchorSlot
+
+cdef enum:
+    POSITION_BITS = 40
+cdef uint64_t POSITION_MASK = (<uint64_t>1 << POSITION_BITS) - 1
 
 
-cdef inline uint32_t _tag(uint64_t h) noexcept nogil:
-    cdef uint32_t t = <uint32_t>((h * 0xD6E8FEB86659FD93ULL) >> 32)
-    return t | 1
+cdef inline uint64_t _tag(uint64_t h) noexcept nogil:
+    cdef uint64_t t = (h * 0xD6E8FEB86659FD93ULL) >> (64 - (64 - POSITION_BITS))
+    return (t | 1) << POSITION_BITS
+
+
+cdef inline uint64_t _slot_position(AnchorSlot slot) noexcept nogil:
+    return slot & POSITION_MASK
 
 
 cdef inline size_t _find(const AnchorSlot *slots, int bits, size_t mask,
                          uint64_t h) noexcept nogil:
     """The slot holding anchor hash h, or the empty slot where it would go (linear probing)."""
-    cdef uint32_t tag = _tag(h)
+    cdef uint64_t tag = _tag(h)
     cdef size_t slot = <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
-    while slots[slot].tag != 0 and slots[slot].tag != tag:
+    while slots[slot] != 0 and (slots[slot] & ~POSITION_MASK) != tag:
         slot = (slot + 1) & mask
     return slot
 
@@ -1116,18 +1578,26 @@ cdef class AnchorIndex:
     cdef readonly int anchor_bits
     cdef readonly size_t anchors
     cdef readonly size_t table_bytes
+    cdef readonly size_t source_size
 
     def __cinit__(self):
         self._slots = NULL
 
-    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=4 << 20):
+    def __init__(self, source, int anchor_bits=6, size_t max_table_bytes=4 << 20,
+                 bint build=True):
+        """Indexes ``source``; with ``build=False`` the table is only sized, and the caller
+        fills it with :meth:`index_part` (from several threads at once)."""
         cdef Py_buffer view
         cdef size_t n, want, slots
         if self._slots != NULL:
             raise RuntimeError("AnchorIndex is already initialized")
+        # The hash's top anchor_bits bits select anchors (a shift by 64 - anchor_bits).
+        if not 1 <= anchor_bits <= 32:
+            raise ValueError("anchor_bits must be between 1 and 32")
         PyObject_GetBuffer(source, &view, PyBUF_SIMPLE)
         try:
             n = <size_t>view.len
+            self.source_size = n
             # Half-full table at most; for huge references, sparser anchors instead of a
             # bigger table (they then only find longer shared stretches, which is all that
             # matters at that scale).
@@ -1144,16 +1614,83 @@ cdef class AnchorIndex:
             if self._slots == NULL:
                 raise MemoryError()
             self.table_bytes = slots * sizeof(AnchorSlot)
-            with nogil:
-                self.anchors = _index_anchors(self._slots, self._bits, slots - 1,
-                                              <const uint8_t *>view.buf, n,
-                                              64 - anchor_bits)
+            if build:
+                with nogil:
+                    self.anchors = _index_anchors(self._slots, self._bits, slots - 1,
+                                                  <const uint8_t *>view.buf, n,
+                                                  64 - anchor_bits)
         finally:
             PyBuffer_Release(&view)
+
+    def index_part(self, source, size_t part, size_t parts):
+        """Adds the anchors of part ``part`` of ``parts`` of the source (the anchors whose 64
+        bytes end in it). Parts may be added from several threads at once, in any order; once
+        all are, the table is the same whatever the order. Returns the anchors added."""
+        cdef Py_buffer view
+        cdef size_t n, lo, hi, added
+        if parts == 0 or part >= parts:
+            raise ValueError("part out of range")
+        PyObject_GetBuffer(source, &view, PyBUF_SIMPLE)
+        try:
+            n = <size_t>view.len
+            if n != self.source_size:
+                raise ValueError("source is not the buffer this index was built from")
+            lo = n // parts * part
+            hi = n if part == parts - 1 else n // parts * (part + 1)
+            with nogil:
+                added = _index_part(self._slots, self._bits, (<size_t>1 << self._bits) - 1,
+                                    <const uint8_t *>view.buf, lo, hi, 64 - self.anchor_bits,
+                                    ((<size_t>1 << self._bits) * 3 // 4) // parts)
+        finally:
+            PyBuffer_Release(&view)
+        self.anchors += added
+        return added
 
     def __dealloc__(self):
         free(self._slots)
         self._slots = NULL
+
+    def matches(self, source, target, size_t min_length=64, size_t base=0):
+        """The stretches of ``target`` found in ``source`` (the reference this index was built
+        from), verified byte for byte and extended both ways as far as they go.
+
+        Returns ``[(start, end, source_start), ...]`` in target order, not overlapping, each
+        at least ``min_length`` (and 64) bytes long. Scanning skips over each stretch found,
+        so an unchanged target costs one comparison, not one lookup per anchor.
+
+        Where the same bytes are in the source several times, the copy on the diagonal of the
+        previous match is taken first, then the one where the target's bytes sit (``base``:
+        the target's offset in the whole target), then the first in the source: layouts that
+        moved keep their neighbourhoods. After an edit of up to 64 bytes, the previous
+        diagonal is tried again right away, without waiting for an anchor.
+        """
+        cdef Py_buffer sview, tview
+        cdef MatchList found
+        cdef int ok = 0
+        cdef size_t k
+        memset(&found, 0, sizeof(MatchList))
+        PyObject_GetBuffer(source, &sview, PyBUF_SIMPLE)
+        try:
+            if <size_t>sview.len != self.source_size:
+                raise ValueError("source is not the buffer this index was built from")
+            PyObject_GetBuffer(target, &tview, PyBUF_SIMPLE)
+            try:
+                with nogil:
+                    ok = _scan_matches(self._slots, self._bits, 64 - self.anchor_bits,
+                                       <const uint8_t *>sview.buf, <size_t>sview.len,
+                                       <const uint8_t *>tview.buf, <size_t>tview.len,
+                                       min_length if min_length > 64 else 64, base, &found)
+            finally:
+                PyBuffer_Release(&tview)
+        finally:
+            PyBuffer_Release(&sview)
+        try:
+            if ok != 0:
+                raise MemoryError()
+            return [(found.items[k].start, found.items[k].end, found.items[k].source)
+                    for k in range(found.count)]
+        finally:
+            free(found.items)
 
     def segment(self, target, size_t margin, size_t min_gap):
         """Splits ``target`` into shared and unshared stretches.
@@ -1194,6 +1731,108 @@ cdef class AnchorIndex:
             free(spans)
 
 
+cdef struct Match:
+    size_t start   # target offsets [start, end)
+    size_t end
+    size_t source  # where start is in the source
+
+
+cdef struct MatchList:
+    Match *items
+    size_t count
+    size_t capacity
+
+
+cdef inline size_t _common_forward(const uint8_t *a, const uint8_t *b, size_t n) noexcept nogil:
+    """Length of the common prefix of a and b, at most n (8 bytes a step)."""
+    cdef size_t i = 0
+    cdef uint64_t x, y
+    while i + 8 <= n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            break
+        i += 8
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+cdef inline bint _same64(const uint8_t *p, size_t n, size_t t, const uint8_t *src,
+                         size_t srclen, int64_t r) noexcept nogil:
+    """Whether target p[t:t+64] equals source[r:r+64] (both in range)."""
+    return r >= 0 and <size_t>r + 64 <= srclen and t + 64 <= n and \
+        memcmp(p + t, src + r, 64) == 0
+
+
+cdef int _scan_matches(const AnchorSlot *slots, int bits, int shift, const uint8_t *src,
+                       size_t srclen, const uint8_t *p, size_t n, size_t min_length,
+                       size_t base, MatchList *out) noexcept nogil:
+    cdef size_t mask = (<size_t>1 << bits) - 1
+    cdef size_t pos = 0, warm = 0, last_end = 0, slot, t, r, back, fwd, cap, k
+    # source - target of the previous match; before any, where the target's bytes sit
+    cdef int64_t diag = <int64_t>base
+    cdef bint have_diag = True, resync
+    cdef uint64_t h = 0
+    cdef Match *grown
+    while pos < n:
+        resync = False
+        if have_diag and pos == last_end and pos < n:
+            # Just past a match: an edit of up to 64 bytes, then the same diagonal again?
+            for k in range(65):
+                if _same64(p, n, pos + k, src, srclen, <int64_t>(pos + k) + diag):
+                    t = pos + k
+                    r = <size_t>(<int64_t>t + diag)
+                    resync = True
+                    break
+        if not resync:
+            h = (h << 1) + GEAR[p[pos]]
+            pos += 1
+            warm += 1
+            if warm < 64 or (h >> shift) != 0:
+                continue
+            slot = _find(slots, bits, mask, h)
+            if slots[slot] == 0:
+                continue
+            t = pos - 64
+            if have_diag and _same64(p, n, t, src, srclen, <int64_t>t + diag):
+                r = <size_t>(<int64_t>t + diag)
+            elif _same64(p, n, t, src, srclen, <int64_t>(base + t)):
+                r = base + t
+            else:
+                r = <size_t>_slot_position(slots[slot])
+                if not _same64(p, n, t, src, srclen, <int64_t>r):
+                    continue
+        back = 0
+        while t - back > last_end and r - back > 0 and p[t - back - 1] == src[r - back - 1]:
+            back += 1
+        fwd = 64 + _common_forward(p + t + 64, src + r + 64,
+                                   min(n - t - 64, srclen - r - 64))
+        if back + fwd < min_length:
+            if resync:
+                # Not worth a match: scan on from where the edit started.
+                have_diag = False
+            continue
+        if out.count == out.capacity:
+            cap = out.capacity * 2 if out.capacity else 64
+            grown = <Match *>realloc(out.items, cap * sizeof(Match))
+            if grown == NULL:
+                return -1
+            out.items = grown
+            out.capacity = cap
+        out.items[out.count].start = t - back
+        out.items[out.count].end = t + fwd
+        out.items[out.count].source = r - back
+        out.count += 1
+        last_end = t + fwd
+        diag = <int64_t>r - <int64_t>t
+        have_diag = True
+        pos = last_end
+        h = 0
+        warm = 0
+    return 0
+
+
 cdef struct Hit:
     size_t position   # target offset of the 64 hashed bytes
     size_t reference  # their offset in the reference (a hint)
@@ -1225,9 +1864,9 @@ cdef inline int _probe_at(const AnchorSlot *slots, int bits, size_t mask, uint64
                           size_t end, Hits *hits) noexcept nogil:
     """Records a hit when the anchor hash h, ending at target offset ``end``, is known."""
     cdef size_t slot = _find(slots, bits, mask, h)
-    if slots[slot].tag == 0:
+    if slots[slot] == 0:
         return 0
-    return _push(hits, end - 63, slots[slot].position)
+    return _push(hits, end - 63, <size_t>_slot_position(slots[slot]))
 
 
 cdef int _find_hits(const AnchorSlot *slots, int bits, int shift, const uint8_t *p, size_t n,
@@ -1338,15 +1977,62 @@ cdef size_t _index_anchors(AnchorSlot *slots, int bits, size_t mask, const uint8
         h = (h << 1) + GEAR[p[i]]
         if (h >> shift) != 0 or i < 63:
             continue
+        if i - 63 > POSITION_MASK:
+            break
         slot = _find(slots, bits, mask, h)
-        if slots[slot].tag == 0:
-            slots[slot].tag = _tag(h)
-            slots[slot].position = <uint32_t>(i - 63)
+        if slots[slot] == 0:
+            slots[slot] = _tag(h) | <uint64_t>(i - 63)
             count += 1
             # The table was sized for the expected anchor count; degenerate input (long
             # periodic runs) could exceed it, so stop before it gets full.
             if count * 4 > mask * 3:
                 break
+    return count
+
+
+cdef inline size_t _put_anchor(AnchorSlot *slots, int bits, size_t mask, uint64_t h,
+                               size_t end) noexcept nogil:
+    """The anchor whose 64 bytes end at ``end``, into the table (thread-safe)."""
+    if end - 63 > POSITION_MASK:
+        return 0
+    return <size_t>dg_anchor_put(slots, mask,
+                                 <size_t>((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits)),
+                                 _tag(h), _tag(h) | <uint64_t>(end - 63), ~POSITION_MASK)
+
+
+cdef size_t _index_part(AnchorSlot *slots, int bits, size_t mask, const uint8_t *p, size_t lo,
+                        size_t hi, int shift, size_t limit) noexcept nogil:
+    """Anchors ending in p[lo:hi], thread-safe. The gear hash is a chain of dependent
+    operations: the part is hashed as two halves at once (each starting 63 bytes early to warm
+    up), twice the work per cycle."""
+    cdef uint64_t ha = 0, hb = 0
+    cdef size_t j, count = 0, mid, a0, b0, len_a, len_b, m
+    if hi <= lo:
+        return 0
+    mid = lo + (hi - lo) // 2
+    a0 = lo - 63 if lo >= 63 else 0     # lane A hashes [a0, mid), anchors from lo
+    b0 = mid - 63 if mid >= 63 else 0   # lane B hashes [b0, hi), anchors from mid
+    len_a = mid - a0
+    len_b = hi - b0
+    m = len_a if len_a < len_b else len_b
+    for j in range(m):
+        ha = (ha << 1) + GEAR[p[a0 + j]]
+        hb = (hb << 1) + GEAR[p[b0 + j]]
+        if (ha >> shift) == 0 and a0 + j >= lo and a0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, ha, a0 + j)
+        if (hb >> shift) == 0 and b0 + j >= mid and b0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, hb, b0 + j)
+        # Degenerate input could fill the table: each part stops at its share.
+        if count > limit:
+            return count
+    for j in range(m, len_a):
+        ha = (ha << 1) + GEAR[p[a0 + j]]
+        if (ha >> shift) == 0 and a0 + j >= lo and a0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, ha, a0 + j)
+    for j in range(m, len_b):
+        hb = (hb << 1) + GEAR[p[b0 + j]]
+        if (hb >> shift) == 0 and b0 + j >= mid and b0 + j >= 63:
+            count += _put_anchor(slots, bits, mask, hb, b0 + j)
     return count
 
 

@@ -32,17 +32,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from . import _xdelta3
 from ._codec import decode as _decode
 from ._codec.encode import Windows
 from ._codec.streams import blocks, buffer
 from ._codec.tuning import (
-    BLOCK_WINDOWS,
     DEFAULT_LEVEL,
     DEFAULT_SECONDARY,
     DEFAULT_WINDOW_SIZE,
+    LOCAL_MIN,
     SECONDARY_IDS,
     Secondary,
 )
@@ -72,7 +72,11 @@ class Encoder:
     :param level: 1 (fastest) to 9 (smallest deltas), xdelta3's levels; default 3.
     :param secondary: secondary compression of the delta's sections: ``"djw"`` (default, static
         Huffman; fast to decode), ``"lzma"`` (what the ``xdelta3`` tool writes; a little
-        smaller, much slower, and its windows must be encoded one after another) or ``"none"``.
+        smaller, much slower, and its windows must be encoded one after another), ``"none"``,
+        or ``"auto"``: DJW for references under 64 MiB, LZMA for larger ones. Against a large
+        reference LZMA costs little: windows are matched in parallel without it and only
+        their sections are recompressed in order, new data is left to LZMA's matcher (a far
+        better one than a window's), and bytes that look random are not compressed at all.
     :param secondary_data: also secondary-compress the data section (the bytes added
         verbatim). Off by default for DJW: for archives those bytes are compressed already and
         it costs more than it saves. On by default for LZMA, as the ``xdelta3`` tool does.
@@ -89,16 +93,18 @@ class Encoder:
         source: Any,
         *,
         level: int = DEFAULT_LEVEL,
-        secondary: Secondary = DEFAULT_SECONDARY,
+        secondary: Secondary | Literal["auto"] = DEFAULT_SECONDARY,
         secondary_data: bool | None = None,
         window_size: int = DEFAULT_WINDOW_SIZE,
         threads: int | None = None,
     ) -> None:
         if not isinstance(level, int) or not 1 <= level <= 9:
             raise ValueError("level must be an integer from 1 to 9")
+        if secondary == "auto":
+            secondary = "lzma" if len(buffer(source, "source")) >= LOCAL_MIN else "djw"
         if secondary not in SECONDARY_IDS:
             raise ValueError(
-                "secondary must be 'none', 'djw' or 'lzma' "
+                "secondary must be 'none', 'djw', 'lzma' or 'auto' "
                 "(FGK is only decoded: its encoder is known to be broken)"
             )
         if not isinstance(window_size, int) or not 4096 <= window_size <= _xdelta3.HARD_MAX_WINDOW:
@@ -132,7 +138,8 @@ class Encoder:
     @property
     def _live(self) -> tuple[int, int]:
         """xdelta3 sessions that exist: against the reference, and plain."""
-        return self._windows.shared.live, self._windows.plain.live
+        shared = self._windows.shared
+        return (shared.live if shared else 0), self._windows.plain.live
 
     def encode(
         self,
@@ -150,7 +157,7 @@ class Encoder:
         view = buffer(target, "target")
         # Probing block by block lets the first windows start encoding while later blocks are
         # still being probed.
-        size = self.window_size * BLOCK_WINDOWS
+        size = self._windows.block_size
         pieces = ((view[i : i + size], i) for i in range(0, len(view), size))
         # The whole target is in memory: probing may run as far ahead as it likes.
         return b"".join(self._windows.pieces(pieces, max_delta_size, progress, lookahead=1 << 30))
@@ -194,7 +201,7 @@ class Encoder:
 
     def _read_size(self, read_size: int | None) -> int:
         if read_size is None:
-            return self.window_size * BLOCK_WINDOWS
+            return self._windows.block_size
         if read_size < 1:
             raise ValueError("read_size must be positive")
         return read_size

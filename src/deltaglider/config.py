@@ -60,9 +60,10 @@ class Config:
     multipart_threshold: int = 16 << 20
     #: Part size of multipart uploads and ranged downloads (DG_MULTIPART_CHUNKSIZE_MB).
     multipart_chunksize: int = 8 << 20
-    #: Codec level and secondary compression (DG_CODEC_LEVEL, DG_CODEC_SECONDARY).
+    #: Codec level and secondary compression (DG_CODEC_LEVEL, DG_CODEC_SECONDARY): ``auto`` is
+    #: DJW against references under 64 MiB and LZMA against larger ones (see the codec).
     codec_level: int = 3
-    codec_secondary: str = "djw"
+    codec_secondary: str = "auto"
     #: Attempts per storage request, with backoff on throttling and 5xx (DG_MAX_ATTEMPTS).
     max_attempts: int = 8
 
@@ -82,8 +83,8 @@ class Config:
             raise ConfigError("multipart threshold must be at least the chunk size")
         if not 1 <= self.codec_level <= 9:
             raise ConfigError("codec level must be from 1 to 9")
-        if self.codec_secondary not in ("none", "djw", "lzma"):
-            raise ConfigError("codec secondary must be 'none', 'djw' or 'lzma'")
+        if self.codec_secondary not in ("auto", "none", "djw", "lzma"):
+            raise ConfigError("codec secondary must be 'auto', 'none', 'djw' or 'lzma'")
         if self.cache_encryption_key is not None and len(self.cache_encryption_key) != 32:
             raise ConfigError("the cache encryption key must be 32 bytes (44 characters base64)")
         if self.cache_ephemeral and self.cache_encryption_key is not None:

@@ -89,4 +89,31 @@ static inline uint32_t dg_adler32(const uint8_t *p, size_t n)
     return dg_adler32_scalar(s1, s2, p, n);
 }
 
+/* One anchor into the reference's table, from any number of threads at once (linear probing;
+ * a slot is a tag above a position, 0 when empty). Where several positions have the same tag,
+ * the table keeps the smallest, whatever the order the threads insert in, so the table (and
+ * every delta made with it) does not depend on scheduling. Returns 1 when the tag was new. */
+static inline int dg_anchor_put(uint64_t *slots, size_t mask, size_t slot, uint64_t tag,
+                                uint64_t value, uint64_t tag_mask)
+{
+    for (;;) {
+        uint64_t cur = __atomic_load_n(&slots[slot], __ATOMIC_RELAXED);
+        if (cur == 0) {
+            if (__atomic_compare_exchange_n(&slots[slot], &cur, value, 0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                return 1;
+            continue; /* taken meanwhile: look at it again */
+        }
+        if ((cur & tag_mask) == tag) {
+            if (cur <= value)
+                return 0;
+            if (__atomic_compare_exchange_n(&slots[slot], &cur, value, 0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                return 0;
+            continue;
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
 #endif

@@ -269,7 +269,7 @@ def test_random_bytes_only_raise_decode_error(delta: bytes, ref: bytes) -> None:
 def test_window_framing_parser_is_total(data: bytes, secondary: bool) -> None:
     for offset in range(len(data) + 1):
         try:
-            length, target, need = _xdelta3.scan_window_header(data, offset, secondary)
+            length, target, need, _ = _xdelta3.scan_window_header(data, offset, secondary)
         except DecodeError:
             continue
         if length:

@@ -19,6 +19,7 @@ from unittest import mock
 
 import boto3
 import pytest
+import sanitized
 from faultproxy import FaultProxy
 from servers import REGION, Server
 
@@ -68,6 +69,18 @@ def proxy(fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
     fault_proxy.clear()
     yield fault_proxy
     fault_proxy.clear()
+
+
+# --- the sanitized build of the fuzz runs ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sanitized_build(tmp_path_factory: pytest.TempPathFactory) -> sanitized.SanitizedBuild:
+    """This checkout's extension with ASan/UBSan and libFuzzer's coverage (sanitized.py),
+    built once for every fuzz harness of the session (about 30 s, or a minute on a busy
+    machine)."""
+    base = tmp_path_factory.mktemp("sanitized")
+    return sanitized.build(base / "pkg", base / "build")
 
 
 # --- the soak runs beside the rest of the suite --------------------------------------------

@@ -14,22 +14,17 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
-import platform
 import random
-import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import sanitized
+from sanitized import FUZZ, SanitizedBuild
 
 from deltaglider.errors import DecodeError
 
-ROOT = Path(__file__).resolve().parents[2]
-FUZZ = ROOT / "fuzz"
 CORPUS = FUZZ / "corpus" / "decoder"
 
 #: The sanitized atheris run's share of the CI budget (DG_FUZZ_SECONDS overrides); the build
@@ -161,149 +156,24 @@ def test_fixed_seed_mutations() -> None:
         assert growth < 32 << 20, f"RSS grew {growth >> 20} MiB over {MUTATIONS} inputs"
 
 
-def _atheris_expected() -> bool:
-    # atheris ships wheels for Linux x86_64 only; it is in the test extras there.
-    return sys.platform == "linux" and platform.machine() == "x86_64"
-
-
-def _sanitizer_runtime() -> Path:
-    """The ASan runtime with libFuzzer linked in that atheris's wheel ships (atheris.path())."""
-    import atheris
-
-    runtime = Path(atheris.path()) / "asan_with_fuzzer.so"
-    assert runtime.is_file(), f"{runtime} is missing: atheris was not installed from its wheel"
-    return runtime
-
-
-def _build_sanitized(dest: Path, build_dir: Path) -> Path:
-    """This checkout's extension, built with clang under ASan/UBSan and libFuzzer's coverage.
-
-    CMakeLists.txt's DG_SANITIZE compiles our binding and the vendored xdelta3 with
-    -fsanitize=address,undefined; CFLAGS adds -fsanitize=fuzzer-no-link so that the same C code
-    reports coverage to libFuzzer. Installed into ``dest`` only (a --target folder), never over
-    the package under test; no build isolation, so nothing is fetched from a registry.
-    """
-    if shutil.which("clang") is None:
-        pytest.fail(
-            "clang is needed for the sanitized fuzz run: "
-            "apt-get install clang libclang-rt-14-dev (or newer)"
-        )
-    env = {**os.environ, "CC": "clang", "CFLAGS": "-fsanitize=fuzzer-no-link"}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(dest),
-            str(ROOT),
-            "-C",
-            "cmake.define.DG_SANITIZE=ON",
-            "-C",
-            f"build-dir={build_dir}",
-            "-C",
-            "install.strip=false",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert proc.returncode == 0, (
-        f"the sanitized build failed:\n{proc.stdout[-3000:]}{proc.stderr[-6000:]}"
-    )
-    ext = next((dest / "deltaglider").glob("_xdelta3*.so"))
-    symbols = subprocess.run(
-        ["nm", "-D", str(ext)], capture_output=True, text=True, check=True
-    ).stdout
-    for sym in ("__asan_report_load1", "__ubsan_handle_", "__sanitizer_cov_8bit_counters_init"):
-        assert sym in symbols, f"{ext} lacks {sym}: not a sanitizer and coverage build"
-    return ext
-
-
 @pytest.mark.slow
-def test_atheris_sanitized_run(tmp_path: Path) -> None:
+def test_atheris_sanitized_run(tmp_path: Path, sanitized_build: SanitizedBuild) -> None:
     """Coverage-guided fuzzing of the ASan/UBSan build for FUZZ_SECONDS (DG_FUZZ_SECONDS).
 
     The extension is rebuilt from this checkout with clang, sanitizers and libFuzzer's coverage
-    of its C code (xdelta3's decoder and our binding), then atheris's harness runs against it
-    with atheris's ASan runtime preloaded. Any crash, sanitizer report, hang, OOM, oversized
-    allocation or oracle violation fails the test, with the input in base64.
+    of its C code (xdelta3's decoder and our binding; once per session, the sanitized_build
+    fixture), then atheris's harness runs against it with atheris's ASan runtime preloaded. Any
+    crash, sanitizer report, hang, OOM, oversized allocation or oracle violation fails the
+    test, with the input in base64.
     """
-    if importlib.util.find_spec("atheris") is None:
-        if _atheris_expected():
-            pytest.fail("atheris is not installed: pip install '.[test]'")
-        pytest.skip("atheris has no wheel for this platform")
-    runtime = _sanitizer_runtime()
     seconds = int(os.environ.get("DG_FUZZ_SECONDS", FUZZ_SECONDS))
-    pkg = tmp_path / "pkg"
-    ext = _build_sanitized(pkg, tmp_path / "build")
-    seed = int(os.environ.get("DG_FUZZ_SEED", random.randrange(1, 1 << 31)))
-    work = tmp_path / "corpus"
-    work.mkdir()
-    cmd = [
-        sys.executable,
-        str(FUZZ / "fuzz_decoder.py"),
-        f"-max_total_time={seconds}",
-        "-timeout=10",
-        "-rss_limit_mb=2048",
-        "-malloc_limit_mb=256",
-        f"-seed={seed}",
-        f"-dict={FUZZ / 'vcdiff.dict'}",
-        f"-artifact_prefix={tmp_path}/",
-        "-print_final_stats=1",
-        str(work),
-        str(CORPUS),
-    ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(pkg),
-        "LD_PRELOAD": str(runtime),
-        # The interpreter's own allocations at exit are not leaks; growth is caught by RSS.
-        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:symbolize=1",
-        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
-    }
-    # Started as the grandchild of a shell: Linux keeps a process's peak RSS (ru_maxrss, which
-    # libFuzzer's -rss_limit_mb reads) across fork and exec, so a fuzzer exec'd straight from
-    # this test process starts with pytest's own peak (over 1 GiB late in a CI run) and reports
-    # an OOM on its first check. A child forked by the shell starts counting from zero.
-    proc = subprocess.run(
-        ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        cwd=tmp_path,
-        env=env,
-    )
-    log = proc.stdout + proc.stderr
-    artifacts = sorted(
-        p for p in tmp_path.iterdir() if re.match(r"(crash|timeout|oom|leak|slow-unit)-", p.name)
-    )
-    if (
-        proc.returncode != 0
-        or artifacts
-        or "ERROR: AddressSanitizer" in log
-        or "runtime error:" in log
-    ):
-        found = "\n".join(
-            f"{p.name}: {base64.b64encode(p.read_bytes()).decode()}" for p in artifacts
-        )
-        pytest.fail(
-            f"the fuzzer found a problem (exit {proc.returncode}, DG_FUZZ_SEED={seed}); "
-            f"replay as fuzz/README.md says\n{found}\n{log[-6000:]}"
-        )
-    assert f"deltaglider._xdelta3 from {ext}" in log, (
-        f"the harness did not load the sanitized build:\n{log[-3000:]}"
-    )
-    inited = re.search(r"INITED cov: (\d+)", log)
     # Python-level coverage alone is about 160 edges; the instrumented C code brings it to 770+.
-    assert inited and int(inited.group(1)) > 400, (
-        f"no native coverage reached libFuzzer:\n{log[-3000:]}"
+    sanitized.fuzz(
+        sanitized_build,
+        "fuzz_decoder.py",
+        CORPUS,
+        tmp_path,
+        seconds,
+        min_edges=400,
+        extra=(f"-dict={FUZZ / 'vcdiff.dict'}",),
     )
-    runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
-    assert runs and int(runs.group(1)) > 1_000, f"the fuzzer barely ran:\n{log[-3000:]}"

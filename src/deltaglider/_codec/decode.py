@@ -19,6 +19,7 @@ import mmap
 import os
 import stat
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Final
 
@@ -106,18 +107,25 @@ def decoded(
     independent = _independent(secondary)
     batch_target = BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE
     # Sessions are reused from batch to batch (creating one costs allocations, freeing it
-    # moves glibc's mmap threshold); with LZMA or FGK one session decodes all, in order.
+    # moves glibc's mmap threshold). With LZMA or FGK, one session decodes every window that
+    # has a compressed section, in order (the compressor's state runs through them); windows
+    # without one (copies, bytes stored as they are) do not touch that state, so batches of
+    # only such windows are decoded by any other session, in parallel.
     sessions: list[_xdelta3.DecodeSession] = []
-    if not independent:
-        sessions.append(_xdelta3.DecodeSession(source, header))
+    stateful = None if independent else _InOrder(_xdelta3.DecodeSession(source, header))
 
     def decode(batch: _Batch, out: Any) -> None:
-        try:
-            session = sessions.pop()
-        except IndexError:
-            session = _xdelta3.DecodeSession(source, header)
-        session.decode_windows(batch.data, 0, len(batch.data), out, 0, batch.length)
-        sessions.append(session)
+        if batch.ticket is not None:
+            assert stateful is not None
+            with stateful.turn(batch.ticket) as session:
+                session.decode_windows(batch.data, 0, len(batch.data), out, 0, batch.length)
+        else:
+            try:
+                session = sessions.pop()
+            except IndexError:
+                session = _xdelta3.DecodeSession(source, header)
+            session.decode_windows(batch.data, 0, len(batch.data), out, 0, batch.length)
+            sessions.append(session)
         # The batch's delta bytes are no longer needed: their buffer can take more.
         _INPUTS.put(batch.buffer)
 
@@ -146,23 +154,56 @@ def decoded(
         fill = len(buf)
         pos = batch_start = batch_len = 0
         eof = False
+        # Whether the batch being framed has a window that needs the stateful session, and
+        # the turns handed out to such batches.
+        batch_stateful = False
+        tickets = 0
+
+        def ticket() -> int | None:
+            nonlocal tickets
+            if independent or not batch_stateful:
+                return None
+            tickets += 1
+            return tickets - 1
+
         while True:
             length = need = 0
             if pos < fill:
-                length, target, need = _xdelta3.scan_window_header(view[:fill], pos, secondary != 0)
+                length, target, need, compressed = _xdelta3.scan_window_header(
+                    view[:fill], pos, secondary != 0
+                )
+            if length and not independent and pos > batch_start and (
+                bool(compressed) != batch_stateful
+            ):
+                # Batches are of one kind: the window starts the next batch.
+                batch = _Batch(
+                    view[batch_start:pos], inbuf, decode, produced - batch_len, batch_len,
+                    ticket(),
+                )  # fmt: skip
+                rest = view[pos:fill]
+                inbuf = _INPUTS.get(len(rest))
+                view = memoryview(inbuf)
+                view[: len(rest)] = rest
+                fill = len(rest)
+                pos = batch_start = batch_len = 0
+                yield make(batch)
+                continue
             if length:
                 if max_output_size is not None and produced + target > max_output_size:
                     raise DecodeError(
                         f"delta reconstructs more than max_output_size={max_output_size} bytes"
                     )
+                if pos == batch_start:
+                    batch_stateful = bool(compressed)
                 produced += target
                 batch_len += target
                 pos += length
                 windows += 1
                 if batch_len >= batch_target:
                     batch = _Batch(
-                        view[batch_start:pos], inbuf, decode, produced - batch_len, batch_len
-                    )
+                        view[batch_start:pos], inbuf, decode, produced - batch_len, batch_len,
+                        ticket(),
+                    )  # fmt: skip
                     rest = view[pos:fill]
                     inbuf = _INPUTS.get(len(rest))
                     view = memoryview(inbuf)
@@ -182,6 +223,7 @@ def decoded(
                             decode,
                             produced - batch_len,
                             batch_len,
+                            ticket(),
                         )
                     )
                 if not windows:
@@ -207,7 +249,7 @@ def decoded(
                 fill += got
 
     depth = min(threads + 1, max(2, DECODE_BUDGET // (2 * batch_target)))
-    results = CODEC.ordered(batches(), depth if independent else 1)
+    results = CODEC.ordered(batches(), depth)
     try:
         yield from results
     finally:
@@ -271,9 +313,10 @@ def copy_stream(
 
 class _Batch:
     """Whole windows of a delta: their bytes (in ``buffer``), how to decode them into an
-    output buffer, and where their output goes in the target."""
+    output buffer, where their output goes in the target, and for batches that need the
+    delta's stateful session (LZMA, FGK), their turn at it."""
 
-    __slots__ = ("buffer", "data", "decode", "length", "offset")
+    __slots__ = ("buffer", "data", "decode", "length", "offset", "ticket")
 
     def __init__(
         self,
@@ -282,12 +325,40 @@ class _Batch:
         decode: Callable[[_Batch, Any], None],
         offset: int,
         length: int,
+        ticket: int | None = None,
     ) -> None:
         self.data = data
         self.buffer = buffer
         self.decode = decode
         self.offset = offset
         self.length = length
+        self.ticket = ticket
+
+
+class _InOrder:
+    """A session used by turns, in the order the turns were handed out, from any thread.
+
+    Tasks are started in the order they were submitted, so the holder of each turn is running
+    or done before a later one waits: waiting cannot deadlock. A turn whose task failed is
+    still given up, so later turns are not left waiting (their decode then fails on the
+    session's broken state, or the caller has stopped)."""
+
+    def __init__(self, session: _xdelta3.DecodeSession) -> None:
+        self._session = session
+        self._next = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def turn(self, ticket: int) -> Iterator[_xdelta3.DecodeSession]:
+        with self._cond:
+            while self._next != ticket:
+                self._cond.wait()
+        try:
+            yield self._session
+        finally:
+            with self._cond:
+                self._next += 1
+                self._cond.notify_all()
 
 
 class _Buffers:

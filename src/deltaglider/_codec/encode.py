@@ -23,15 +23,28 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from .. import _xdelta3
 from .._executor import CODEC
 from ..errors import DeltaTooLargeError, EncodeError
+from .plan import Copy, Local, Plain, plan
 from .tuning import (
     ANCHOR_BUDGET,
+    BLOCK_WINDOWS,
+    COPY_WINDOW,
     ENCODER_BUDGET,
     LEVEL_PRESET,
+    LOCAL_ANCHOR_BITS,
+    LOCAL_ANCHOR_BUDGET,
+    LOCAL_BLOCK,
+    LOCAL_MIN,
+    LONG_MATCH,
+    LZMA_DATA_PRESET,
+    OWN_COVERED,
+    OWN_GAPS,
     PLAIN_WINDOW,
     PRESETS,
     PROBE_MARGIN,
     PROBE_MIN_GAP,
     RANDOM_MARGIN,
+    REGION_MARGIN,
+    REGION_MAX,
     SECONDARY_IDS,
     SMATCH_FASTEST,
     Secondary,
@@ -110,10 +123,20 @@ class Windows:
     ) -> None:
         self.window_size = window_size
         self.threads = threads
+        self._source = source
         if secondary_data is None:
             secondary_data = secondary == "lzma"
+        #: Large references are matched window by window against local stretches of them
+        #: (``_codec/plan.py``) instead of through one index of the whole.
+        self.local = len(source) >= LOCAL_MIN
+        #: Target bytes scanned (probed) as one unit.
+        self.block_size = LOCAL_BLOCK if self.local else window_size * BLOCK_WINDOWS
         # LZMA carries its state from window to window: one session, in order.
-        self._sequential = secondary == "lzma"
+        self._sequential = secondary == "lzma" and not self.local
+        self._plain_window = min(window_size, PLAIN_WINDOW)
+        if self.local:
+            self._init_local(level, secondary, secondary_data)
+            return
         try:
             # The two indexes of the reference are independent: build them side by side.
             probe: Future[_xdelta3.AnchorIndex] | None = None
@@ -135,16 +158,10 @@ class Windows:
                 compress_data=secondary_data,
             )
             self._probe = probe.result() if probe is not None else None
-            # Windows that share nothing with the reference are compressed without it, in
-            # smaller windows (xdelta3's tables are sized by the window; such data gains
-            # little from a long reach), without secondary compression so that they can join
-            # a delta of any header.
-            self._plain_window = min(window_size, PLAIN_WINDOW)
-            plain = _xdelta3.EncoderCore(
-                b"", matcher=SMATCH_FASTEST, window_size=self._plain_window, secondary=0
-            )
+            plain = self._plain_core()
         except MemoryError:
             raise EncodeError("not enough memory to index the reference") from None
+        self.header = self._core.header
         # At most as many sessions of each kind (against the reference, and plain) exist as fit
         # in the budget left by the indexes, a pair per window encoded at once.
         costs = session_bytes(window_size, PRESETS[LEVEL_PRESET[level]]) + session_bytes(
@@ -155,6 +172,139 @@ class Windows:
         self.concurrency = max(1, min(threads, (ENCODER_BUDGET - index) // costs))
         self.shared = Sessions(self._core, self.concurrency)
         self.plain = Sessions(plain, self.concurrency)
+
+    def _plain_core(self, secondary: int = 0, data: bool = False) -> _xdelta3.EncoderCore:
+        # Windows that share nothing with the reference are compressed without it, in smaller
+        # windows (xdelta3's tables are sized by the window; such data gains little from a
+        # long reach), without secondary compression so that they can join a delta of any
+        # header.
+        return _xdelta3.EncoderCore(
+            b"",
+            matcher=SMATCH_FASTEST,
+            window_size=self._plain_window,
+            secondary=secondary,
+            compress_data=data,
+        )
+
+    def _init_local(self, level: int, secondary: Secondary, secondary_data: bool) -> None:
+        """Large references: anchors of the whole, exact indexes of local stretches only.
+
+        LZMA's state would have to run through every window of one stream; local windows
+        come from independent streams, so with LZMA they are written without secondary
+        compression (the header then says none)."""
+        try:
+            self._probe = _xdelta3.AnchorIndex(
+                self._source, LOCAL_ANCHOR_BITS, LOCAL_ANCHOR_BUDGET, build=False
+            )
+            # The reference is hashed in parts on every core (the table comes out the same).
+            parts = max(1, self.threads)
+            index = functools.partial(self._probe.index_part, self._source, parts=parts)
+            if parts == 1:
+                index(0)
+            else:
+                for future in [CODEC.submit(index, k) for k in range(parts)]:
+                    future.result()
+            self._local = _xdelta3.LocalEncoder(
+                self._source,
+                matcher=matcher(level, REGION_MAX),
+                window_size=self.window_size,
+                secondary=0 if secondary == "lzma" else SECONDARY_IDS[secondary],
+                level=level,
+                compress_data=secondary_data,
+            )
+            sec = 0 if secondary == "lzma" else SECONDARY_IDS[secondary]
+            plain = self._plain_core(sec, secondary_data)
+        except MemoryError:
+            raise EncodeError("not enough memory to index the reference") from None
+        self.header = self._local.header
+        #: With LZMA, windows are matched without secondary compression, then recompressed
+        #: in order by one LzmaSections per delta.
+        self._recode = secondary == "lzma"
+        if self._recode:
+            self.header = self.header[:4] + bytes((1, SECONDARY_IDS["lzma"]))
+        self.shared: Sessions | None = None
+        # Each local window indexes its stretch (at most REGION_MAX bytes) in a stream of its
+        # own: the budget bounds how many run at once.
+        costs = (
+            session_bytes(self.window_size, PRESETS[LEVEL_PRESET[level]])
+            + 2 * REGION_MAX
+            + session_bytes(self._plain_window, PRESETS[SMATCH_FASTEST])
+        )
+        self.concurrency = max(1, min(self.threads, ENCODER_BUDGET // costs))
+        self.plain = Sessions(plain, self.concurrency)
+
+    def _local_tasks(self, block: memoryview, offset: int) -> Iterator[_Task]:
+        windows = plan(
+            self._probe.matches(self._source, block, base=offset),
+            len(block),
+            len(self._source),
+            window=self.window_size,
+            long_match=LONG_MATCH,
+            copy_max=COPY_WINDOW,
+            margin=REGION_MARGIN,
+            region_max=REGION_MAX,
+            near=PROBE_MIN_GAP,
+        )
+        # Copies, windows almost wholly covered by matches, and (recompressed with LZMA) new
+        # bytes that are not random are written as instructions of our own, gathered into
+        # composite windows of up to COPY_WINDOW bytes: a window costs a header and a
+        # flush of each compressed section, and fragmented targets have thousands of pieces.
+        pending: list[tuple[int, int, int]] = []  # copies of the composite being gathered
+        start = end = 0  # the composite's stretch of the block
+
+        def flush() -> Iterator[_Task]:
+            nonlocal pending, start
+            if end > start:
+                copies = [(a - start, b - start, src) for a, b, src in pending]
+                task = functools.partial(_xdelta3.compose_window, block[start:end], copies)
+                yield task, 0, offset + end
+            pending = []
+            start = end
+
+        for w in windows:
+            if end - start + (w.end - w.start) > COPY_WINDOW:
+                yield from flush()
+            if isinstance(w, Copy):
+                pending.append((w.start, w.end, w.source))
+            elif isinstance(w, Local) and (
+                w.covered >= OWN_COVERED * (w.end - w.start)
+                or w.end - w.start - w.covered <= OWN_GAPS
+            ):
+                pending.extend(w.copies)
+            elif isinstance(w, Plain) and self._recode and not self._random(block[w.start : w.end]):
+                pass  # added as it is, for LZMA
+            else:
+                yield from flush()
+                if isinstance(w, Local):
+                    piece = block[w.start : w.end]
+                    task = functools.partial(self._local.encode_window, piece, w.lo, w.hi, w.hint)
+                    yield task, 0, offset + w.end
+                else:
+                    yield from self._unshared(block, w.start, w.end, offset)
+                start = w.end
+            end = w.end
+        yield from flush()
+
+    @staticmethod
+    def _random(data: memoryview) -> bool:
+        """Whether ``data`` looks random (stored as it is, never compressed)."""
+        return _xdelta3.entropy_bits(data) >= 8 - RANDOM_MARGIN / max(1, len(data))
+
+    def _unshared(self, block: memoryview, lo: int, hi: int, offset: int) -> Iterator[_Task]:
+        """Stretches that share nothing with the reference: classified here, so that the size
+        of verbatim windows counts toward max_delta_size before they are even built."""
+        for start in range(lo, hi, self._plain_window):
+            piece = block[start : min(start + self._plain_window, hi)]
+            end = offset + start + len(piece)
+            if self._random(piece):
+                # (Recoding with LZMA leaves such bytes uncompressed too: at least this many.)
+                yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
+            elif self.local and self._recode:
+                # LZMA (recoding in order) is a far better matcher of new data than xdelta3
+                # within one window: hand it the bytes as they are.
+                yield functools.partial(_xdelta3.literal_window, piece), 0, end
+            else:
+                yield functools.partial(self.plain.encode, piece), 0, end
 
     def _encode_shared(
         self, data: memoryview, hint: int, session: _xdelta3.EncodeSession | None = None
@@ -169,6 +319,9 @@ class Windows:
         """Window tasks for one block of the target starting at ``offset``, each with the
         least its output will be (known only for verbatim windows; else 0) and where its
         window ends in the target."""
+        if self.local:
+            yield from self._local_tasks(block, offset)
+            return
         win = self.window_size
         if self._probe is None:
             segments = [(0, len(block), True, 0)]
@@ -182,15 +335,7 @@ class Windows:
                     end = offset + start + len(piece)
                     yield functools.partial(self._encode_shared, piece, where, lzma), 0, end
                 continue
-            # Unshared stretches: classified here, so that the size of verbatim windows counts
-            # toward max_delta_size before they are even built.
-            for start in range(lo, hi, self._plain_window):
-                piece = block[start : min(start + self._plain_window, hi)]
-                end = offset + start + len(piece)
-                if _xdelta3.entropy_bits(piece) >= 8 - RANDOM_MARGIN / len(piece):
-                    yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
-                else:
-                    yield functools.partial(self.plain.encode, piece), 0, end
+            yield from self._unshared(block, lo, hi, offset)
 
     def pieces(
         self,
@@ -206,7 +351,8 @@ class Windows:
         ``max_delta_size`` as soon as it is known: an unrelated target is given up on after
         being probed, not encoded.
         """
-        header = self._core.header
+        header = self.header
+        recoder = _xdelta3.LzmaSections(LZMA_DATA_PRESET) if self.local and self._recode else None
         produced = len(header)
         read = 0
         if max_delta_size is not None and produced > max_delta_size:
@@ -284,6 +430,8 @@ class Windows:
                     progress(end)
                 if not piece:
                     continue
+                if recoder is not None:
+                    piece = recoder.recode(piece)
                 produced += len(piece)
                 check(0)
                 any_window = True

@@ -16,6 +16,7 @@ from typing import Final, Literal
 __all__ = [
     "ANCHOR_BUDGET",
     "BLOCK_WINDOWS",
+    "COPY_WINDOW",
     "DECODE_BUDGET",
     "DEFAULT_LEVEL",
     "DEFAULT_SECONDARY",
@@ -23,11 +24,21 @@ __all__ = [
     "ENCODER_BUDGET",
     "INDEX_BUDGET",
     "LEVEL_PRESET",
+    "LOCAL_ANCHOR_BITS",
+    "LOCAL_ANCHOR_BUDGET",
+    "LOCAL_BLOCK",
+    "LOCAL_MIN",
+    "LONG_MATCH",
+    "LZMA_DATA_PRESET",
+    "OWN_COVERED",
+    "OWN_GAPS",
     "PLAIN_WINDOW",
     "PRESETS",
     "PROBE_MARGIN",
     "PROBE_MIN_GAP",
     "RANDOM_MARGIN",
+    "REGION_MARGIN",
+    "REGION_MAX",
     "SECONDARY_IDS",
     "SMATCH_FASTEST",
     "Secondary",
@@ -96,6 +107,31 @@ ANCHOR_BUDGET: Final = 4 << 20
 ENCODER_BUDGET: Final = 48 << 20
 #: Streaming decode: bytes of batches (delta in, output out) in flight at once.
 DECODE_BUDGET: Final = 24 << 20
+
+# Large references (``_codec/plan.py``): above LOCAL_MIN bytes, no index of the whole reference
+# is built. Its anchors (at least every 2**LOCAL_ANCHOR_BITS bytes on average, the table within
+# LOCAL_ANCHOR_BUDGET) find the target's stretches in it; matches of LONG_MATCH bytes or more
+# become COPY windows of at most COPY_WINDOW bytes; the rest is encoded against stretches of the
+# reference of at most REGION_MAX bytes around where it was found, widened by REGION_MARGIN.
+# Target blocks (the unit of scanning, read ahead in parallel) are LOCAL_BLOCK bytes.
+LOCAL_MIN: Final = 64 << 20
+LOCAL_ANCHOR_BITS: Final = 10
+LOCAL_ANCHOR_BUDGET: Final = 64 << 20
+LONG_MATCH: Final = 32 << 10
+COPY_WINDOW: Final = 16 << 20
+REGION_MAX: Final = 4 << 20
+REGION_MARGIN: Final = 64 << 10
+LOCAL_BLOCK: Final = 16 << 20
+#: A window between long matches whose bytes the matches found inside it cover at least this
+#: much is written as those copies and the bytes between (no xdelta3 search of its stretch).
+OWN_COVERED: Final = 0.75
+#: ... or whose bytes outside the matches are at most this many (a window of their own would
+#: cost more than xdelta3 can find in them).
+OWN_GAPS: Final = 2048
+#: LZMA preset of the data sections when large-reference deltas are recompressed with LZMA
+#: (instructions and addresses: preset 1). Preset 2 compresses text about 10 MB/s on one core
+#: and keeps deltas of compressible new data within about 0.92x of `xdelta3 -e -9`.
+LZMA_DATA_PRESET: Final = 2
 
 
 def anchor_bits(size: int) -> int:
