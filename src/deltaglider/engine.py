@@ -128,6 +128,7 @@ class DeltaStore:
 
     def close(self) -> None:
         self.pools.shutdown()
+        self._refs.release()  # the mapped references the coders hold
         self.cache.close()
         self.storage.close()
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from .. import _io
 from .. import format as fmt
 from .._executor import Pool
+from ..cache import Buffer
 from ..codec import Decoder
 from ..errors import (
     DeltaGliderError,
@@ -284,7 +285,7 @@ class Janitor:
         if keys and not self.deltas_in(bucket, prefix):
             self._storage.delete_many(bucket, keys)
 
-    def _rescue(self, bucket: str, data: bytes, ref: Ref, keys: list[str]) -> None:
+    def _rescue(self, bucket: str, data: Buffer, ref: Ref, keys: list[str]) -> None:
         """Stores again the deltas whose reference was replaced, from the old reference's
         bytes."""
         decoder = Decoder(data)
