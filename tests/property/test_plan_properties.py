@@ -19,7 +19,7 @@ def matches(draw: st.DrawFn) -> tuple[list[tuple[int, int, int]], int, int]:
     source_size = draw(st.integers(1, 1 << 22))
     cuts = sorted(draw(st.lists(st.integers(0, size), max_size=40, unique=True)))
     out = []
-    for start, end in zip(cuts[::2], cuts[1::2]):
+    for start, end in zip(cuts[::2], cuts[1::2], strict=False):
         if end - start >= 1 and end - start <= source_size:
             out.append((start, end, draw(st.integers(0, source_size - (end - start)))))
     return out, size, source_size
@@ -56,7 +56,7 @@ def test_plan_covers_the_block(
             assert w.end - w.start <= copy_max
             # Inside one long match, at the same diagonal.
             assert any(
-                s <= w.start and w.end <= e and e - s >= long_match and src - s == w.source - w.start
+                s <= w.start <= w.end <= e and e - s >= long_match and src - s == w.source - w.start
                 for s, e, src in ms
             )
         elif isinstance(w, Local):

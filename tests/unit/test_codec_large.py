@@ -154,7 +154,8 @@ def test_matches_are_exact_and_maximal(series: tuple[bytes, bytes]) -> None:
         assert last <= start < end <= len(tgt) and end - start >= 64
         assert tgt[start:end] == ref[src : src + end - start]
         # Maximal: the bytes on either side differ (or an edge, or the previous match).
-        assert end == len(tgt) or src + end - start == len(ref) or tgt[end] != ref[src + end - start]
+        after = src + end - start
+        assert end == len(tgt) or after == len(ref) or tgt[end] != ref[after]
         assert start == last or src == 0 or tgt[start - 1] != ref[src - 1]
         last = end
     covered = sum(e - s for s, e, _ in found)
@@ -234,9 +235,7 @@ def test_real_thresholds(tmp_path: Path) -> None:
     tool = shutil.which("xdelta3")
     assert tool
     rng = random.Random(7)
-    ref = b"".join(
-        _text(1 << 20, k) if k % 3 else rng.randbytes(1 << 20) for k in range(96)
-    )
+    ref = b"".join(_text(1 << 20, k) if k % 3 else rng.randbytes(1 << 20) for k in range(96))
     tgt = _edited(ref, 8)
     enc = Encoder(ref, secondary="auto")
     assert enc._windows.local and enc.secondary == "lzma"

@@ -172,8 +172,11 @@ def decoded(
                 length, target, need, compressed = _xdelta3.scan_window_header(
                     view[:fill], pos, secondary != 0
                 )
-            if length and not independent and pos > batch_start and (
-                bool(compressed) != batch_stateful
+            if (
+                length
+                and not independent
+                and pos > batch_start
+                and (bool(compressed) != batch_stateful)
             ):
                 # Batches are of one kind: the window starts the next batch.
                 batch = _Batch(

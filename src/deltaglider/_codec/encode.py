@@ -134,6 +134,8 @@ class Windows:
         # LZMA carries its state from window to window: one session, in order.
         self._sequential = secondary == "lzma" and not self.local
         self._plain_window = min(window_size, PLAIN_WINDOW)
+        #: Sessions against the whole reference (none for large references).
+        self.shared: Sessions | None = None
         if self.local:
             self._init_local(level, secondary, secondary_data)
             return
@@ -193,12 +195,12 @@ class Windows:
         come from independent streams, so with LZMA they are written without secondary
         compression (the header then says none)."""
         try:
-            self._probe = _xdelta3.AnchorIndex(
+            self._anchors = _xdelta3.AnchorIndex(
                 self._source, LOCAL_ANCHOR_BITS, LOCAL_ANCHOR_BUDGET, build=False
             )
             # The reference is hashed in parts on every core (the table comes out the same).
             parts = max(1, self.threads)
-            index = functools.partial(self._probe.index_part, self._source, parts=parts)
+            index = functools.partial(self._anchors.index_part, self._source, parts=parts)
             if parts == 1:
                 index(0)
             else:
@@ -222,7 +224,6 @@ class Windows:
         self._recode = secondary == "lzma"
         if self._recode:
             self.header = self.header[:4] + bytes((1, SECONDARY_IDS["lzma"]))
-        self.shared: Sessions | None = None
         # Each local window indexes its stretch (at most REGION_MAX bytes) in a stream of its
         # own: the budget bounds how many run at once.
         costs = (
@@ -235,7 +236,7 @@ class Windows:
 
     def _local_tasks(self, block: memoryview, offset: int) -> Iterator[_Task]:
         windows = plan(
-            self._probe.matches(self._source, block, base=offset),
+            self._anchors.matches(self._source, block, base=offset),
             len(block),
             len(self._source),
             window=self.window_size,
@@ -311,6 +312,7 @@ class Windows:
     ) -> bytes:
         if session is not None:
             return session.encode_window(data, hint)
+        assert self.shared is not None  # not a large reference
         return self.shared.encode(data, hint)
 
     def _tasks(
