@@ -59,6 +59,7 @@ import errno
 import hashlib
 import mmap
 import os
+import queue
 import re
 import shutil
 import stat
@@ -111,6 +112,10 @@ _MAX_SEGMENTS: Final = 1 << 32
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+#: Chunks a large spool lets wait for its hashing thread.
+_HASH_AHEAD: Final = 8
+
+
 class Spool:
     """Plaintext of a known ``size`` gathered chunk by chunk and hashed as it goes: in memory up
     to ``in_memory_max`` bytes, else in an :func:`unnamed_file` in ``directory`` that
@@ -125,15 +130,40 @@ class Spool:
         self._hash = hashlib.sha256()
         self._memory: bytearray | None = bytearray() if size <= in_memory_max else None
         self._fd = -1 if self._memory is not None else unnamed_file(directory)
+        # A large spool hashes on a thread of its own (hashlib releases the GIL), so that
+        # hashing, the slowest step, runs beside decrypting or receiving and writing; a few
+        # chunks wait for it at most.
+        self._pending: queue.Queue[Any] | None = None
+        self._hasher: threading.Thread | None = None
+        if self._memory is None:
+            self._pending = queue.Queue(maxsize=_HASH_AHEAD)
+            self._hasher = threading.Thread(
+                target=self._hash_pending, name="deltaglider-spool-hash", daemon=True
+            )
+            self._hasher.start()
+
+    def _hash_pending(self) -> None:
+        assert self._pending is not None
+        while (chunk := self._pending.get()) is not None:
+            self._hash.update(chunk)
+
+    def _stop_hashing(self) -> None:
+        if self._hasher is not None and self._pending is not None:
+            self._pending.put(None)
+            self._hasher.join()
+            self._hasher = None
 
     def write(self, chunk: Any) -> None:
         with memoryview(chunk) as view:
             if self.written + view.nbytes > self.size:
                 raise ValueError(f"more than the {self.size} bytes expected")
-            self._hash.update(view)
             if self._memory is not None:
+                self._hash.update(view)
                 self._memory += view
             else:
+                assert self._pending is not None
+                # The hasher needs the bytes after this call: an immutable chunk as it is.
+                self._pending.put(chunk if isinstance(chunk, bytes) else bytes(view))
                 done = 0
                 while done < view.nbytes:
                     done += os.write(self._fd, view[done:])
@@ -142,6 +172,7 @@ class Spool:
     def finish(self) -> tuple[Buffer, str]:
         """The bytes (``bytes``, or a read-only view of the mapped file) and their sha256;
         ValueError if fewer than ``size`` were written."""
+        self._stop_hashing()
         if self.written != self.size:
             raise ValueError(f"{self.written} bytes of the {self.size} expected")
         digest = self._hash.hexdigest()
@@ -155,6 +186,7 @@ class Spool:
         return memoryview(mapping), digest
 
     def close(self) -> None:
+        self._stop_hashing()
         self._memory = None
         if self._fd >= 0:
             os.close(self._fd)
