@@ -172,9 +172,9 @@ class Spool:
     def finish(self) -> tuple[Buffer, str]:
         """The bytes (``bytes``, or a read-only view of the mapped file) and their sha256;
         ValueError if fewer than ``size`` were written."""
-        self._stop_hashing()
         if self.written != self.size:
             raise ValueError(f"{self.written} bytes of the {self.size} expected")
+        self._stop_hashing()
         digest = self._hash.hexdigest()
         if self._memory is not None:
             data, self._memory = bytes(self._memory), None
