@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the native decoder for a given time with an ASan/UBSan build of the extension whose C
-# code (our binding and xdelta3) is instrumented for libFuzzer's coverage. See fuzz/README.md.
+# Fuzzes the native decoder (or the encoder's native pieces) for a given time with an ASan/UBSan
+# build of the extension whose C code (our binding and xdelta3) is instrumented for libFuzzer's
+# coverage. See fuzz/README.md.
 #
-#   fuzz/run.sh [SECONDS] [libFuzzer flags...]       # default 600 s
+#   fuzz/run.sh [SECONDS] [libFuzzer flags...]       # default 600 s, the decoder
+#   FUZZ_TARGET=encoder fuzz/run.sh [SECONDS] ...    # the encoder harness
 #
 # Needs clang (with compiler-rt: Debian's clang + libclang-rt-14-dev or newer) and liblzma's
 # headers. Environment:
@@ -10,7 +12,9 @@
 #               created on first use; atheris's wheel brings asan_with_fuzzer.so, the ASan
 #               runtime with libFuzzer linked in (where there is no wheel, atheris is built
 #               from source there, about 90 s)
-#   FUZZ_WORK   new corpus entries and crash artifacts (default: $TMPDIR/deltaglider-fuzz)
+#   FUZZ_TARGET decoder (default) or encoder: fuzz_$FUZZ_TARGET.py, corpus/$FUZZ_TARGET/
+#   FUZZ_WORK   new corpus entries and crash artifacts (default: $TMPDIR/deltaglider-fuzz, and
+#               $TMPDIR/deltaglider-fuzz-encoder for the encoder)
 #   PYTHON      the interpreter to build the venv from (default: python3)
 set -euo pipefail
 
@@ -20,7 +24,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 tmp=${TMPDIR:-/tmp}
 venv=${FUZZ_VENV:-$tmp/deltaglider-fuzz-venv}
-work=${FUZZ_WORK:-$tmp/deltaglider-fuzz}
+target=${FUZZ_TARGET:-decoder}
+case "$target" in
+  decoder)
+    work=${FUZZ_WORK:-$tmp/deltaglider-fuzz}
+    # Decodes run with max_output_size = 1 MiB: any single allocation above 256 MiB is a finding.
+    flags=(-dict="$here/vcdiff.dict")
+    ;;
+  encoder)
+    work=${FUZZ_WORK:-$tmp/deltaglider-fuzz-encoder}
+    # References of at most 24 KiB, targets of 16 KiB; inputs beyond a few KiB add nothing.
+    flags=(-max_len=8192)
+    ;;
+  *)
+    echo "run.sh: FUZZ_TARGET is decoder or encoder, not $target" >&2
+    exit 2
+    ;;
+esac
 python=${PYTHON:-python3}
 
 command -v clang >/dev/null || {
@@ -61,14 +81,14 @@ for sym in __asan_report_load1 __ubsan_handle_ __sanitizer_cov_8bit_counters_ini
 done
 
 mkdir -p "$work/corpus"
-echo "== fuzzing for $seconds s; new inputs in $work/corpus, crashes in $work/"
+echo "== fuzzing the $target for $seconds s; new inputs in $work/corpus, crashes in $work/"
 # Python leaks at exit by design (leak detection off); any single allocation above 256 MiB is
-# a finding: decodes run with max_output_size = 1 MiB.
+# a finding: one input's work is bounded far below that.
 cd "$work"
 LD_PRELOAD="$runtime/asan_with_fuzzer.so" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:symbolize=1:${ASAN_OPTIONS:-}" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
-  "$venv/bin/python" "$here/fuzz_decoder.py" \
+  "$venv/bin/python" "$here/fuzz_$target.py" \
   -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
-  -dict="$here/vcdiff.dict" -artifact_prefix="$work/" -print_final_stats=1 \
-  "$@" "$work/corpus" "$here/corpus/decoder"
+  "${flags[@]}" -artifact_prefix="$work/" -print_final_stats=1 \
+  "$@" "$work/corpus" "$here/corpus/$target"

@@ -124,7 +124,7 @@ REGION_MARGIN: Final = 64 << 10
 LOCAL_BLOCK: Final = 16 << 20
 #: A window between long matches whose bytes the matches found inside it cover at least this
 #: much is written as those copies and the bytes between (no xdelta3 search of its stretch).
-OWN_COVERED: Final = 0.75
+OWN_COVERED: Final = 0.95
 #: ... or whose bytes outside the matches are at most this many (a window of their own would
 #: cost more than xdelta3 can find in them).
 OWN_GAPS: Final = 2048

@@ -1,0 +1,50 @@
+"""Coverage-guided fuzzing of deltaglider's native encoder pieces with atheris (libFuzzer).
+
+    python fuzz/fuzz_encoder.py [libFuzzer flags] [CORPUS_DIR ...]
+    python fuzz/fuzz_encoder.py crash-1234abcd        # replay one input
+
+What is checked for each input is in ``encoder_target.py`` (the anchor index, the
+large-reference encoder, LzmaSections, LocalEncoder and copy windows); how to run it, with or
+without the ASan/UBSan build of the extension, is in ``README.md`` (``FUZZ_TARGET=encoder
+run.sh`` does it all).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+from pathlib import Path
+
+import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Python-level coverage of the planning and scheduling code; the native module's own coverage
+# comes from building it with clang's -fsanitize=fuzzer-no-link (run.sh). Functions are
+# instrumented after import, as in fuzz_decoder.py (an editable install hides modules from
+# atheris.instrument_imports()).
+import encoder_target
+
+
+def _instrument(prefixes: tuple[str, ...]) -> int:
+    count = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FunctionType) and (obj.__module__ or "").startswith(prefixes):
+            atheris.instrument_func(obj)
+            count += 1
+    return count
+
+
+def main() -> None:
+    import deltaglider._xdelta3 as native
+
+    # Which build is being fuzzed (the test checks it is the sanitized one it built).
+    print(f"deltaglider._xdelta3 from {native.__file__}", file=sys.stderr, flush=True)
+    _instrument(("deltaglider", "encoder_target", "codec_modes"))
+    atheris.Setup(sys.argv, encoder_target.check)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
