@@ -73,13 +73,6 @@ ANCHOR_BITS = range(1, 33)
 
 SECONDARIES = ("none", "djw", "lzma")
 
-#: A known Python-level finding (fuzz/README.md, "Findings", encoder 3): with LZMA on the
-#: large-reference path, encode.py counts a literal window's size (len of the piece) toward
-#: max_delta_size before LzmaSections recompresses it, and recompression can make it smaller:
-#: a delta that fits max_delta_size is then refused. Tolerated (refusals only, LZMA only)
-#: until encode.py is fixed; corpus/encoder/regress-lzma-literal-least shows it.
-LZMA_LEAST_TOO_HIGH = True
-
 
 class Knobs:
     """The input's first bytes, read as small integers."""
@@ -306,7 +299,7 @@ def _check_max_delta_size(enc: Encoder, tgt: bytes, delta: bytes, limit: int, wh
     try:
         bounded = enc.encode(tgt, max_delta_size=limit)
     except DeltaTooLargeError:
-        assert limit < len(delta) or (enc.secondary == "lzma" and LZMA_LEAST_TOO_HIGH), (
+        assert limit < len(delta), (
             f"{what}: max_delta_size={limit} refused a delta of {len(delta)} bytes"
         )
     else:
