@@ -1,22 +1,23 @@
 """What the encoder fuzzer checks for one input; shared by the atheris harness and the tests.
 
 One input drives all the native code of the large-reference path (``deltaglider._xdelta3``:
-``AnchorIndex``, ``LocalEncoder``, ``copy_window``, ``LzmaSections``) and the Python that
-plans with it (``_codec/plan.py``, ``_codec/encode.py``). Its first :data:`HEADER` bytes are
-knobs (which reference, index and encoder parameters, thresholds, stretches); the rest is a
-script that builds the target from the reference (copies, literal bytes, runs, random bytes,
-repeats of the target so far), or, in one mode, the reference and target themselves (the
-input's two halves). Then:
+``AnchorIndex``, ``LocalEncoder``, ``copy_window``, ``compose_window``, ``LzmaSections``) and
+the Python that plans with it (``_codec/plan.py``, ``_codec/encode.py``). Its first
+:data:`HEADER` bytes are knobs (which reference, index and encoder parameters, thresholds,
+stretches); the rest is a script that builds the target from the reference (copies, literal
+bytes, runs, random bytes, repeats of the target so far), or, in one mode, the reference and
+target themselves (the input's two halves). Then:
 
 a. ``AnchorIndex`` built whole (``build=True``) and in parts (``index_part``, in an
    input-chosen order) must agree (the same anchors, the same matches) unless the table was
    filled to its limit; every match must be exact, in order, not overlapping, at least
    ``min_length`` long and maximal; out-of-range arguments raise ``ValueError``;
 b. with the thresholds scaled down (``tests/codec_modes.py``, ``local_mode``: blocks of a few
-   KiB, one thread), ``Encoder(ref, secondary=s).encode(tgt)`` for s in none, DJW and LZMA
-   must decode back to the target, one-shot and through ``copy_stream`` fed by short reads;
-   for one of them also the streamed encode (other blocks), and ``max_delta_size`` around the
-   delta's size: refused exactly when the delta is larger, else the same delta;
+   KiB, one thread), ``Encoder(ref, secondary=s).encode(tgt)`` must decode back to the
+   target, one-shot and through ``copy_stream`` fed by short reads; then the streamed encode
+   (other blocks) must too, or ``max_delta_size`` around the delta's size is refused exactly
+   when the delta is larger, else gives the same delta. ``s`` (none, DJW or LZMA) and which of
+   the two are the input's choice; ``check(data, every_secondary=True)`` runs all;
 c. ``LzmaSections.recode`` of the raw input, of a real window and of a mutated one returns
    bytes or raises ``ValueError``/``EncodeError``; what it returns is one well-framed window
    (``scan_window_header``), and a real window's recoding decodes to the same bytes;
@@ -30,8 +31,8 @@ f. ``compose_window`` of the matches found in (a) decodes to the target; with on
 
 Accepted outcomes only: anything else raises ``AssertionError`` with what was wrong (or lets
 an unexpected exception through), and crashes, sanitizer reports, hangs and memory growth are
-the fuzzer's to catch. One input's work is kept to a few milliseconds: references of at most
-24 KiB, targets of at most 32 KiB.
+the fuzzer's to catch. One input's work is kept to about a millisecond on the plain build
+(10 to 100 ms under ASan): references of at most 24 KiB, targets of at most 16 KiB.
 """
 
 from __future__ import annotations
@@ -71,13 +72,6 @@ LZMA_HEADER = b"\xd6\xc3\xc4\x00\x01\x02"
 ANCHOR_BITS = range(1, 33)
 
 SECONDARIES = ("none", "djw", "lzma")
-
-#: A known Python-level finding (fuzz/README.md, "Findings", encoder 3): with LZMA on the
-#: large-reference path, encode.py counts a literal window's size (len of the piece) toward
-#: max_delta_size before LzmaSections recompresses it, and recompression can make it smaller:
-#: a delta that fits max_delta_size is then refused. Tolerated (refusals only, LZMA only)
-#: until encode.py is fixed; corpus/encoder/regress-lzma-literal-least shows it.
-LZMA_LEAST_TOO_HIGH = True
 
 
 class Knobs:
@@ -305,7 +299,7 @@ def _check_max_delta_size(enc: Encoder, tgt: bytes, delta: bytes, limit: int, wh
     try:
         bounded = enc.encode(tgt, max_delta_size=limit)
     except DeltaTooLargeError:
-        assert limit < len(delta) or (enc.secondary == "lzma" and LZMA_LEAST_TOO_HIGH), (
+        assert limit < len(delta), (
             f"{what}: max_delta_size={limit} refused a delta of {len(delta)} bytes"
         )
     else:

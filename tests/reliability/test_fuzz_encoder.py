@@ -128,14 +128,9 @@ def test_findings_stay_fixed() -> None:
             target.check(_corpus_file(name), every_secondary=True)
 
 
-@pytest.mark.xfail(
-    reason="known: with LZMA, encode.py counts a literal window's length toward max_delta_size "
-    "before LzmaSections recompresses it (fuzz/README.md, encoder finding 4)",
-    raises=AssertionError,
-)
-def test_max_delta_size_is_exact_with_lzma(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When encode.py is fixed this passes: drop the xfail and LZMA_LEAST_TOO_HIGH."""
-    monkeypatch.setattr(target, "LZMA_LEAST_TOO_HIGH", False)
+def test_max_delta_size_is_exact_with_lzma() -> None:
+    """A literal window counts toward max_delta_size only where LzmaSections leaves it as it
+    is (fuzz/README.md, encoder finding 4, fixed)."""
     target.check(_corpus_file("regress-lzma-literal-least"))
 
 

@@ -36,6 +36,7 @@ from .tuning import (
     LOCAL_MIN,
     LONG_MATCH,
     LZMA_DATA_PRESET,
+    LZMA_RAW_ENTROPY,
     OWN_COVERED,
     OWN_GAPS,
     PLAIN_WINDOW,
@@ -297,13 +298,14 @@ class Windows:
         for start in range(lo, hi, self._plain_window):
             piece = block[start : min(start + self._plain_window, hi)]
             end = offset + start + len(piece)
-            if self._random(piece):
-                # (Recoding with LZMA leaves such bytes uncompressed too: at least this many.)
-                yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
-            elif self.local and self._recode:
+            if self.local and self._recode:
                 # LZMA (recoding in order) is a far better matcher of new data than xdelta3
-                # within one window: hand it the bytes as they are.
-                yield functools.partial(_xdelta3.literal_window, piece), 0, end
+                # within one window: hand it the bytes as they are. They count toward
+                # max_delta_size only where LzmaSections will leave them as they are.
+                raw = len(piece) < 10 or _xdelta3.entropy_bits(piece) >= LZMA_RAW_ENTROPY
+                yield functools.partial(_xdelta3.literal_window, piece), len(piece) * raw, end
+            elif self._random(piece):
+                yield functools.partial(_xdelta3.literal_window, piece), len(piece), end
             else:
                 yield functools.partial(self.plain.encode, piece), 0, end
 
@@ -433,7 +435,7 @@ class Windows:
                 if not piece:
                     continue
                 if recoder is not None:
-                    piece = recoder.recode(piece)
+                    piece = recoder.recode(piece, LZMA_RAW_ENTROPY)
                 produced += len(piece)
                 check(0)
                 any_window = True

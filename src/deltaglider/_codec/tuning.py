@@ -30,6 +30,7 @@ __all__ = [
     "LOCAL_MIN",
     "LONG_MATCH",
     "LZMA_DATA_PRESET",
+    "LZMA_RAW_ENTROPY",
     "OWN_COVERED",
     "OWN_GAPS",
     "PLAIN_WINDOW",
@@ -132,6 +133,9 @@ OWN_GAPS: Final = 2048
 #: (instructions and addresses: preset 1). Preset 2 compresses text about 10 MB/s on one core
 #: and keeps deltas of compressible new data within about 0.92x of `xdelta3 -e -9`.
 LZMA_DATA_PRESET: Final = 2
+#: Data sections of at least this order-0 entropy (bits per byte) are left uncompressed when
+#: recompressing with LZMA: random-looking bytes, where LZMA would only spend time.
+LZMA_RAW_ENTROPY: Final = 7.9
 
 
 def anchor_bits(size: int) -> int:
