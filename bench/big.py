@@ -955,7 +955,7 @@ def report_file(r: dict[str, Any]) -> None:
         f"v2 {meta['v2_bytes']:,} bytes\n   ({how})"
     )
     for name, err in r["errors"].items():
-        print(f"  ERROR {name}: {err}")
+        print(f"  {'NOTE' if name == 'code' else 'ERROR'} {name}: {err}")
     t, o = r.get("tool"), r.get("codec")
 
     def row(label: str, a: str, b: str, x: str = "") -> None:
