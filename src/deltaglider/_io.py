@@ -23,9 +23,7 @@ from .errors import StorageError
 
 __all__ = [
     "CHUNK",
-    "DELTA_SPOOL_THRESHOLD",
     "SPOOL_THRESHOLD",
-    "Spool",
     "Staged",
     "ViewReader",
     "as_utc",
@@ -43,9 +41,6 @@ CHUNK: Final = 1 << 20
 #: temporary file (uploads staged for hashing and encoding, request bodies checked before they
 #: are stored, objects sampled by ``analyze``, rebuilt copies behind presigned URLs).
 SPOOL_THRESHOLD: Final = 64 << 20
-#: What is written to a :class:`Spool` (a delta being encoded) stays in memory up to this many
-#: bytes, beyond in a private temporary file: small deltas cost no file, big ones no memory.
-DELTA_SPOOL_THRESHOLD: Final = 16 << 20
 
 
 class Readable(Protocol):
@@ -202,66 +197,6 @@ class ViewReader:
         target[:n] = self._view[self._pos : self._pos + n]
         self._pos += n
         return n
-
-
-class Spool:
-    """A writer that keeps what it is given in memory up to ``threshold`` bytes and beyond in a
-    private temporary file (unlinked already); :meth:`view` then gives all of it back, the file
-    mapped, so that its size is known before it is sent and sending it holds only the parts
-    in flight. :meth:`close` lets it go (a context manager)."""
-
-    def __init__(self, threshold: int = DELTA_SPOOL_THRESHOLD) -> None:
-        self._threshold = threshold
-        self._memory = bytearray()
-        self._fh: IO[bytes] | None = None
-        self._map: mmap.mmap | None = None
-        self._view: memoryview | None = None
-        self.size = 0
-
-    def write(self, data: Any, /) -> int:
-        if self._view is not None:
-            raise ValueError("the spool is read already")
-        n = memoryview(data).nbytes
-        if self._fh is None and len(self._memory) + n > self._threshold:
-            self._fh = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-            write_all(self._fh, self._memory)
-            self._memory = bytearray()
-        if self._fh is not None:
-            write_all(self._fh, data)
-        else:
-            self._memory += data
-        self.size += n
-        return n
-
-    def view(self) -> memoryview:
-        """Everything written, in place (no more may be written)."""
-        if self._view is None:
-            if self._fh is None:
-                self._view = memoryview(self._memory)
-            else:
-                self._fh.flush()
-                self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-                self._view = memoryview(self._map)
-        return self._view
-
-    def close(self) -> None:
-        try:
-            if self._view is not None:
-                self._view.release()
-            if self._map is not None:
-                self._map.close()
-        except BufferError:
-            pass  # a view is still held elsewhere: the mapping goes with the last of them
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        self._memory = bytearray()
-
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def stage(

@@ -57,9 +57,7 @@ import binascii
 import contextlib
 import errno
 import hashlib
-import mmap
 import os
-import queue
 import re
 import shutil
 import stat
@@ -69,12 +67,13 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._io import read_exactly
+from ._spool import Buffer, Spool, unnamed_file
 from .config import Config
 from .errors import ConfigError
 
@@ -92,10 +91,6 @@ __all__ = [
     "unnamed_file",
 ]
 
-#: A reference's bytes as the cache and the engine hold them: ``bytes``, or a read-only
-#: ``memoryview`` of a mapped file with no name (unmapped when the last view goes).
-Buffer: TypeAlias = bytes | memoryview
-
 #: References up to this size are held as ``bytes``; larger ones in a mapped unnamed file.
 IN_MEMORY_MAX: Final = 4 << 20
 #: Plaintext bytes per encrypted segment of a filesystem cache entry.
@@ -110,118 +105,6 @@ _TAG: Final = 16
 _SEGMENT_MAX: Final = 64 << 20
 _MAX_SEGMENTS: Final = 1 << 32
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-#: Chunks a large spool lets wait for its hashing thread.
-_HASH_AHEAD: Final = 8
-
-
-class Spool:
-    """Plaintext of a known ``size`` gathered chunk by chunk and hashed as it goes: in memory up
-    to ``in_memory_max`` bytes, else in an :func:`unnamed_file` in ``directory`` that
-    :meth:`finish` maps read-only. Writing more than ``size`` is a ValueError; :meth:`close`
-    (or leaving the ``with``) abandons what was not finished."""
-
-    def __init__(
-        self, size: int, directory: Path | None = None, in_memory_max: int = IN_MEMORY_MAX
-    ) -> None:
-        self.size = size
-        self.written = 0
-        self._hash = hashlib.sha256()
-        self._memory: bytearray | None = bytearray() if size <= in_memory_max else None
-        self._fd = -1 if self._memory is not None else unnamed_file(directory)
-        # A large spool hashes on a thread of its own (hashlib releases the GIL), so that
-        # hashing, the slowest step, runs beside decrypting or receiving and writing; a few
-        # chunks wait for it at most.
-        self._pending: queue.Queue[Any] | None = None
-        self._hasher: threading.Thread | None = None
-        if self._memory is None:
-            self._pending = queue.Queue(maxsize=_HASH_AHEAD)
-            self._hasher = threading.Thread(
-                target=self._hash_pending, name="deltaglider-spool-hash", daemon=True
-            )
-            self._hasher.start()
-
-    def _hash_pending(self) -> None:
-        assert self._pending is not None
-        while (chunk := self._pending.get()) is not None:
-            self._hash.update(chunk)
-
-    def _stop_hashing(self) -> None:
-        if self._hasher is not None and self._pending is not None:
-            self._pending.put(None)
-            self._hasher.join()
-            self._hasher = None
-
-    def write(self, chunk: Any) -> None:
-        with memoryview(chunk) as view:
-            if self.written + view.nbytes > self.size:
-                raise ValueError(f"more than the {self.size} bytes expected")
-            if self._memory is not None:
-                self._hash.update(view)
-                self._memory += view
-            else:
-                assert self._pending is not None
-                # The hasher needs the bytes after this call: an immutable chunk as it is.
-                self._pending.put(chunk if isinstance(chunk, bytes) else bytes(view))
-                done = 0
-                while done < view.nbytes:
-                    done += os.write(self._fd, view[done:])
-            self.written += view.nbytes
-
-    def finish(self) -> tuple[Buffer, str]:
-        """The bytes (``bytes``, or a read-only view of the mapped file) and their sha256;
-        ValueError if fewer than ``size`` were written."""
-        if self.written != self.size:
-            raise ValueError(f"{self.written} bytes of the {self.size} expected")
-        self._stop_hashing()
-        digest = self._hash.hexdigest()
-        if self._memory is not None:
-            data, self._memory = bytes(self._memory), None
-            return data, digest
-        try:
-            mapping = mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)  # holds a dup
-        finally:
-            self.close()
-        return memoryview(mapping), digest
-
-    def close(self) -> None:
-        self._stop_hashing()
-        self._memory = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def unnamed_file(directory: Path | None = None) -> int:
-    """A new empty file open for reading and writing, mode 0600, that has no name: in
-    ``directory`` (else, or if it refuses, the system's temporary folder) with ``O_TMPFILE``, or
-    where that is refused, ``mkstemp`` unlinked at once. It disappears when its last descriptor
-    closes, whatever ends the process."""
-    places = [str(directory)] if directory is not None else []
-    places.append(tempfile.gettempdir())
-    flag = getattr(os, "O_TMPFILE", 0)
-    for n, place in enumerate(places):
-        try:
-            if flag:
-                try:
-                    return os.open(place, flag | os.O_RDWR | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                except OSError as exc:
-                    if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                        raise
-            fd, name = tempfile.mkstemp(dir=place, prefix=".plain-")
-            os.unlink(name)
-            return fd
-        except OSError:
-            if n == len(places) - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 class ReferenceCache(abc.ABC):
@@ -252,7 +135,7 @@ class ReferenceCache(abc.ABC):
 
     def spool(self, size: int) -> Spool:
         """A :class:`Spool` for a reference of ``size`` bytes, where this cache spools them."""
-        return Spool(size, self.scratch, self.in_memory_max)
+        return Spool(size, directory=self.scratch, in_memory_max=self.in_memory_max, digest=True)
 
 
 class MemoryCache(ReferenceCache):

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "deltaglider._version",
             "deltaglider.errors",
             "deltaglider._io",
+            "deltaglider._spool",
             "deltaglider._executor",
             "deltaglider.progress",
             "deltaglider.config",

@@ -21,8 +21,6 @@ from deltaglider.cache import (
     SEGMENT_SIZE,
     FilesystemCache,
     MemoryCache,
-    Spool,
-    unnamed_file,
 )
 
 SEG = 16
@@ -218,49 +216,6 @@ def test_a_reference_is_mapped_from_a_file_with_no_name(tmp_path: Path) -> None:
     assert set(open_fds()) <= set(before)
     with open("/proc/self/maps") as fh:
         assert not [line for line in fh if str(cache.directory) in line]
-
-
-def test_unnamed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for where in (tmp_path, None):
-        fd = unnamed_file(where)
-        try:
-            st = os.fstat(fd)
-            assert st.st_nlink == 0 and stat.S_IMODE(st.st_mode) == 0o600
-            os.write(fd, b"x")
-            assert os.pread(fd, 1, 0) == b"x"
-        finally:
-            os.close(fd)
-    assert list(tmp_path.iterdir()) == []
-    # Where O_TMPFILE is unknown, a mkstemp file unlinked at once.
-    monkeypatch.delattr(os, "O_TMPFILE", raising=False)
-    fd = unnamed_file(tmp_path)
-    try:
-        st = os.fstat(fd)
-        assert st.st_nlink == 0 and stat.S_IMODE(st.st_mode) == 0o600
-    finally:
-        os.close(fd)
-    assert list(tmp_path.iterdir()) == []
-    # A folder that refuses (gone): the system's temporary folder.
-    fd = unnamed_file(tmp_path / "gone")
-    os.close(fd)
-
-
-def test_spool_counts_its_bytes(tmp_path: Path) -> None:
-    for in_memory_max in (0, 100):
-        with Spool(10, tmp_path, in_memory_max) as spool:
-            spool.write(b"12345")
-            with pytest.raises(ValueError):
-                spool.write(b"123456")  # more than announced
-            with pytest.raises(ValueError):
-                spool.finish()  # fewer than announced
-            spool.write(b"67890")
-            data, digest = spool.finish()
-        assert bytes(data) == b"1234567890" and digest == sha(b"1234567890")
-    fds = set(open_fds())
-    for _ in range(20):
-        with Spool(10, tmp_path, 0) as spool:
-            spool.write(b"abc")  # abandoned: its file goes
-    assert set(open_fds()) <= fds
 
 
 def test_put_streams_a_mapped_buffer(tmp_path: Path) -> None:

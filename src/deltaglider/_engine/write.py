@@ -9,7 +9,7 @@ have removed it, or, on a store without create-only writes, another writer repla
 file is then encoded again against what is there now).
 
 Memory: the file is mapped (:mod:`.sources`), and its delta is written by the encoder window by
-window into a :class:`~deltaglider._io.Spool` (memory for a small delta, a private temporary
+window into a :class:`~deltaglider._spool.Spool` (memory for a small delta, a private temporary
 file for a big one), because its size goes into the metadata that precedes the body; the store
 sends it in parts. Neither the file nor its delta is held whole in the heap.
 
@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 
 from .. import format as fmt
 from .._executor import Pool
-from .._io import Spool, ViewReader
+from .._io import ViewReader
+from .._spool import Spool
 from ..config import Config
 from ..errors import DeltaTooLargeError, IntegrityError, ObjectNotFound, StorageError
 from ..progress import Tracker
@@ -185,7 +186,7 @@ class Writer:
                     # Even its own zero-diff delta was over the limit (a tiny max ratio): a
                     # reference made for it serves nothing.
                     return Written(self._direct(job, "ratio"), prefix if created_any else None)
-                delta_size = spool.size
+                delta_size = spool.written
                 stored = self._store_delta(job, ref_key, ref.sha256, spool.view())
             if self._refs.is_current(bucket, prefix, ref):
                 return Written(
