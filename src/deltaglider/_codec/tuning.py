@@ -18,6 +18,7 @@ __all__ = [
     "BLOCK_WINDOWS",
     "COPY_WINDOW",
     "DECODE_BUDGET",
+    "DECODE_KEEP",
     "DEFAULT_LEVEL",
     "DEFAULT_SECONDARY",
     "DEFAULT_WINDOW_SIZE",
@@ -108,6 +109,9 @@ ANCHOR_BUDGET: Final = 4 << 20
 ENCODER_BUDGET: Final = 48 << 20
 #: Streaming decode: bytes of batches (delta in, output out) in flight at once.
 DECODE_BUDGET: Final = 24 << 20
+#: Streaming decode keeps free output buffers up to this many bytes for reuse: four COPY
+#: windows of large references and their neighbours (see COPY_WINDOW).
+DECODE_KEEP: Final = 68 << 20
 
 # Large references (``_codec/plan.py``): above LOCAL_MIN bytes, no index of the whole reference
 # is built. Its anchors (at least every 2**LOCAL_ANCHOR_BITS bytes on average, the table within
