@@ -51,9 +51,10 @@ __all__ = [
 
 #: Defaults chosen by measurement (README, "Choosing the defaults"): xdelta3's level 3 matcher
 #: with DJW on the instruction and address sections keeps delta sizes within about 2% of
-#: ``xdelta3 -e -9`` (LZMA) at several times its speed.
+#: ``xdelta3 -e -9`` (LZMA) at several times its speed; against references of LOCAL_MIN bytes
+#: and more, ``auto`` takes LZMA, recompressed in order after parallel matching.
 DEFAULT_LEVEL: Final = 3
-DEFAULT_SECONDARY: Final = "djw"
+DEFAULT_SECONDARY: Final = "auto"
 #: Target bytes per VCDIFF window: the unit of parallel work.
 DEFAULT_WINDOW_SIZE: Final = 1 << 19
 
