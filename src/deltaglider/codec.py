@@ -70,10 +70,10 @@ class Encoder:
 
     :param source: the reference, any contiguous buffer; used in place.
     :param level: 1 (fastest) to 9 (smallest deltas), xdelta3's levels; default 3.
-    :param secondary: secondary compression of the delta's sections: ``"djw"`` (default, static
+    :param secondary: secondary compression of the delta's sections: ``"djw"`` (static
         Huffman; fast to decode), ``"lzma"`` (what the ``xdelta3`` tool writes; a little
         smaller, much slower, and its windows must be encoded one after another), ``"none"``,
-        or ``"auto"``: DJW for references under 64 MiB, LZMA for larger ones. Against a large
+        or ``"auto"`` (default): DJW for references under 64 MiB, LZMA for larger ones. Against a large
         reference LZMA costs little: windows are matched in parallel without it and only
         their sections are recompressed in order, new data is left to LZMA's matcher (a far
         better one than a window's), and bytes that look random are not compressed at all.

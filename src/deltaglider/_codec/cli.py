@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="refuse deltas that rebuild more than this (default 1 TiB)",
     )
-    enc.add_argument("--secondary", choices=sorted(SECONDARY_IDS), default=DEFAULT_SECONDARY)
+    enc.add_argument(
+        "--secondary", choices=[*sorted(SECONDARY_IDS), "auto"], default=DEFAULT_SECONDARY
+    )
     demo.add_argument("--package", default="botocore")
     demo.add_argument("--versions", nargs=2, default=["1.35.5", "1.35.6"], metavar="V")
     return parser

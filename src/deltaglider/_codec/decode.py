@@ -27,7 +27,7 @@ from .. import _xdelta3
 from .._executor import CODEC
 from .._io import Readable, Writable, write_all
 from ..errors import DecodeError
-from .tuning import BLOCK_WINDOWS, DECODE_BUDGET, DEFAULT_WINDOW_SIZE
+from .tuning import BLOCK_WINDOWS, DECODE_BUDGET, DECODE_KEEP, DEFAULT_WINDOW_SIZE
 
 __all__ = ["copy_stream", "decode_buffer", "decoded"]
 
@@ -365,36 +365,47 @@ class _InOrder:
 
 
 class _Buffers:
-    """Output buffers of streaming decode, kept for reuse by every decoder of the process:
-    anonymous memory maps (outside glibc's heaps), whose pages are faulted in once rather
-    than for every batch. At most ``keep`` buffers of at most ``largest`` bytes are kept."""
+    """Buffers of streaming decode, kept for reuse by every decoder of the process: anonymous
+    memory maps (outside glibc's heaps), whose pages are faulted in once rather than for every
+    batch. A request takes the smallest free buffer that is large enough (else a new one of at
+    least ``smallest`` bytes); free buffers are kept while they total at most ``keep_bytes``
+    (large references' COPY windows are up to 16 MiB: faulting in a fresh 16 MiB for each would
+    cost more than decoding it)."""
 
-    def __init__(self, keep: int, largest: int) -> None:
+    def __init__(self, keep_bytes: int, smallest: int) -> None:
         self._free: list[mmap.mmap] = []
-        self._keep = keep
-        self._largest = largest
+        self._keep_bytes = keep_bytes
+        self._smallest = smallest
+        self._lock = threading.Lock()
 
     def get(self, size: int) -> mmap.mmap:
-        with contextlib.suppress(IndexError):
-            buf = self._free.pop()
-            if len(buf) >= size:
+        with self._lock:
+            fits = [b for b in self._free if len(b) >= size]
+            if fits:
+                buf = min(fits, key=len)
+                self._free.remove(buf)
                 return buf
-        return mmap.mmap(-1, max(size, self._largest))
+        return mmap.mmap(-1, max(size, self._smallest))
 
     def put(self, buf: mmap.mmap) -> None:
-        if len(self._free) < self._keep and len(buf) <= self._largest:
-            self._free.append(buf)
+        with self._lock:
+            if sum(len(b) for b in self._free) + len(buf) <= self._keep_bytes:
+                self._free.append(buf)
+                return
+            # Full: keep the larger of the buffer and the smallest kept one.
+            smallest = min(self._free, key=len, default=None)
+            if smallest is not None and len(smallest) < len(buf):
+                self._free.remove(smallest)
+                if sum(len(b) for b in self._free) + len(buf) <= self._keep_bytes:
+                    self._free.append(buf)
 
 
-#: Shared by all decoders, output and delta input: as many as one streaming decode has in
+#: Shared by all decoders, output and delta input: about what one streaming decode has in
 #: flight. Batches end on window boundaries, a little past their target: room for a window
 #: more.
-_BUFFERS: Final = _Buffers(
-    DECODE_BUDGET // (2 * BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE),
-    BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
-)
+_BUFFERS: Final = _Buffers(DECODE_KEEP, BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE)
 _INPUTS: Final = _Buffers(
-    DECODE_BUDGET // (2 * BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE) + 1,
+    DECODE_BUDGET // 2 + BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
     BLOCK_WINDOWS * DEFAULT_WINDOW_SIZE + DEFAULT_WINDOW_SIZE,
 )
 

@@ -18,6 +18,7 @@ __all__ = [
     "BLOCK_WINDOWS",
     "COPY_WINDOW",
     "DECODE_BUDGET",
+    "DECODE_KEEP",
     "DEFAULT_LEVEL",
     "DEFAULT_SECONDARY",
     "DEFAULT_WINDOW_SIZE",
@@ -50,9 +51,10 @@ __all__ = [
 
 #: Defaults chosen by measurement (README, "Choosing the defaults"): xdelta3's level 3 matcher
 #: with DJW on the instruction and address sections keeps delta sizes within about 2% of
-#: ``xdelta3 -e -9`` (LZMA) at several times its speed.
+#: ``xdelta3 -e -9`` (LZMA) at several times its speed; against references of LOCAL_MIN bytes
+#: and more, ``auto`` takes LZMA, recompressed in order after parallel matching.
 DEFAULT_LEVEL: Final = 3
-DEFAULT_SECONDARY: Final = "djw"
+DEFAULT_SECONDARY: Final = "auto"
 #: Target bytes per VCDIFF window: the unit of parallel work.
 DEFAULT_WINDOW_SIZE: Final = 1 << 19
 
@@ -108,6 +110,9 @@ ANCHOR_BUDGET: Final = 4 << 20
 ENCODER_BUDGET: Final = 48 << 20
 #: Streaming decode: bytes of batches (delta in, output out) in flight at once.
 DECODE_BUDGET: Final = 24 << 20
+#: Streaming decode keeps free output buffers up to this many bytes for reuse: four COPY
+#: windows of large references and their neighbours (see COPY_WINDOW).
+DECODE_KEEP: Final = 68 << 20
 
 # Large references (``_codec/plan.py``): above LOCAL_MIN bytes, no index of the whole reference
 # is built. Its anchors (at least every 2**LOCAL_ANCHOR_BITS bytes on average, the table within
