@@ -46,8 +46,9 @@ class Config:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     #: Size cap of the memory cache in MiB (DG_CACHE_MEMORY_SIZE_MB).
     cache_memory_size_mb: int = 100
-    #: Size cap of the filesystem cache in MiB, least recently used evicted (DG_CACHE_MAX_SIZE_MB).
-    cache_max_size_mb: int = 2048
+    #: Size cap of the filesystem cache in MiB, least recently used evicted (DG_CACHE_MAX_SIZE_MB):
+    #: room for a 10 GB reference and then some (a reference over the cap is fetched each time).
+    cache_max_size_mb: int = 16384
     #: Cache encryption key, 32 bytes base64 (DG_CACHE_ENCRYPTION_KEY); None: the user's key
     #: file in ``cache_dir`` (created once, 0600; see ``deltaglider.cache``).
     cache_encryption_key: bytes | None = field(default=None, repr=False)
