@@ -82,6 +82,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "tests" / "reliability"))
 from faultproxy import FaultProxy  # noqa: E402
+from memory import tree_anon  # noqa: E402
 from servers import SeaweedFS, Server  # noqa: E402
 
 os.environ["DG_DISABLE_EC2_DETECTION"] = "1"
@@ -461,31 +462,6 @@ class Run:
     returncode: int
 
 
-def _rss_anon(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children", "rb") as fh:
-                    todo.extend(int(c) for c in fh.read().split())
-        except (OSError, ValueError):
-            pass
-    return out
-
-
 def measure(argv: list[str], env: dict[str, str] | None = None, tmp: Path | None = None) -> Run:
     """Runs ``argv``, sampling the RssAnon of its process tree every 10 ms."""
     tmp = tmp or Path("/tmp")
@@ -499,7 +475,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None, tmp: Path | None
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, sum(_rss_anon(p) for p in _tree(proc.pid)))
+                peak = max(peak, tree_anon(proc.pid))
                 done.wait(0.01)
 
         sampler = threading.Thread(target=sample, daemon=True)

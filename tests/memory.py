@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["Measured", "big_file", "edited", "measure", "measure_python", "rss_anon"]
+__all__ = ["Measured", "big_file", "edited", "measure", "measure_python", "rss_anon", "tree_anon"]
 
 MiB = 1 << 20
 
@@ -66,6 +66,11 @@ def _tree(pid: int) -> list[int]:
         tree.append(p)
         todo.extend(_children(p))
     return tree
+
+
+def tree_anon(pid: int) -> int:
+    """The RssAnon of a process and its descendants, in bytes."""
+    return sum(rss_anon(p) for p in _tree(pid))
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def measure(
     def sample() -> None:
         nonlocal peak, samples
         while not done.is_set():
-            total = sum(rss_anon(p) for p in _tree(proc.pid))
+            total = tree_anon(proc.pid)
             peak = max(peak, total)
             samples += 1
             done.wait(interval)

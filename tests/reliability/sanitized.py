@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +197,43 @@ def fuzz(
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
     assert runs and int(runs.group(1)) > min_runs, f"the fuzzer barely ran:\n{log[-3000:]}"
     return log
+
+
+def finding(data: bytes, exc: BaseException) -> str:
+    """An input that failed, as a test reports it (base64, to become a regression input)."""
+    return (
+        f"{type(exc).__name__}: {exc}\n"
+        f"input ({len(data)} bytes, base64): {base64.b64encode(data).decode()}"
+    )
+
+
+def rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def fixed_seed_loop(
+    check: Callable[[bytes], object], make: Callable[[], bytes], count: int, what: str
+) -> None:
+    """``count`` inputs from ``make`` through ``check``: each within 5 s, only accepted outcomes,
+    and memory flat across them (measured after a warm-up fifth: pools, caches and arenas)."""
+    rss_start = None
+    slowest = 0.0
+    for i in range(count):
+        if i == count // 5:
+            rss_start = rss_bytes()
+        data = make()
+        t = time.perf_counter()
+        try:
+            check(data)
+        except Exception as exc:
+            pytest.fail(f"{what} {i}: {finding(data, exc)}")
+        slowest = max(slowest, time.perf_counter() - t)
+    assert slowest < 5, f"an input took {slowest:.1f} s"
+    rss_end = rss_bytes()
+    if rss_start is not None and rss_end is not None:
+        growth = rss_end - rss_start
+        assert growth < 32 << 20, f"RSS grew {growth >> 20} MiB over {count} inputs"

@@ -12,11 +12,9 @@ with the input (base64) so that it can become a regression input.
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import os
 import random
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -53,21 +51,6 @@ def _corpus() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(CORPUS.iterdir()) if p.is_file()}
 
 
-def _finding(data: bytes, exc: BaseException) -> str:
-    return (
-        f"{type(exc).__name__}: {exc}\n"
-        f"input ({len(data)} bytes, base64): {base64.b64encode(data).decode()}"
-    )
-
-
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return None
-
-
 def test_corpus_is_kept_in_the_repo() -> None:
     corpus = _corpus()
     seeds = {n: d for n, d in corpus.items() if n.startswith("seed-")}
@@ -96,7 +79,7 @@ def test_corpus_replays_cleanly() -> None:
         try:
             target.check(data, every_secondary=True)
         except Exception as exc:
-            failures.append(f"{name}: {_finding(data, exc)}")
+            failures.append(f"{name}: {sanitized.finding(data, exc)}")
     assert not failures, "\n".join(failures)
 
 
@@ -173,23 +156,9 @@ def test_fixed_seed_inputs() -> None:
     """Reproducible random and mutated inputs (about 1 ms each), memory checked to stay flat."""
     corpus = list(_corpus().values())
     rng = random.Random(0xE2C0DE)
-    rss_start = None
-    slowest = 0.0
-    for i in range(INPUTS):
-        if i == INPUTS // 5:
-            rss_start = _rss_bytes()
-        data = _mutate(rng, rng.choice(corpus), corpus)
-        t = time.perf_counter()
-        try:
-            target.check(data)
-        except Exception as exc:
-            pytest.fail(f"input {i}: {_finding(data, exc)}")
-        slowest = max(slowest, time.perf_counter() - t)
-    assert slowest < 5, f"an input took {slowest:.1f} s"
-    rss_end = _rss_bytes()
-    if rss_start is not None and rss_end is not None:
-        growth = rss_end - rss_start
-        assert growth < 32 << 20, f"RSS grew {growth >> 20} MiB over {INPUTS} inputs"
+    sanitized.fixed_seed_loop(
+        target.check, lambda: _mutate(rng, rng.choice(corpus), corpus), INPUTS, "input"
+    )
 
 
 @pytest.mark.slow

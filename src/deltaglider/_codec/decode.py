@@ -172,37 +172,23 @@ def decoded(
                 length, target, need, compressed = _xdelta3.scan_window_header(
                     view[:fill], pos, secondary != 0
                 )
-            if (
-                length
-                and not independent
-                and pos > batch_start
-                and (bool(compressed) != batch_stateful)
-            ):
-                # Batches are of one kind: the window starts the next batch.
-                batch = _Batch(
-                    view[batch_start:pos], inbuf, decode, produced - batch_len, batch_len,
-                    ticket(),
-                )  # fmt: skip
-                rest = view[pos:fill]
-                inbuf = _INPUTS.get(len(rest))
-                view = memoryview(inbuf)
-                view[: len(rest)] = rest
-                fill = len(rest)
-                pos = batch_start = batch_len = 0
-                yield make(batch)
-                continue
             if length:
-                if max_output_size is not None and produced + target > max_output_size:
-                    raise DecodeError(
-                        f"delta reconstructs more than max_output_size={max_output_size} bytes"
-                    )
-                if pos == batch_start:
-                    batch_stateful = bool(compressed)
-                produced += target
-                batch_len += target
-                pos += length
-                windows += 1
-                if batch_len >= batch_target:
+                # Batches are of one kind (windows that need the stateful session, or none
+                # that do): a window of the other kind starts the next batch.
+                cut = not independent and pos > batch_start and bool(compressed) != batch_stateful
+                if not cut:
+                    if max_output_size is not None and produced + target > max_output_size:
+                        raise DecodeError(
+                            f"delta reconstructs more than max_output_size={max_output_size} bytes"
+                        )
+                    if pos == batch_start:
+                        batch_stateful = bool(compressed)
+                    produced += target
+                    batch_len += target
+                    pos += length
+                    windows += 1
+                    cut = batch_len >= batch_target
+                if cut:
                     batch = _Batch(
                         view[batch_start:pos], inbuf, decode, produced - batch_len, batch_len,
                         ticket(),
