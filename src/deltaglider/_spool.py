@@ -14,10 +14,11 @@ import os
 import queue
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-__all__ = ["DELTA_SPOOL_THRESHOLD", "Buffer", "Spool", "unnamed_file"]
+__all__ = ["DELTA_SPOOL_THRESHOLD", "BackgroundHash", "Buffer", "Spool", "unnamed_file"]
 
 #: A delta being encoded stays in memory up to this many bytes, beyond in an unnamed file:
 #: small deltas cost no file, big ones no memory.
@@ -54,6 +55,47 @@ def unnamed_file(directory: Path | None = None) -> int:
     raise AssertionError("unreachable")
 
 
+def _hash_from(pending: queue.Queue[bytes | None], digest: Any) -> None:
+    while (chunk := pending.get()) is not None:
+        digest.update(chunk)
+
+
+class BackgroundHash:
+    """A sha256 computed on a thread of its own (hashlib releases the GIL), fed in order, so
+    that hashing, often the slowest step, runs beside what produces and writes the bytes; at
+    most ``ahead`` chunks wait for it. The thread ends at :meth:`hexdigest`, :meth:`close`, or
+    when the object is collected."""
+
+    def __init__(self, start: Any = None, ahead: int = _HASH_AHEAD) -> None:
+        #: The sha256 object fed (``start``: one that has taken bytes already).
+        self._hash = start if start is not None else hashlib.sha256()
+        self._pending: queue.Queue[bytes | None] = queue.Queue(maxsize=ahead)
+        # The thread holds the queue and the hash, not this object, so that collecting it
+        # (the finalizer below) can end the thread.
+        self._thread: threading.Thread | None = threading.Thread(
+            target=_hash_from,
+            args=(self._pending, self._hash),
+            name="deltaglider-hash",
+            daemon=True,
+        )
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, self._pending.put, None)
+
+    def update(self, chunk: Any) -> None:
+        """Hashes ``chunk`` after those before it; a mutable buffer is copied first."""
+        self._pending.put(chunk if isinstance(chunk, bytes) else bytes(chunk))
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._finalizer()
+            self._thread.join()
+            self._thread = None
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
+
+
 class Spool:
     """Bytes gathered chunk by chunk: in memory up to ``in_memory_max`` bytes, beyond (or from
     the start, when ``size`` says so) in an :func:`unnamed_file` in ``directory``.
@@ -85,8 +127,7 @@ class Spool:
         self._fd = -1
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
-        self._pending: queue.Queue[Any] | None = None
-        self._hasher: threading.Thread | None = None
+        self._hasher: BackgroundHash | None = None
         if size is not None and size > in_memory_max:
             self._to_file()
 
@@ -94,31 +135,20 @@ class Spool:
         self._fd = unnamed_file(self._directory)
         held, self._memory = self._memory, None
         if self._digest:
-            self._pending = queue.Queue(maxsize=_HASH_AHEAD)
-            self._hasher = threading.Thread(
-                target=self._hash_pending, name="deltaglider-spool-hash", daemon=True
-            )
-            self._hasher.start()
+            self._hasher = BackgroundHash(self._hash)  # goes on from what memory held
         done = 0  # already hashed, if hashing: only written
         with memoryview(held or b"") as view:
             while done < view.nbytes:
                 done += os.write(self._fd, view[done:])
 
-    def _hash_pending(self) -> None:
-        assert self._pending is not None
-        while (chunk := self._pending.get()) is not None:
-            self._hash.update(chunk)
-
     def _stop_hashing(self) -> None:
-        if self._hasher is not None and self._pending is not None:
-            self._pending.put(None)
-            self._hasher.join()
+        if self._hasher is not None:
+            self._hasher.close()
             self._hasher = None
 
     def _write_file(self, view: memoryview, chunk: Any) -> None:
-        if self._pending is not None:
-            # The hasher needs the bytes after this call: an immutable chunk as it is.
-            self._pending.put(chunk if isinstance(chunk, bytes) else bytes(view))
+        if self._hasher is not None:
+            self._hasher.update(chunk if isinstance(chunk, bytes) else view)
         done = 0
         while done < view.nbytes:
             done += os.write(self._fd, view[done:])

@@ -73,10 +73,11 @@ class Encoder:
     :param secondary: secondary compression of the delta's sections: ``"djw"`` (static
         Huffman; fast to decode), ``"lzma"`` (what the ``xdelta3`` tool writes; a little
         smaller, much slower, and its windows must be encoded one after another), ``"none"``,
-        or ``"auto"`` (default): DJW for references under 64 MiB, LZMA for larger ones. Against a large
-        reference LZMA costs little: windows are matched in parallel without it and only
-        their sections are recompressed in order, new data is left to LZMA's matcher (a far
-        better one than a window's), and bytes that look random are not compressed at all.
+        or ``"auto"`` (default): DJW for references under 64 MiB, LZMA for larger ones.
+        Against a large reference LZMA costs little: windows are matched in parallel without
+        it and only their sections are recompressed in order, new data is left to LZMA's
+        matcher (a far better one than a window's), and bytes that look random are not
+        compressed at all.
     :param secondary_data: also secondary-compress the data section (the bytes added
         verbatim). Off by default for DJW: for archives those bytes are compressed already and
         it costs more than it saves. On by default for LZMA, as the ``xdelta3`` tool does.

@@ -107,3 +107,38 @@ def test_empty() -> None:
             assert bytes(spool.view()) == b""
         with Spool(size, in_memory_max=0, digest=True) as spool:
             assert spool.finish() == (b"", sha(b""))
+
+
+def test_background_hash() -> None:
+    import threading
+
+    from deltaglider._engine.verify import BACKGROUND_HASH, Verifier
+    from deltaglider._spool import BackgroundHash
+
+    chunks = [os.urandom(n) for n in (0, 1, 1000, 1 << 20)]
+    bg = BackgroundHash()
+    for chunk in chunks:
+        bg.update(memoryview(bytearray(chunk)))  # mutable buffers are copied before queuing
+    assert bg.hexdigest() == sha(b"".join(chunks))
+    # Abandoned without a digest: its thread ends when it is collected.
+    before = threading.active_count()
+    for _ in range(5):
+        BackgroundHash().update(b"x")
+    gc.collect()
+    for _ in range(100):
+        if threading.active_count() <= before:
+            break
+        threading.Event().wait(0.01)
+    assert threading.active_count() <= before
+    # A large object's verifier hashes on that thread, and still catches a wrong byte.
+    data = b"v" * 1000
+    good = Verifier("k", sha(data), BACKGROUND_HASH)
+    assert isinstance(good._hash, BackgroundHash)
+    good.update(data)
+    good.expected_size = len(data)
+    assert good.check() == sha(data)
+    bad = Verifier("k", sha(data), BACKGROUND_HASH)
+    bad.expected_size = len(data)
+    bad.update(b"w" + data[1:])
+    with pytest.raises(Exception, match="sha256 mismatch"):
+        bad.check()

@@ -21,12 +21,16 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from .._io import CHUNK
+from .._spool import BackgroundHash
 from ..codec import StreamReader
 from ..errors import DecodeError, IntegrityError
 
 __all__ = ["RangeWriter", "VerifiedReader", "Verifier", "write_atomically"]
 
 T = TypeVar("T")
+
+#: Objects at least this large are hashed on a thread of their own while they are read.
+BACKGROUND_HASH = 64 << 20
 
 
 class Verifier:
@@ -36,8 +40,11 @@ class Verifier:
         self.key = key
         self.expected_sha = sha256
         self.expected_size = size
-        self._hash = hashlib.sha256()
         self.count = 0
+        # A large object is hashed on a thread of its own, beside decoding and writing it.
+        self._hash: BackgroundHash | hashlib._Hash = (
+            BackgroundHash() if size is not None and size >= BACKGROUND_HASH else hashlib.sha256()
+        )
 
     def update(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
