@@ -23,8 +23,9 @@ __all__ = ["DELTA_SPOOL_THRESHOLD", "BackgroundHash", "Buffer", "Spool", "unname
 #: A delta being encoded stays in memory up to this many bytes, beyond in an unnamed file:
 #: small deltas cost no file, big ones no memory.
 DELTA_SPOOL_THRESHOLD: Final = 16 << 20
-#: Chunks a hashing spool lets wait for its hashing thread.
+#: Pieces (of at most _HASH_PIECE bytes) that may wait for a hashing thread: 32 MiB at most.
 _HASH_AHEAD: Final = 8
+_HASH_PIECE: Final = 4 << 20
 
 #: What a finished spool gives: ``bytes``, or a read-only view of a mapped unnamed file.
 Buffer: TypeAlias = bytes | memoryview
@@ -82,8 +83,15 @@ class BackgroundHash:
         self._finalizer = weakref.finalize(self, self._pending.put, None)
 
     def update(self, chunk: Any) -> None:
-        """Hashes ``chunk`` after those before it; a mutable buffer is copied first."""
-        self._pending.put(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        """Hashes ``chunk`` after those before it; a mutable buffer is copied first, in pieces
+        of at most _HASH_PIECE bytes, so that what waits stays within ``ahead`` pieces."""
+        if isinstance(chunk, bytes) and len(chunk) <= _HASH_PIECE:
+            self._pending.put(chunk)
+            return
+        with memoryview(chunk) as view:
+            flat = view.cast("B")
+            for start in range(0, flat.nbytes, _HASH_PIECE):
+                self._pending.put(bytes(flat[start : start + _HASH_PIECE]))
 
     def close(self) -> None:
         if self._thread is not None:

@@ -229,11 +229,12 @@ def worker(
             "held": len(mine),
             "leftover_files": sorted(
                 [str(p.relative_to(root)) for d in (tmp, downloads) for p in d.rglob("*")]
-                # the cache keeps entries (*.ref) in folders; a temporary write left is a leak
+                # the cache keeps entries (*.ref) in folders and the user's key (cache/key); a
+                # temporary write left is a leak
                 + [
                     str(p.relative_to(root))
                     for p in (root / "cache").rglob("*")
-                    if p.is_file() and not p.name.endswith(".ref")
+                    if p.is_file() and not p.name.endswith(".ref") and p != root / "cache" / "key"
                 ]
             ),
         }
