@@ -11,12 +11,8 @@ run.sh`` does it all).
 
 from __future__ import annotations
 
-import gc
 import sys
-import types
 from pathlib import Path
-
-import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -24,26 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # comes from building it with clang's -fsanitize=fuzzer-no-link (run.sh). Functions are
 # instrumented after import, as in fuzz_decoder.py (an editable install hides modules from
 # atheris.instrument_imports()).
+import _atheris
 import encoder_target
 
 
-def _instrument(prefixes: tuple[str, ...]) -> int:
-    count = 0
-    for obj in gc.get_objects():
-        if isinstance(obj, types.FunctionType) and (obj.__module__ or "").startswith(prefixes):
-            atheris.instrument_func(obj)
-            count += 1
-    return count
-
-
 def main() -> None:
-    import deltaglider._xdelta3 as native
-
-    # Which build is being fuzzed (the test checks it is the sanitized one it built).
-    print(f"deltaglider._xdelta3 from {native.__file__}", file=sys.stderr, flush=True)
-    _instrument(("deltaglider", "encoder_target", "codec_modes"))
-    atheris.Setup(sys.argv, encoder_target.check)
-    atheris.Fuzz()
+    _atheris.fuzz(encoder_target.check, ("deltaglider", "encoder_target", "codec_modes"))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -237,3 +238,17 @@ def fixed_seed_loop(
     if rss_start is not None and rss_end is not None:
         growth = rss_end - rss_start
         assert growth < 32 << 20, f"RSS grew {growth >> 20} MiB over {count} inputs"
+
+
+def load_target(filename: str) -> ModuleType:
+    """A target module of ``fuzz/`` (what one input goes through), loaded by its path."""
+    spec = importlib.util.spec_from_file_location(f"dg_fuzz_{Path(filename).stem}", FUZZ / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def corpus(folder: Path) -> dict[str, bytes]:
+    """A corpus kept in the repo, by file name."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}

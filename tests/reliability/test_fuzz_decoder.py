@@ -11,11 +11,9 @@ max_output_size. Anything else, a crash, a hang or memory growth fails the test 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import sanitized
@@ -32,19 +30,11 @@ FUZZ_SECONDS = 45
 MUTATIONS = 20_000
 
 
-def _load_target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dg_fuzz_target", FUZZ / "decoder_target.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-target = _load_target()
+target = sanitized.load_target("decoder_target.py")
 
 
 def _corpus() -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(CORPUS.iterdir()) if p.is_file()}
+    return sanitized.corpus(CORPUS)
 
 
 def test_corpus_is_kept_in_the_repo() -> None:
