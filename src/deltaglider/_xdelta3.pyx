@@ -985,10 +985,7 @@ def compose_window(target, list copies):
             q = put_varint(q + 1, data_len)
             q = put_varint(q, inst_len)
             q = put_varint(q, addr_len)
-            q[0] = <uint8_t>(a32 >> 24)
-            q[1] = <uint8_t>(a32 >> 16)
-            q[2] = <uint8_t>(a32 >> 8)
-            q[3] = <uint8_t>a32
+            put_be32(q, a32)
             qd = q + 4
             qi = qd + data_len
             qa = qi + inst_len
@@ -1045,10 +1042,7 @@ def copy_window(target, unsigned long long source_offset):
             q[1] = 0                             # data section length
             q = put_varint(q + 2, inst_len)      # instruction section length
             q[0] = 1                             # address section length
-            q[1] = <uint8_t>(a32 >> 24)
-            q[2] = <uint8_t>(a32 >> 16)
-            q[3] = <uint8_t>(a32 >> 8)
-            q[4] = <uint8_t>a32
+            put_be32(q + 1, a32)
             q[5] = 19
             q = put_varint(q + 6, n)
             q[0] = 0                             # the address
@@ -1401,6 +1395,14 @@ cdef inline size_t varint_size(uint64_t v) noexcept nogil:
     return n
 
 
+cdef inline void put_be32(uint8_t *p, uint32_t v) noexcept nogil:
+    """A window's Adler-32, as VCDIFF writes it (big-endian)."""
+    p[0] = <uint8_t>(v >> 24)
+    p[1] = <uint8_t>(v >> 16)
+    p[2] = <uint8_t>(v >> 8)
+    p[3] = <uint8_t>v
+
+
 cdef inline uint8_t *put_varint(uint8_t *p, uint64_t v) noexcept nogil:
     cdef size_t n = varint_size(v)
     cdef size_t i
@@ -1441,10 +1443,7 @@ def literal_window(target):
             q = put_varint(q + 1, n)       # data section length
             q = put_varint(q, inst_len)    # instruction section length
             q = put_varint(q, 0)           # address section length
-            q[0] = <uint8_t>(a32 >> 24)
-            q[1] = <uint8_t>(a32 >> 16)
-            q[2] = <uint8_t>(a32 >> 8)
-            q[3] = <uint8_t>a32
+            put_be32(q, a32)
             if n:
                 memcpy(q + 4, view.buf, n)
                 q += 4 + n
